@@ -1,0 +1,53 @@
+# The two quick-start commands (`make demo`, `make test`) live here. Each
+# one first installs any missing Debian package, then configures and builds
+# with CMake. Nothing here needs network access beyond Debian's archive.
+
+BUILD     ?= build
+CMAKE_ARGS ?=
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Debian packages the build, the tests and the tools need.
+DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
+               libmsgpack-dev libcriterion-dev libjansson-dev
+
+.PHONY: all deps build demo test test-asan test-tsan format clean
+
+all: build
+
+# Installs only what is missing, and says nothing when everything is there.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	./$(BUILD)/consumers/snapbridge demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The same suite under ASan+UBSan, and the concurrency tests under TSan.
+test-asan:
+	$(MAKE) test BUILD=build-asan CMAKE_ARGS="-DSNAPBRIDGE_SANITIZE=address $(CMAKE_ARGS)"
+
+test-tsan:
+	$(MAKE) build BUILD=build-tsan CMAKE_ARGS="-DSNAPBRIDGE_SANITIZE=thread $(CMAKE_ARGS)"
+	cd build-tsan && ctest --output-on-failure -L concurrency
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,430 @@
+/*
+ * consumers/consumer.c - the read-only side: attach to a region, drain the
+ * record log from a private cursor with exact accounting, drain events.
+ *
+ * Nothing here stores to the region. Every value loaded from it is
+ * checked before use (ring/log.c bounds each record; ring/record.c each
+ * field inside a record copy).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <snapbridge/consumer.h>
+
+#include "../ring/atomics.h"
+#include "../ring/codec.h"
+#include "../ring/error.h"
+#include "../ring/events.h"
+#include "../ring/index.h"
+#include "../ring/layout.h"
+#include "../ring/log.h"
+#include "../ring/record.h"
+#include "../shm/shm.h"
+
+struct sb_consumer {
+	const uint8_t *base;
+	size_t size;
+	bool mapped; /* munmap base on close; else free it (an image) */
+	const struct sb_header *hdr;
+	const struct sb_hot *hot;
+	const struct sb_slot *slots;
+	uint32_t max_snapshots;
+	struct sb_log log; /* read-only use: the pointers are never stored through */
+	struct sb_evring events;
+
+	uint32_t flags;
+	bool writer_gone;
+	bool resync;         /* take the next record's seq as the cursor (start at end) */
+	bool gap_ok;         /* stores may be missing before the next record: we were lapped */
+	uint64_t cursor;     /* store_seq of the last store accounted for */
+	uint64_t pos;        /* log position of the next record to read */
+	uint64_t ev_cursor;  /* last event sequence taken */
+	struct sb_drain_counts totals;
+	struct sb_buf buf;
+	char text[SB_REASON_MAX + 1];
+};
+
+static int attach(struct sb_consumer *c, uint32_t flags)
+{
+	const struct sb_header *h = (const struct sb_header *)c->base;
+	int err = sb__header_validate(h, c->size);
+
+	if (err)
+		return err;
+	c->hdr = h;
+	c->hot = (const struct sb_hot *)(c->base + h->sections[SB_SEC_HOT].offset);
+	c->slots = (const struct sb_slot *)(c->base + h->sections[SB_SEC_INDEX].offset);
+	c->max_snapshots = h->max_snapshots;
+	c->log = (struct sb_log){(uint8_t *)(c->base + h->sections[SB_SEC_LOG].offset),
+				 h->log_bytes, (uint64_t *)&c->hot->log_head,
+				 (uint64_t *)&c->hot->log_tail};
+	c->events = (struct sb_evring){
+		(struct sb_event_slot *)(c->base + h->sections[SB_SEC_EVENTS].offset),
+		h->max_events, (uint64_t *)&c->hot->event_seq};
+	c->flags = flags;
+	if (flags & SB_CONSUMER_START_AT_END) {
+		c->pos = sb_load_acquire(&c->hot->log_head); /* pairs with W3 */
+		c->resync = true;
+		c->ev_cursor = sb__event_head(&c->events);
+	} else {
+		/* Stores older than the tail were reclaimed before we came: lapped. */
+		c->pos = sb_load_acquire(&c->hot->log_tail);
+		c->gap_ok = true;
+	}
+	return 0;
+}
+
+int sb_consumer_open_fd(int fd, uint32_t flags, struct sb_consumer **out)
+{
+	uint64_t size;
+	const void *map;
+	int err;
+
+	if (!out)
+		return sb__fail(-EINVAL, "sb_consumer_open_fd: out is NULL");
+	*out = NULL;
+	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END))
+		return sb__fail(-EINVAL, "unknown consumer flags 0x%x", flags);
+	err = sb__shm_check_fd(fd, &size);
+	if (err)
+		return err;
+	if (size < sizeof(struct sb_header))
+		return sb__fail(-EBADMSG, "region is %llu bytes, smaller than its header",
+				(unsigned long long)size);
+	err = sb__shm_map_ro(fd, size, &map);
+	if (err)
+		return err;
+	struct sb_consumer *c = calloc(1, sizeof(*c));
+	if (!c) {
+		munmap((void *)map, size);
+		return sb__fail(-ENOMEM, "out of memory for a consumer");
+	}
+	c->base = map;
+	c->size = size;
+	c->mapped = true;
+	err = attach(c, flags);
+	if (err) {
+		sb_consumer_close(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer **out)
+{
+	struct stat st;
+	int err;
+
+	if (!out || !path)
+		return sb__fail(-EINVAL, "sb_consumer_open_image: NULL argument");
+	*out = NULL;
+	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END))
+		return sb__fail(-EINVAL, "unknown consumer flags 0x%x", flags);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return sb__fail(-errno, "cannot open image %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return sb__fail(-EBADF, "%s is not a regular file", path);
+	}
+	if ((uint64_t)st.st_size < sizeof(struct sb_header) ||
+	    (uint64_t)st.st_size > SB_REGION_MAX) {
+		close(fd);
+		return sb__fail(-EBADMSG, "%s is %lld bytes: not a snapbridge image", path,
+				(long long)st.st_size);
+	}
+	struct sb_consumer *c = calloc(1, sizeof(*c));
+	uint8_t *data = malloc((size_t)st.st_size);
+	if (!c || !data) {
+		free(c);
+		free(data);
+		close(fd);
+		return sb__fail(-ENOMEM, "out of memory reading %s", path);
+	}
+	/* A private copy: a file changing under us cannot fault or race the reader. */
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	c->base = data;
+	c->size = got;
+	c->mapped = false;
+	c->writer_gone = true;
+	if (got != (size_t)st.st_size) {
+		sb_consumer_close(c);
+		return sb__fail(-EIO, "short read of %s (%zu of %lld bytes)", path, got,
+				(long long)st.st_size);
+	}
+	err = attach(c, flags);
+	if (err) {
+		sb_consumer_close(c);
+		return sb__fail(err, "%s: %s", path, sb_last_error());
+	}
+	*out = c;
+	return 0;
+}
+
+void sb_consumer_close(struct sb_consumer *c)
+{
+	if (!c)
+		return;
+	if (c->mapped)
+		munmap((void *)c->base, c->size);
+	else
+		free((void *)c->base);
+	sb__buf_free(&c->buf);
+	free(c);
+}
+
+int sb_consumer_set_writer_gone(struct sb_consumer *c, bool gone)
+{
+	if (!c)
+		return sb__fail(-EINVAL, "consumer is NULL");
+	c->writer_gone = gone;
+	return 0;
+}
+
+/* Account for the stores between the cursor and seq (exclusive) that we never saw. */
+static int account_gap(struct sb_consumer *c, uint64_t seq, struct sb_drain_counts *d)
+{
+	if (c->resync) {
+		c->cursor = seq - 1;
+		c->resync = false;
+	}
+	if (seq <= c->cursor)
+		return sb__fail(-EPROTO, "log record has store_seq %llu, not after the cursor %llu",
+				(unsigned long long)seq, (unsigned long long)c->cursor);
+	uint64_t gap = seq - c->cursor - 1;
+	if (gap && !c->gap_ok)
+		return sb__fail(-EPROTO,
+				"stores %llu..%llu are missing from the log without a lap",
+				(unsigned long long)c->cursor + 1, (unsigned long long)seq - 1);
+	d->lapped += gap;
+	d->stores += gap;
+	c->gap_ok = false;
+	return 0;
+}
+
+static int classify(const struct sb_consumer *c, uint32_t fate, uint64_t **counter,
+		    struct sb_drain_counts *d)
+{
+	if (c->flags & SB_CONSUMER_ALL_VERSIONS && fate >= SB_FATE_RESIDENT &&
+	    fate <= SB_FATE_DRAINED) {
+		*counter = &d->delivered;
+		return 0;
+	}
+	switch (fate) {
+	case SB_FATE_RESIDENT:
+		*counter = &d->delivered;
+		return 0;
+	case SB_FATE_SUPERSEDED:
+		*counter = &d->superseded;
+		return 0;
+	case SB_FATE_EVICTED_CAP:
+	case SB_FATE_EVICTED_BYTES:
+	case SB_FATE_DRAINED:
+		*counter = &d->evicted;
+		return 0;
+	}
+	return sb__fail(-EBADMSG, "log record has unknown fate %u", fate);
+}
+
+static void add_counts(struct sb_drain_counts *to, const struct sb_drain_counts *d)
+{
+	to->stores += d->stores;
+	to->delivered += d->delivered;
+	to->superseded += d->superseded;
+	to->evicted += d->evicted;
+	to->lapped += d->lapped;
+	to->torn += d->torn;
+}
+
+int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
+		      struct sb_drain_counts *counts)
+{
+	struct sb_drain_counts d = {0};
+	int ret = 0;
+
+	if (!c)
+		return sb__fail(-EINVAL, "consumer is NULL");
+	uint64_t head = sb_load_acquire(&c->hot->log_head); /* R1: pairs with W3 */
+
+	while (c->pos != head && ret == 0) {
+		uint32_t fate = 0;
+		int r = sb__log_copy(&c->log, c->pos, head, &c->buf, &fate);
+
+		if (r < 0) {
+			ret = r;
+			break;
+		}
+		if (r == SB_READ_LAPPED) {
+			/* The writer reused bytes we had not read: resume at its tail. */
+			c->pos = sb_load_acquire(&c->hot->log_tail);
+			c->gap_ok = true;
+			if ((int64_t)(head - c->pos) < 0)
+				head = sb_load_acquire(&c->hot->log_head);
+			continue;
+		}
+		const struct sb_rec *rec = (const struct sb_rec *)c->buf.p;
+		if (rec->kind == SB_REC_PAD) {
+			c->pos += rec->len;
+			continue;
+		}
+		if (rec->kind != SB_REC_SNAPSHOT) {
+			ret = sb__fail(-EBADMSG, "log record at %llu has kind %u",
+				       (unsigned long long)c->pos, rec->kind);
+			break;
+		}
+		if (r == SB_READ_BUSY && !c->writer_gone)
+			break; /* being written; the next drain resumes here */
+		ret = account_gap(c, rec->seq, &d);
+		if (ret)
+			break;
+		if (r == SB_READ_BUSY) {
+			d.torn++; /* the writer died inside this store */
+		} else {
+			uint64_t *counter;
+			struct sb_entry view;
+
+			ret = classify(c, fate, &counter, &d);
+			if (ret)
+				break;
+			if (counter == &d.delivered) {
+				ret = sb__rec_parse(rec, &view, c->text);
+				if (ret == 0)
+					ret = sb__msgpack_check(view.report, view.report_len);
+				if (ret == 0 && view.stats.kind == SB_STATS_OK)
+					ret = sb__msgpack_check(view.stats.msgpack,
+								view.stats.msgpack_len);
+				if (ret)
+					break;
+			}
+			(*counter)++;
+			if (counter == &d.delivered && fn)
+				ret = fn(user, &view);
+		}
+		d.stores++;
+		c->cursor = rec->seq;
+		c->pos += rec->len;
+	}
+	add_counts(&c->totals, &d);
+	if (counts)
+		*counts = d;
+	return ret;
+}
+
+int sb_consumer_totals(const struct sb_consumer *c, struct sb_drain_counts *out)
+{
+	if (!c || !out)
+		return sb__fail(-EINVAL, "sb_consumer_totals: NULL argument");
+	*out = c->totals;
+	return 0;
+}
+
+int sb_consumer_cursor(const struct sb_consumer *c, uint64_t *out)
+{
+	if (!c || !out)
+		return sb__fail(-EINVAL, "sb_consumer_cursor: NULL argument");
+	*out = c->cursor;
+	return 0;
+}
+
+int sb_consumer_store_count(const struct sb_consumer *c, uint64_t *out)
+{
+	if (!c || !out)
+		return sb__fail(-EINVAL, "sb_consumer_store_count: NULL argument");
+	*out = sb_load_acquire(&c->hot->store_seq);
+	return 0;
+}
+
+int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
+{
+	if (!c || !out)
+		return sb__fail(-EINVAL, "sb_consumer_drain_events: NULL argument");
+	out->count = 0;
+	out->items = NULL;
+	uint64_t head = sb__event_head(&c->events); /* V0: pairs with E3 */
+	uint64_t n_ring = c->events.n;
+	uint64_t first = c->ev_cursor + 1;
+
+	if ((int64_t)(head - c->ev_cursor) < 0)
+		return sb__fail(-EPROTO, "event sequence went backwards (%llu < %llu)",
+				(unsigned long long)head, (unsigned long long)c->ev_cursor);
+	if (head - c->ev_cursor > n_ring)
+		first = head - n_ring + 1;
+	uint64_t lost = first - (c->ev_cursor + 1);
+	size_t cap = (size_t)(head + 1 - first) + 1;
+	struct sb_event *items = calloc(cap, sizeof(*items));
+	if (!items)
+		return sb__fail(-ENOMEM, "out of memory for %zu events", cap);
+	size_t k = 0;
+	for (uint64_t e = first; e <= head; e++) {
+		int r = sb__event_read(&c->events, e, &items[k]);
+		if (r < 0) {
+			free(items);
+			return r;
+		}
+		if (r == 1)
+			lost++; /* overwritten while we read */
+		else
+			k++;
+	}
+	if (lost) {
+		items[k].kind = SB_EVENT_LOG_TRUNCATED;
+		items[k].count = lost;
+		k++;
+	}
+	c->ev_cursor = head;
+	out->items = items;
+	out->count = k;
+	return 0;
+}
+
+int sb_consumer_len(struct sb_consumer *c, size_t *out)
+{
+	struct sb_slot s;
+	size_t n = 0;
+
+	if (!c || !out)
+		return sb__fail(-EINVAL, "sb_consumer_len: NULL argument");
+	for (uint32_t i = 0; i < c->max_snapshots; i++) {
+		int err = sb__slot_read(&c->slots[i], &s);
+		if (err)
+			return err;
+		n += (s.flags & SB_F_RESIDENT) != 0;
+	}
+	*out = n;
+	return 0;
+}
+
+int sb_consumer_has(struct sb_consumer *c, const char *tag, bool *out)
+{
+	struct sb_slot s;
+
+	if (!c || !out || !tag)
+		return sb__fail(-EINVAL, "sb_consumer_has: NULL argument");
+	size_t len = strnlen(tag, SB_TAG_MAX + 1);
+	*out = false;
+	for (uint32_t i = 0; i < c->max_snapshots; i++) {
+		int err = sb__slot_read(&c->slots[i], &s);
+		if (err)
+			return err;
+		if ((s.flags & SB_F_RESIDENT) && s.tag_len == len && len <= SB_TAG_MAX &&
+		    memcmp(s.tag, tag, len) == 0) {
+			*out = true;
+			break;
+		}
+	}
+	return 0;
+}

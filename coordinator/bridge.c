@@ -1,0 +1,804 @@
+/*
+ * coordinator/bridge.c - the writer side: SnapshotBridge semantics over
+ * the shared region.
+ *
+ * The resident set (tag -> newest report, FIFO by last store) is not kept
+ * in a separate list: every store appends a record to the log, and log
+ * order is store order, so the FIFO is "the RESIDENT records of the log,
+ * oldest first". Each record carries a fate word the writer updates when
+ * the record stops being resident (superseded, evicted, drained); that is
+ * what lets a consumer classify every store exactly.
+ *
+ * Locking: b->lock covers reservation, the index, the fate words, events
+ * and the private state below it. Payload copies run outside the lock;
+ * the record stays BUSY until its copy is committed. has() takes no lock.
+ */
+#define _GNU_SOURCE
+#include "bridge_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../ring/atomics.h"
+#include "../ring/codec.h"
+#include "../ring/error.h"
+#include "../ring/index.h"
+#include "../ring/record.h"
+
+void sb_config_default(struct sb_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_snapshots = SB_DEFAULT_MAX_SNAPSHOTS;
+	cfg->max_events = SB_DEFAULT_MAX_EVENTS;
+	cfg->max_watch = SB_DEFAULT_MAX_WATCH;
+	cfg->log_bytes = SB_DEFAULT_LOG_BYTES;
+	cfg->aux_bytes = SB_DEFAULT_AUX_BYTES;
+}
+
+static int check_ring_bytes(const char *name, uint64_t *bytes)
+{
+	if (*bytes < SB_LOG_BYTES_MIN || *bytes > SB_LOG_BYTES_MAX)
+		return sb__fail(-EINVAL, "%s is %llu: it must be between %u and %u bytes", name,
+				(unsigned long long)*bytes, SB_LOG_BYTES_MIN, SB_LOG_BYTES_MAX);
+	*bytes = (*bytes + SB_REC_ALIGN - 1) & ~(uint64_t)(SB_REC_ALIGN - 1);
+	return 0;
+}
+
+static int check_config(struct sb_config *cfg)
+{
+	if (cfg->max_snapshots == 0 || cfg->max_snapshots > SB_MAX_SNAPSHOTS_LIMIT)
+		return sb__fail(-EINVAL, "max_snapshots is %u: it must be 1..%u",
+				cfg->max_snapshots, SB_MAX_SNAPSHOTS_LIMIT);
+	if (cfg->max_events == 0 || cfg->max_events > SB_MAX_EVENTS_LIMIT)
+		return sb__fail(-EINVAL, "max_events is %u: it must be 1..%u", cfg->max_events,
+				SB_MAX_EVENTS_LIMIT);
+	if (cfg->max_watch > SB_MAX_WATCH_LIMIT)
+		return sb__fail(-EINVAL, "max_watch is %u: it must be 0..%u", cfg->max_watch,
+				SB_MAX_WATCH_LIMIT);
+	if (cfg->reserved != 0)
+		return sb__fail(-EINVAL, "config.reserved must be 0");
+	int err = check_ring_bytes("log_bytes", &cfg->log_bytes);
+	return err ? err : check_ring_bytes("aux_bytes", &cfg->aux_bytes);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops *ops,
+		     struct sb_bridge **out)
+{
+	struct sb_config cfg;
+	struct sb_plan plan;
+	struct sb_bridge *b;
+	int err;
+
+	if (!out)
+		return sb__fail(-EINVAL, "sb_bridge_create: out is NULL");
+	*out = NULL;
+	if (cfg_in)
+		cfg = *cfg_in;
+	else
+		sb_config_default(&cfg);
+	err = check_config(&cfg);
+	if (err)
+		return err;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return sb__fail(-ENOMEM, "out of memory for a bridge");
+	b->data.fd = -1;
+	b->cfg = cfg;
+	if (ops)
+		b->ops = *ops;
+	pthread_mutex_init(&b->lock, NULL);
+	b->free_slots = malloc(sizeof(uint32_t) * cfg.max_snapshots);
+	if (!b->free_slots) {
+		err = sb__fail(-ENOMEM, "out of memory for %u slots", cfg.max_snapshots);
+		goto fail;
+	}
+	for (uint32_t i = 0; i < cfg.max_snapshots; i++)
+		b->free_slots[i] = cfg.max_snapshots - 1 - i;
+	b->nfree = cfg.max_snapshots;
+	err = sb__tagindex_init(&b->index, cfg.max_snapshots);
+	if (err)
+		goto fail;
+
+	sb__layout_plan(&cfg, &plan);
+	err = sb__shm_create("snapbridge-data", plan.region_size, &b->data);
+	if (err)
+		goto fail;
+
+	uint8_t *base = b->data.map;
+	b->hdr = (struct sb_header *)base;
+	b->hot = (struct sb_hot *)(base + plan.sections[SB_SEC_HOT].offset);
+	b->slots = (struct sb_slot *)(base + plan.sections[SB_SEC_INDEX].offset);
+	b->log = (struct sb_log){base + plan.sections[SB_SEC_LOG].offset, cfg.log_bytes,
+				 &b->hot->log_head, &b->hot->log_tail};
+	b->aux = (struct sb_log){base + plan.sections[SB_SEC_AUX].offset, cfg.aux_bytes,
+				 &b->hot->aux_head, &b->hot->aux_tail};
+	b->events = (struct sb_evring){
+		(struct sb_event_slot *)(base + plan.sections[SB_SEC_EVENTS].offset),
+		cfg.max_events, &b->hot->event_seq};
+
+	/* The memfd is fresh and zeroed; no descriptor has left this process yet. */
+	sb__header_init(b->hdr, &cfg, &plan);
+	b->hdr->coord_pid = getpid();
+	b->hdr->coord_start_time = sb__proc_start_time(getpid());
+	sb_store_release(&b->hdr->heartbeat_ns, now_ns());
+	*out = b;
+	return 0;
+fail:
+	sb__tagindex_fini(&b->index);
+	free(b->free_slots);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+	return err;
+}
+
+void sb_bridge_destroy(struct sb_bridge *b)
+{
+	if (!b)
+		return;
+	/* Readers that still hold the memfd see a clean shutdown. */
+	sb_store_release(&b->hdr->closed, 1);
+	sb_fetch_add_release(&b->hot->wake_gen, 1);
+	sb__tagindex_fini(&b->index);
+	sb__shm_destroy(&b->data);
+	free(b->free_slots);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+int sb_bridge_config(const struct sb_bridge *b, struct sb_config *out)
+{
+	if (!b || !out)
+		return sb__fail(-EINVAL, "sb_bridge_config: NULL argument");
+	*out = b->cfg;
+	return 0;
+}
+
+int sb_bridge_data_fd(const struct sb_bridge *b, int *fd_out)
+{
+	if (!b || !fd_out)
+		return sb__fail(-EINVAL, "sb_bridge_data_fd: NULL argument");
+	return sb__shm_ro_fd(&b->data, fd_out);
+}
+
+/* ---- events (under the lock) ------------------------------------------ */
+
+static void push_event(struct sb_bridge *b, enum sb_event_kind kind, const char *tag,
+		       const char *detail, uint64_t cap, uint64_t count, enum sb_evict_cause cause)
+{
+	struct sb_event ev = {.kind = kind, .cap = cap, .count = count, .cause = cause};
+
+	if (tag)
+		memcpy(ev.tag, tag, strnlen(tag, SB_TAG_MAX));
+	if (detail)
+		memcpy(ev.detail, detail, strnlen(detail, SB_TAG_MAX));
+	sb__event_push(&b->events, &ev);
+}
+
+static void bump(uint64_t *counter)
+{
+	/* Informational counters: the lock orders writers, readers want no ordering. */
+	sb_store_relaxed(counter, sb_load_relaxed(counter) + 1);
+}
+
+/* ---- the resident set (under the lock) --------------------------------- */
+
+static void slot_name(const struct sb_slot *s, char tag[SB_TAG_MAX + 1])
+{
+	memcpy(tag, s->tag, s->tag_len);
+	tag[s->tag_len] = '\0';
+}
+
+/* Drop the resident report in slot: clear the slot, unindex the tag, free the slot. */
+static void unresident(struct sb_bridge *b, uint32_t slot)
+{
+	struct sb_slot *s = &b->slots[slot];
+
+	sb__tagindex_del(&b->index, s->tag, s->tag_len, sb__tag_hash(s->tag, s->tag_len));
+	sb__slot_write_begin(s);
+	s->flags = 0;
+	sb__slot_write_end(s);
+	b->free_slots[b->nfree++] = slot;
+	b->resident--;
+	sb_store_relaxed(&b->hot->resident, b->resident);
+}
+
+static bool is_resident_record(const struct sb_bridge *b, const struct sb_rec *rec)
+{
+	if (rec->kind != SB_REC_SNAPSHOT || sb_load_relaxed(&rec->fate) != SB_FATE_RESIDENT)
+		return false;
+	const struct sb_slot *s = &b->slots[rec->slot];
+	return (s->flags & SB_F_RESIDENT) && s->store_seq == rec->seq;
+}
+
+static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate,
+		  const char *new_tag)
+{
+	char tag[SB_TAG_MAX + 1];
+	bool by_bytes = fate == SB_FATE_EVICTED_BYTES;
+
+	slot_name(&b->slots[rec->slot], tag);
+	sb_store_relaxed(&rec->fate, (uint32_t)fate);
+	unresident(b, rec->slot);
+	bump(by_bytes ? &b->hot->evicted_bytes : &b->hot->evicted_cap);
+	push_event(b, SB_EVENT_EVICTION, tag, new_tag, b->cfg.max_snapshots, 0,
+		   by_bytes ? SB_EVICT_BYTES : SB_EVICT_CAP);
+}
+
+/* Defensive: the resident count says "full" but the log holds no resident record. */
+static void clear_after_cap_violation(struct sb_bridge *b)
+{
+	uint64_t n = b->resident;
+
+	for (uint32_t i = 0; i < b->cfg.max_snapshots; i++) {
+		struct sb_slot *s = &b->slots[i];
+
+		if (!(s->flags & SB_F_RESIDENT))
+			continue;
+		struct sb_rec *rec = sb__log_rec(&b->log, s->record_pos);
+		if (rec->kind == SB_REC_SNAPSHOT && rec->seq == s->store_seq)
+			sb_store_relaxed(&rec->fate, (uint32_t)SB_FATE_EVICTED_CAP);
+		unresident(b, i);
+	}
+	push_event(b, SB_EVENT_CAP_INVARIANT_VIOLATION, NULL, NULL, b->cfg.max_snapshots, n,
+		   SB_EVICT_CAP);
+}
+
+/* Evict the oldest resident report to make room for new_tag. */
+static void evict_oldest(struct sb_bridge *b, const char *new_tag)
+{
+	uint64_t head = sb_load_relaxed(&b->hot->log_head);
+	uint64_t tail = sb_load_relaxed(&b->hot->log_tail);
+	uint64_t pos = (int64_t)(b->resident_cursor - tail) < 0 ? tail : b->resident_cursor;
+
+	/* Each record is passed over at most once: the cursor only moves forward. */
+	while (pos != head) {
+		struct sb_rec *rec = sb__log_rec(&b->log, pos);
+
+		if (is_resident_record(b, rec)) {
+			evict(b, rec, SB_FATE_EVICTED_CAP, new_tag);
+			b->resident_cursor = pos + rec->len;
+			return;
+		}
+		pos += rec->len;
+	}
+	b->resident_cursor = head;
+	clear_after_cap_violation(b);
+}
+
+struct reclaim_ctx {
+	struct sb_bridge *b;
+	const char *new_tag;
+};
+
+static void reclaim_record(void *arg, struct sb_rec *rec, uint64_t pos)
+{
+	struct reclaim_ctx *ctx = arg;
+
+	(void)pos;
+	if (is_resident_record(ctx->b, rec))
+		evict(ctx->b, rec, SB_FATE_EVICTED_BYTES, ctx->new_tag);
+}
+
+/* ---- store -------------------------------------------------------------- */
+
+struct store_args {
+	const char *tag;
+	size_t tag_len;
+	const struct sb_report *report;
+	size_t schema_len;
+	const void *stats;
+	size_t stats_len;
+	uint16_t flags;
+	uint64_t elapsed_ms;
+	uint64_t boundary_offset_ms;
+	uint16_t step_index;
+};
+
+int sb__check_tag(const char *tag, size_t *len)
+{
+	if (!tag || !tag[0])
+		return sb__fail(-EINVAL, "tag is %s: a tag needs 1..%d bytes", tag ? "empty" : "NULL",
+				SB_TAG_MAX);
+	*len = strnlen(tag, SB_TAG_MAX + 1);
+	if (*len > SB_TAG_MAX)
+		return sb__fail(-ENAMETOOLONG, "tag \"%.20s...\" is longer than %d bytes", tag,
+				SB_TAG_MAX);
+	return 0;
+}
+
+static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report *report,
+		   const struct sb_stats *stats, struct store_args *a, uint8_t *missing_buf)
+{
+	int err;
+
+	if (!b)
+		return sb__fail(-EINVAL, "bridge is NULL");
+	err = sb__check_tag(tag, &a->tag_len);
+	if (err)
+		return err;
+	a->tag = tag;
+	if (!report)
+		return sb__fail(-EINVAL, "report for %s is NULL", tag);
+	a->report = report;
+	a->schema_len = report->schema ? strnlen(report->schema, SB_SCHEMA_MAX + 1) : 0;
+	if (a->schema_len > SB_SCHEMA_MAX)
+		return sb__fail(-ENAMETOOLONG, "schema of %s is longer than %d bytes", tag,
+				SB_SCHEMA_MAX);
+	if (!report->msgpack && report->msgpack_len)
+		return sb__fail(-EINVAL, "report for %s has %zu bytes at NULL", tag,
+				report->msgpack_len);
+	err = sb__msgpack_check(report->msgpack, report->msgpack_len);
+	if (err)
+		return sb__fail(err, "report for %s is not one msgpack object: %s", tag,
+				sb_last_error());
+	a->flags = report->placeholder ? SB_F_PLACEHOLDER : 0;
+	a->stats = NULL;
+	a->stats_len = 0;
+	if (stats && stats->kind == SB_STATS_OK) {
+		if (!stats->msgpack && stats->msgpack_len)
+			return sb__fail(-EINVAL, "stats for %s have %zu bytes at NULL", tag,
+					stats->msgpack_len);
+		err = sb__msgpack_check(stats->msgpack, stats->msgpack_len);
+		if (err)
+			return sb__fail(err, "stats for %s are not one msgpack object: %s", tag,
+					sb_last_error());
+		a->stats = stats->msgpack;
+		a->stats_len = stats->msgpack_len;
+		a->flags |= SB_F_HAS_STATS | SB_F_STATS_OK;
+	} else if (stats && stats->kind == SB_STATS_MISSING) {
+		err = sb__missing_encode(&stats->missing, missing_buf, SB_MISSING_ENC_MAX,
+					 &a->stats_len);
+		if (err)
+			return err;
+		a->stats = missing_buf;
+		a->flags |= SB_F_HAS_STATS;
+	} else if (stats && stats->kind != SB_STATS_ABSENT) {
+		return sb__fail(-EINVAL, "stats kind %d for %s is unknown", (int)stats->kind, tag);
+	}
+	return 0;
+}
+
+static int store_prepared(struct sb_bridge *b, const struct store_args *a)
+{
+	size_t payload = a->tag_len + a->schema_len + a->report->msgpack_len + a->stats_len;
+	uint64_t hash = sb__tag_hash(a->tag, a->tag_len);
+
+	/* A record may take at most half the ring, so it can always be placed after a pad. */
+	if (payload > b->log.size / 2 - sizeof(struct sb_rec))
+		return sb__fail(-E2BIG,
+				"%s: a %zu-byte record can never fit a %llu-byte log (limit: half "
+				"the log); raise log_bytes",
+				a->tag, payload, (unsigned long long)b->log.size);
+	uint32_t len = sb__rec_len(payload);
+	/* Allocated up front so that nothing can fail once the lock is held. */
+	struct sb_tagnode *node = sb__tagnode_new();
+
+	if (!node)
+		return sb__fail(-ENOMEM, "out of memory indexing tag %s", a->tag);
+	pthread_mutex_lock(&b->lock);
+	int64_t found = sb__tagindex_find(&b->index, a->tag, a->tag_len, hash);
+	uint64_t seq = sb_load_relaxed(&b->hot->store_seq) + 1;
+	uint32_t slot;
+
+	if (found >= 0) {
+		struct sb_slot *s = &b->slots[found];
+		char prior_schema[SB_SCHEMA_MAX + 1];
+
+		memcpy(prior_schema, s->schema, s->schema_len);
+		prior_schema[s->schema_len] = '\0';
+		slot = (uint32_t)found;
+		sb_store_relaxed(&sb__log_rec(&b->log, s->record_pos)->fate,
+				 (uint32_t)SB_FATE_SUPERSEDED);
+		bump(&b->hot->overwrites);
+		push_event(b, SB_EVENT_OVERWRITE, a->tag, prior_schema, 0, 0, SB_EVICT_CAP);
+	} else {
+		if (b->resident >= b->cfg.max_snapshots)
+			evict_oldest(b, a->tag);
+		slot = b->free_slots[--b->nfree];
+	}
+
+	struct reclaim_ctx ctx = {b, a->tag};
+	uint64_t pos = sb__log_reserve(&b->log, len, reclaim_record, &ctx);
+	struct sb_rec *rec = sb__log_rec(&b->log, pos);
+
+	sb_store_relaxed(&rec->fate, (uint32_t)SB_FATE_RESIDENT);
+	rec->kind = SB_REC_SNAPSHOT;
+	rec->flags = a->flags;
+	rec->seq = seq;
+	rec->slot = slot;
+	rec->tag_len = (uint16_t)a->tag_len;
+	rec->schema_len = (uint16_t)a->schema_len;
+	rec->report_len = (uint32_t)a->report->msgpack_len;
+	rec->stats_len = (uint32_t)a->stats_len;
+	rec->elapsed_ms = a->elapsed_ms;
+	rec->boundary_offset_ms = a->boundary_offset_ms;
+	rec->step_index = a->step_index;
+	sb__log_publish(&b->log, pos + len);
+	/* Pairs with consumers' acquire of store_seq: the header is published. */
+	sb_store_release(&b->hot->store_seq, seq);
+
+	struct sb_slot *s = &b->slots[slot];
+	sb__slot_write_begin(s);
+	s->flags = SB_F_RESIDENT | a->flags;
+	s->store_seq = seq;
+	s->record_pos = pos;
+	s->elapsed_ms = a->elapsed_ms;
+	s->boundary_offset_ms = a->boundary_offset_ms;
+	s->step_index = a->step_index;
+	s->report_len = rec->report_len;
+	s->stats_len = rec->stats_len;
+	if (found < 0) {
+		memset(s->tag, 0, sizeof(s->tag));
+		memcpy(s->tag, a->tag, a->tag_len);
+		s->tag_len = (uint16_t)a->tag_len;
+	}
+	memset(s->schema, 0, sizeof(s->schema));
+	if (a->schema_len)
+		memcpy(s->schema, a->report->schema, a->schema_len);
+	s->schema_len = (uint16_t)a->schema_len;
+	sb__slot_write_end(s);
+
+	if (found < 0) {
+		sb__tagindex_add(&b->index, node, a->tag, a->tag_len, hash, slot);
+		node = NULL;
+		b->resident++;
+		sb_store_relaxed(&b->hot->resident, b->resident);
+	}
+	pthread_mutex_unlock(&b->lock);
+	sb__tagnode_free(node);
+
+	/* The copy runs unlocked: other stores proceed while this one fills its record. */
+	uint8_t *body = (uint8_t *)(rec + 1);
+	memcpy(body, a->tag, a->tag_len);
+	body += a->tag_len;
+	if (a->schema_len)
+		memcpy(body, a->report->schema, a->schema_len);
+	body += a->schema_len;
+	if (a->report->msgpack_len)
+		memcpy(body, a->report->msgpack, a->report->msgpack_len);
+	body += a->report->msgpack_len;
+	if (a->stats_len)
+		memcpy(body, a->stats, a->stats_len);
+	sb__rec_commit(rec);
+	sb_fetch_add_release(&b->hot->wake_gen, 1);
+	return 0;
+}
+
+static int store_full(struct sb_bridge *b, const char *tag, const struct sb_report *report,
+		      const struct sb_stats *stats, const uint64_t *elapsed_ms,
+		      const uint64_t *boundary_offset_ms, const uint16_t *step_index)
+{
+	struct store_args a = {0};
+	uint8_t missing_buf[SB_MISSING_ENC_MAX];
+	int err = prepare(b, tag, report, stats, &a, missing_buf);
+
+	if (err)
+		return err;
+	if (elapsed_ms) {
+		a.flags |= SB_F_HAS_ELAPSED;
+		a.elapsed_ms = *elapsed_ms;
+	}
+	if (boundary_offset_ms) {
+		a.flags |= SB_F_HAS_BOUNDARY;
+		a.boundary_offset_ms = *boundary_offset_ms;
+	}
+	if (step_index) {
+		a.flags |= SB_F_HAS_STEP;
+		a.step_index = *step_index;
+	}
+	return store_prepared(b, &a);
+}
+
+int sb_bridge_store(struct sb_bridge *b, const char *tag, const struct sb_report *report)
+{
+	return store_full(b, tag, report, NULL, NULL, NULL, NULL);
+}
+
+int sb_bridge_store_with_stats(struct sb_bridge *b, const char *tag,
+			       const struct sb_report *report, const struct sb_stats *stats,
+			       const uint64_t *elapsed_ms)
+{
+	return store_full(b, tag, report, stats, elapsed_ms, NULL, NULL);
+}
+
+int sb_bridge_store_with_stats_and_step(struct sb_bridge *b, const char *tag,
+					const struct sb_report *report,
+					const struct sb_stats *stats, const uint64_t *elapsed_ms,
+					const uint64_t *boundary_offset_ms, uint16_t step_index)
+{
+	return store_full(b, tag, report, stats, elapsed_ms, boundary_offset_ms, &step_index);
+}
+
+static int capture(struct sb_bridge *b, const char *tag, const uint16_t *step, bool *stored)
+{
+	struct sb_report report = {0};
+	size_t len;
+	int err;
+
+	if (!b || !stored)
+		return sb__fail(-EINVAL, "capture: bridge or stored is NULL");
+	err = sb__check_tag(tag, &len);
+	if (err)
+		return err;
+	*stored = false;
+	if (!b->ops.capture || b->ops.capture(b->ops.user, tag, &report) != 1) {
+		pthread_mutex_lock(&b->lock);
+		bump(&b->hot->capture_unavailable);
+		push_event(b, SB_EVENT_CAPTURE_UNAVAILABLE, tag, NULL, 0, 0, SB_EVICT_CAP);
+		pthread_mutex_unlock(&b->lock);
+		return 0;
+	}
+	err = store_full(b, tag, &report, NULL, NULL, NULL, step);
+	if (b->ops.release)
+		b->ops.release(b->ops.user, &report);
+	*stored = err == 0;
+	return err;
+}
+
+int sb_bridge_capture(struct sb_bridge *b, const char *tag, bool *stored)
+{
+	return capture(b, tag, NULL, stored);
+}
+
+int sb_bridge_capture_with_step(struct sb_bridge *b, const char *tag, uint16_t step_index,
+				bool *stored)
+{
+	return capture(b, tag, &step_index, stored);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+int sb_bridge_len(struct sb_bridge *b, size_t *out)
+{
+	if (!b || !out)
+		return sb__fail(-EINVAL, "sb_bridge_len: NULL argument");
+	*out = sb_load_relaxed(&b->hot->resident);
+	return 0;
+}
+
+int sb_bridge_is_empty(struct sb_bridge *b, bool *out)
+{
+	if (!b || !out)
+		return sb__fail(-EINVAL, "sb_bridge_is_empty: NULL argument");
+	*out = sb_load_relaxed(&b->hot->resident) == 0;
+	return 0;
+}
+
+int sb_bridge_has(struct sb_bridge *b, const char *tag, bool *out)
+{
+	size_t len;
+	int err;
+
+	if (!b || !out)
+		return sb__fail(-EINVAL, "sb_bridge_has: NULL argument");
+	err = sb__check_tag(tag, &len);
+	if (err)
+		return err;
+	*out = sb__tagindex_find(&b->index, tag, len, sb__tag_hash(tag, len)) >= 0;
+	return 0;
+}
+
+int sb_bridge_periodic_real_count(struct sb_bridge *b, uint32_t *out)
+{
+	char tag[SB_TAG_MAX + 1];
+	uint32_t n = 0;
+
+	if (!b || !out)
+		return sb__fail(-EINVAL, "sb_bridge_periodic_real_count: NULL argument");
+	pthread_mutex_lock(&b->lock);
+	for (uint32_t i = 0; i < b->cfg.max_snapshots; i++) {
+		const struct sb_slot *s = &b->slots[i];
+
+		if (!(s->flags & SB_F_RESIDENT) || (s->flags & SB_F_PLACEHOLDER))
+			continue;
+		slot_name(s, tag);
+		n += sb_tag_is_periodic(tag);
+	}
+	pthread_mutex_unlock(&b->lock);
+	*out = n;
+	return 0;
+}
+
+/* ---- drains ------------------------------------------------------------- */
+
+enum drain_variant {
+	DRAIN_PLAIN,
+	DRAIN_ORDERED,
+	DRAIN_ORDERED_WITH_STATS,
+};
+
+/* Copy one resident record out as an owned entry shaped for the variant. */
+static int copy_record(struct sb_rec *rec, enum drain_variant v, struct sb_entry *out)
+{
+	char text[SB_REASON_MAX + 1];
+	struct sb_entry view;
+	int err;
+
+	sb__rec_wait_committed(rec); /* a store may still be copying it */
+	err = sb__rec_parse(rec, &view, text);
+	if (err)
+		return err;
+	if (v != DRAIN_ORDERED_WITH_STATS) {
+		memset(&view.stats, 0, sizeof(view.stats));
+		memset(&view.meta, 0, sizeof(view.meta));
+	} else if (view.stats.kind == SB_STATS_ABSENT) {
+		view.stats.kind = SB_STATS_MISSING;
+		view.stats.missing.kind = SB_MISSING_NO_SCHEDULER_BINARY;
+	}
+	return sb__entry_dup(&view, out);
+}
+
+/*
+ * Find the resident records in FIFO order (log order), then any resident
+ * slot the walk did not reach (an invariant violation, surfaced last).
+ * Returns how many positions were written to pos; *n_ordered of them came
+ * from the walk.
+ */
+static size_t collect_resident(struct sb_bridge *b, uint64_t *pos_out, size_t *n_ordered,
+			       uint8_t *seen)
+{
+	uint64_t head = sb_load_relaxed(&b->hot->log_head);
+	uint64_t tail = sb_load_relaxed(&b->hot->log_tail);
+	uint64_t pos = (int64_t)(b->resident_cursor - tail) < 0 ? tail : b->resident_cursor;
+	size_t n = 0;
+
+	for (; pos != head; pos += sb__log_rec(&b->log, pos)->len) {
+		struct sb_rec *rec = sb__log_rec(&b->log, pos);
+
+		if (is_resident_record(b, rec)) {
+			seen[rec->slot] = 1;
+			pos_out[n++] = pos;
+		}
+	}
+	*n_ordered = n;
+	for (uint32_t i = 0; i < b->cfg.max_snapshots; i++)
+		if ((b->slots[i].flags & SB_F_RESIDENT) && !seen[i])
+			pos_out[n++] = b->slots[i].record_pos;
+	return n;
+}
+
+static int drain(struct sb_bridge *b, enum drain_variant v, struct sb_entries *out)
+{
+	static const char *const variant_names[] = {
+		[DRAIN_ORDERED] = "drain_ordered",
+		[DRAIN_ORDERED_WITH_STATS] = "drain_ordered_with_stats",
+	};
+	size_t cap, n = 0, n_ordered = 0, copied = 0;
+	int err = 0;
+
+	if (!b || !out)
+		return sb__fail(-EINVAL, "drain: bridge or out is NULL");
+	out->count = 0;
+	out->items = NULL;
+	cap = b->cfg.max_snapshots;
+	struct sb_entry *items = calloc(cap, sizeof(*items));
+	uint64_t *positions = calloc(cap, sizeof(*positions));
+	uint8_t *seen = calloc(cap, 1);
+	if (!items || !positions || !seen) {
+		err = sb__fail(-ENOMEM, "out of memory draining %zu entries", cap);
+		goto out;
+	}
+
+	pthread_mutex_lock(&b->lock);
+	n = collect_resident(b, positions, &n_ordered, seen);
+	for (; copied < n && !err; copied++)
+		err = copy_record(sb__log_rec(&b->log, positions[copied]), v, &items[copied]);
+	if (!err) {
+		/* Everything is copied: only now does the drain remove anything. */
+		for (size_t i = 0; i < n; i++) {
+			sb_store_relaxed(&sb__log_rec(&b->log, positions[i])->fate,
+					 (uint32_t)SB_FATE_DRAINED);
+			bump(&b->hot->drained);
+			if (i >= n_ordered && v != DRAIN_PLAIN)
+				push_event(b, SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION,
+					   items[i].tag, variant_names[v], 0, 0, SB_EVICT_CAP);
+		}
+		for (uint32_t i = 0; i < b->cfg.max_snapshots; i++)
+			if (b->slots[i].flags & SB_F_RESIDENT)
+				unresident(b, i);
+		b->resident_cursor = sb_load_relaxed(&b->hot->log_head);
+	}
+	pthread_mutex_unlock(&b->lock);
+out:
+	free(positions);
+	free(seen);
+	out->items = items;
+	out->count = copied;
+	if (err) {
+		sb_entries_free(out); /* nothing was removed; no partial result */
+		return err;
+	}
+	out->count = n;
+	return 0;
+}
+
+int sb_bridge_drain(struct sb_bridge *b, struct sb_entries *out)
+{
+	return drain(b, DRAIN_PLAIN, out);
+}
+
+int sb_bridge_drain_ordered(struct sb_bridge *b, struct sb_entries *out)
+{
+	return drain(b, DRAIN_ORDERED, out);
+}
+
+int sb_bridge_drain_ordered_with_stats(struct sb_bridge *b, struct sb_entries *out)
+{
+	return drain(b, DRAIN_ORDERED_WITH_STATS, out);
+}
+
+int sb_bridge_drain_events(struct sb_bridge *b, struct sb_events *out)
+{
+	if (!b || !out)
+		return sb__fail(-EINVAL, "sb_bridge_drain_events: NULL argument");
+	out->count = 0;
+	out->items = NULL;
+	pthread_mutex_lock(&b->lock);
+	uint64_t head = sb_load_relaxed(&b->hot->event_seq);
+	uint64_t first = b->events_drained + 1;
+
+	if (head - b->events_drained > b->cfg.max_events)
+		first = head - b->cfg.max_events + 1;
+	uint64_t dropped = first - (b->events_drained + 1);
+	size_t n = (size_t)(head + 1 - first) + (dropped > 0);
+	struct sb_event *items = calloc(n ? n : 1, sizeof(*items));
+	if (!items) {
+		pthread_mutex_unlock(&b->lock);
+		return sb__fail(-ENOMEM, "out of memory for %zu events", n);
+	}
+	size_t k = 0;
+	for (uint64_t e = first; e <= head; e++)
+		if (sb__event_read(&b->events, e, &items[k]) == 0)
+			k++;
+	if (dropped > 0) {
+		items[k].kind = SB_EVENT_LOG_TRUNCATED;
+		items[k].count = dropped;
+		k++;
+	}
+	b->events_drained = head;
+	pthread_mutex_unlock(&b->lock);
+	out->items = items;
+	out->count = k;
+	return 0;
+}
+
+int sb_bridge_event_count(struct sb_bridge *b, size_t *out)
+{
+	if (!b || !out)
+		return sb__fail(-EINVAL, "sb_bridge_event_count: NULL argument");
+	pthread_mutex_lock(&b->lock);
+	uint64_t pending = sb_load_relaxed(&b->hot->event_seq) - b->events_drained;
+	pthread_mutex_unlock(&b->lock);
+	*out = pending > b->cfg.max_events ? b->cfg.max_events : (size_t)pending;
+	return 0;
+}
+
+/* ---- test hooks ----------------------------------------------------------- */
+
+int sb__bridge_debug_desync(struct sb_bridge *b, const char *tag)
+{
+	size_t len;
+	int err = sb__check_tag(tag, &len);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&b->lock);
+	int64_t slot = sb__tagindex_find(&b->index, tag, len, sb__tag_hash(tag, len));
+	if (slot >= 0)
+		sb_store_relaxed(&sb__log_rec(&b->log, b->slots[slot].record_pos)->fate,
+				 (uint32_t)SB_FATE_SUPERSEDED);
+	pthread_mutex_unlock(&b->lock);
+	return slot >= 0 ? 0 : sb__fail(-ENOENT, "tag %s is not resident", tag);
+}

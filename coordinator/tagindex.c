@@ -1,0 +1,137 @@
+#define _LGPL_SOURCE
+#include "tagindex.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <urcu-bp.h>
+#include <urcu/rculfhash.h>
+
+#include "../ring/error.h"
+
+struct sb_tagnode {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	uint32_t slot;
+	uint32_t len;
+	char tag[64];
+};
+
+struct key {
+	const char *tag;
+	size_t len;
+};
+
+static int match(struct cds_lfht_node *node, const void *arg)
+{
+	const struct sb_tagnode *n = caa_container_of(node, struct sb_tagnode, node);
+	const struct key *k = arg;
+
+	return n->len == k->len && memcmp(n->tag, k->tag, k->len) == 0;
+}
+
+uint64_t sb__tag_hash(const char *tag, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (uint8_t)tag[i];
+		h *= 0x100000001b3ull;
+	}
+	return h ^ (h >> 29);
+}
+
+int sb__tagindex_init(struct sb_tagindex *idx, uint32_t capacity)
+{
+	unsigned long buckets = 1;
+
+	/* The resident set is capped, so the table never needs to resize. */
+	while (buckets < 2ul * capacity)
+		buckets <<= 1;
+	idx->ht = cds_lfht_new(buckets, buckets, buckets, 0, NULL);
+	if (!idx->ht)
+		return sb__fail(-ENOMEM, "out of memory for a %lu-bucket tag index", buckets);
+	return 0;
+}
+
+static void free_node(struct rcu_head *head)
+{
+	free(caa_container_of(head, struct sb_tagnode, rcu));
+}
+
+void sb__tagindex_clear(struct sb_tagindex *idx)
+{
+	struct cds_lfht_iter iter;
+	struct sb_tagnode *n;
+
+	rcu_read_lock();
+	cds_lfht_for_each_entry(idx->ht, &iter, n, node)
+	{
+		if (cds_lfht_del(idx->ht, &n->node) == 0)
+			call_rcu(&n->rcu, free_node);
+	}
+	rcu_read_unlock();
+}
+
+void sb__tagindex_fini(struct sb_tagindex *idx)
+{
+	if (!idx->ht)
+		return;
+	sb__tagindex_clear(idx);
+	rcu_barrier(); /* every free_node has run */
+	cds_lfht_destroy(idx->ht, NULL);
+	idx->ht = NULL;
+}
+
+int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash)
+{
+	struct key k = {tag, len};
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *node;
+	int64_t slot = -1;
+
+	rcu_read_lock();
+	cds_lfht_lookup(idx->ht, (unsigned long)hash, match, &k, &iter);
+	node = cds_lfht_iter_get_node(&iter);
+	if (node)
+		slot = caa_container_of(node, struct sb_tagnode, node)->slot;
+	rcu_read_unlock();
+	return slot;
+}
+
+struct sb_tagnode *sb__tagnode_new(void)
+{
+	return malloc(sizeof(struct sb_tagnode));
+}
+
+void sb__tagnode_free(struct sb_tagnode *node)
+{
+	free(node);
+}
+
+void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *n, const char *tag,
+		      size_t len, uint64_t hash, uint32_t slot)
+{
+	cds_lfht_node_init(&n->node);
+	n->slot = slot;
+	n->len = (uint32_t)len;
+	memcpy(n->tag, tag, len);
+	rcu_read_lock();
+	cds_lfht_add(idx->ht, (unsigned long)hash, &n->node);
+	rcu_read_unlock();
+}
+
+void sb__tagindex_del(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash)
+{
+	struct key k = {tag, len};
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *node;
+
+	rcu_read_lock();
+	cds_lfht_lookup(idx->ht, (unsigned long)hash, match, &k, &iter);
+	node = cds_lfht_iter_get_node(&iter);
+	if (node && cds_lfht_del(idx->ht, node) == 0)
+		call_rcu(&caa_container_of(node, struct sb_tagnode, node)->rcu, free_node);
+	rcu_read_unlock();
+}

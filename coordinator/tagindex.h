@@ -1,0 +1,41 @@
+/*
+ * coordinator/tagindex.h - tag -> slot, an RCU hash table (liburcu
+ * cds_lfht, bulletproof flavour so no thread has to register).
+ *
+ * Writers (add, del, clear) run under the bridge lock; lookups from any
+ * thread take only the RCU read lock. Deleted nodes are freed with
+ * call_rcu once no reader can still hold them.
+ */
+#ifndef SB_COORD_TAGINDEX_H
+#define SB_COORD_TAGINDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cds_lfht;
+struct sb_tagnode;
+
+struct sb_tagindex {
+	struct cds_lfht *ht;
+};
+
+int sb__tagindex_init(struct sb_tagindex *idx, uint32_t capacity);
+void sb__tagindex_fini(struct sb_tagindex *idx);
+
+uint64_t sb__tag_hash(const char *tag, size_t len);
+
+/* The slot of tag, or -1. Any thread; takes the RCU read lock itself. */
+int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash);
+
+/* A node for sb__tagindex_add(), allocated before the lock is taken; NULL on ENOMEM. */
+struct sb_tagnode *sb__tagnode_new(void);
+void sb__tagnode_free(struct sb_tagnode *node);
+
+/* Under the bridge lock; the index owns node afterwards. */
+void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *node, const char *tag,
+		      size_t len, uint64_t hash, uint32_t slot);
+void sb__tagindex_del(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash);
+void sb__tagindex_clear(struct sb_tagindex *idx);
+
+#endif

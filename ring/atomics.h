@@ -1,0 +1,33 @@
+/*
+ * ring/atomics.h - the only place snapbridge touches shared words.
+ *
+ * Every load or store of a word that another thread or process may
+ * access at the same time goes through one of these wrappers. Each call
+ * site's comment names the access it pairs with. The data region is
+ * shared with processes built from other compilers, so these are plain
+ * lock-free GCC/Clang __atomic builtins on naturally aligned fixed-width
+ * words, never library types with their own layout.
+ */
+#ifndef SB_RING_ATOMICS_H
+#define SB_RING_ATOMICS_H
+
+#include <stdint.h>
+
+#define sb_load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define sb_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define sb_store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define sb_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define sb_fetch_add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define sb_fetch_add_release(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELEASE)
+
+/*
+ * Seqlock-style fences. A writer that publishes "these bytes are about to
+ * change" (a tail, a stamp) and then rewrites them puts sb_fence_release()
+ * between the two; a reader that copies bytes and then re-checks that word
+ * puts sb_fence_acquire() between the two. On x86 both are compiler
+ * barriers only.
+ */
+#define sb_fence_acquire() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define sb_fence_release() __atomic_thread_fence(__ATOMIC_RELEASE)
+
+#endif

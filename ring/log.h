@@ -1,0 +1,103 @@
+/*
+ * ring/log.h - a byte ring of records with free-running positions, used
+ * for both the record log and the aux log.
+ *
+ * Protocol (positions are u64 byte counts that only grow; pos % size is
+ * the offset in the section):
+ *
+ *   writer (one at a time, under the bridge lock)
+ *     W1  reclaim: advance tail over the oldest records until the new one
+ *         fits, letting the caller evict what it drops; store tail, then
+ *         sb_fence_release()                      -- pairs with R3
+ *     W2  write a PAD record if the new one would cross the ring's end,
+ *         and the new record's header with commit = BUSY
+ *     W3  store_release(head)                     -- pairs with R1
+ *   copier (the storing thread, after the lock is dropped)
+ *     W4  copy the payload, store_release(commit = COMMITTED) -- pairs with R2
+ *
+ *   reader
+ *     R1  load_acquire(head): every header below it is at least BUSY
+ *     R2  load_acquire(commit) at pos: COMMITTED means the bytes are in
+ *     R3  copy the record, sb_fence_acquire(), load tail: if the tail
+ *         passed pos, the copy may hold reused bytes and is discarded
+ *         ("lapped"). The writer never waits for readers.
+ */
+#ifndef SB_RING_LOG_H
+#define SB_RING_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+struct sb_log {
+	uint8_t *base; /* the section; writable only in the coordinator */
+	uint64_t size; /* bytes, a multiple of SB_REC_ALIGN */
+	uint64_t *head;
+	uint64_t *tail;
+};
+
+/* A growable private buffer a reader copies records into. */
+struct sb_buf {
+	uint8_t *p;
+	size_t cap;
+};
+
+void sb__buf_free(struct sb_buf *buf);
+
+static inline struct sb_rec *sb__log_rec(const struct sb_log *log, uint64_t pos)
+{
+	return (struct sb_rec *)(log->base + pos % log->size);
+}
+
+static inline uint32_t sb__rec_len(size_t payload)
+{
+	return (uint32_t)((sizeof(struct sb_rec) + payload + SB_REC_ALIGN - 1) &
+			  ~(size_t)(SB_REC_ALIGN - 1));
+}
+
+/*
+ * Called by the writer for each record the reclaim step drops (PAD
+ * records excluded), before the tail moves past it.
+ */
+typedef void (*sb_reclaim_fn)(void *arg, struct sb_rec *rec, uint64_t pos);
+
+/*
+ * W1-W2: make room for a record of len bytes (a multiple of SB_REC_ALIGN,
+ * at most the ring size) and return its position. The caller fills the
+ * header (commit is already BUSY) and then calls sb__log_publish().
+ * Waits for an older record that another thread is still copying if its
+ * bytes are needed. Caller holds the writer lock.
+ */
+uint64_t sb__log_reserve(struct sb_log *log, uint32_t len, sb_reclaim_fn fn, void *arg);
+
+/* W3: publish every header written up to new_head. */
+void sb__log_publish(struct sb_log *log, uint64_t new_head);
+
+/* W4: the record's bytes are complete. */
+void sb__rec_commit(struct sb_rec *rec);
+
+/* Wait until a record some thread is copying has been committed. */
+void sb__rec_wait_committed(const struct sb_rec *rec);
+
+enum sb_read {
+	SB_READ_OK = 0,
+	SB_READ_LAPPED,
+	SB_READ_BUSY,
+};
+
+/*
+ * R2-R3: copy the record at pos (tail <= pos < head, 64-byte aligned) into
+ * buf. Returns SB_READ_OK with *fate loaded between copy and re-check,
+ * SB_READ_LAPPED, SB_READ_BUSY (not committed yet; buf holds just the
+ * header, whose seq and len are valid), or -EBADMSG for a
+ * header that cannot be right, -ENOMEM.
+ */
+int sb__log_copy(const struct sb_log *log, uint64_t pos, uint64_t head, struct sb_buf *buf,
+		 uint32_t *fate);
+
+/* Whether the writer has reclaimed pos (tail moved past it). */
+bool sb__log_lapped(const struct sb_log *log, uint64_t pos);
+
+#endif

@@ -1,0 +1,56 @@
+#include "testutil.h"
+
+#include <string.h>
+
+static uint8_t pattern(uint64_t seed, size_t i)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + i * 0xbf58476d1ce4e5b9ull;
+
+	x ^= x >> 31;
+	return (uint8_t)(x * 0x94d049bb133111ebull >> 56);
+}
+
+/* Layout: bin32 header, 8 seed bytes, then the pattern. */
+size_t tu_report(uint8_t *buf, size_t n, uint64_t seed)
+{
+	size_t body = n < 8 ? 8 : n;
+
+	buf[0] = 0xc6;
+	buf[1] = (uint8_t)(body >> 24);
+	buf[2] = (uint8_t)(body >> 16);
+	buf[3] = (uint8_t)(body >> 8);
+	buf[4] = (uint8_t)body;
+	memcpy(buf + 5, &seed, 8);
+	for (size_t i = 8; i < body; i++)
+		buf[5 + i] = pattern(seed, i);
+	return body + 5;
+}
+
+int tu_report_check(const void *report, size_t len, uint64_t *seed_out)
+{
+	const uint8_t *p = report;
+	uint64_t seed;
+
+	if (len < 13 || p[0] != 0xc6)
+		return -1;
+	size_t body = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
+	if (body + 5 != len)
+		return -1;
+	memcpy(&seed, p + 5, 8);
+	for (size_t i = 8; i < body; i++)
+		if (p[5 + i] != pattern(seed, i))
+			return -1;
+	if (seed_out)
+		*seed_out = seed;
+	return 0;
+}
+
+void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_events,
+	       uint64_t log_bytes)
+{
+	sb_config_default(cfg);
+	cfg->max_snapshots = max_snapshots;
+	cfg->max_events = max_events;
+	cfg->log_bytes = log_bytes;
+	cfg->aux_bytes = SB_LOG_BYTES_MIN;
+}

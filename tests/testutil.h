@@ -1,0 +1,23 @@
+/* tests/testutil.h - payload builders and checks shared by the suites. */
+#ifndef SB_TESTUTIL_H
+#define SB_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <snapbridge/snapbridge.h>
+
+/*
+ * Encode a report of n payload bytes as one msgpack bin whose bytes come
+ * from seed; returns its encoded length (buf needs n + 5 bytes).
+ */
+size_t tu_report(uint8_t *buf, size_t n, uint64_t seed);
+
+/* Whether a report made by tu_report() holds exactly the seeded bytes; returns the seed. */
+int tu_report_check(const void *report, size_t len, uint64_t *seed_out);
+
+/* A minimal bridge config for tests. */
+void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_events,
+	       uint64_t log_bytes);
+
+#endif
