@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -168,8 +169,11 @@ int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer 
 	}
 	err = attach(c, flags);
 	if (err) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "%s", sb_last_error());
 		sb_consumer_close(c);
-		return sb__fail(err, "%s: %s", path, sb_last_error());
+		return sb__fail(err, "%s: %s", path, why);
 	}
 	*out = c;
 	return 0;
@@ -303,10 +307,12 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 			if (counter == &d.delivered) {
 				ret = sb__rec_parse(rec, &view, c->text);
 				if (ret == 0)
-					ret = sb__msgpack_check(view.report, view.report_len);
+					ret = sb__msgpack_check(view.report, view.report_len,
+								"delivered report");
 				if (ret == 0 && view.stats.kind == SB_STATS_OK)
 					ret = sb__msgpack_check(view.stats.msgpack,
-								view.stats.msgpack_len);
+								view.stats.msgpack_len,
+								"delivered stats");
 				if (ret)
 					break;
 			}

@@ -17,6 +17,7 @@
 #include "bridge_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -339,10 +340,11 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 	if (!report->msgpack && report->msgpack_len)
 		return sb__fail(-EINVAL, "report for %s has %zu bytes at NULL", tag,
 				report->msgpack_len);
-	err = sb__msgpack_check(report->msgpack, report->msgpack_len);
+	char what[SB_TAG_MAX + 32];
+	snprintf(what, sizeof(what), "report for %s", tag);
+	err = sb__msgpack_check(report->msgpack, report->msgpack_len, what);
 	if (err)
-		return sb__fail(err, "report for %s is not one msgpack object: %s", tag,
-				sb_last_error());
+		return err;
 	a->flags = report->placeholder ? SB_F_PLACEHOLDER : 0;
 	a->stats = NULL;
 	a->stats_len = 0;
@@ -350,10 +352,10 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 		if (!stats->msgpack && stats->msgpack_len)
 			return sb__fail(-EINVAL, "stats for %s have %zu bytes at NULL", tag,
 					stats->msgpack_len);
-		err = sb__msgpack_check(stats->msgpack, stats->msgpack_len);
+		snprintf(what, sizeof(what), "stats for %s", tag);
+		err = sb__msgpack_check(stats->msgpack, stats->msgpack_len, what);
 		if (err)
-			return sb__fail(err, "stats for %s are not one msgpack object: %s", tag,
-					sb_last_error());
+			return err;
 		a->stats = stats->msgpack;
 		a->stats_len = stats->msgpack_len;
 		a->flags |= SB_F_HAS_STATS | SB_F_STATS_OK;

@@ -23,7 +23,7 @@ static uint64_t be(const uint8_t *p, int n)
 	return v;
 }
 
-int sb__msgpack_check(const void *buf, size_t n)
+int sb__msgpack_check(const void *buf, size_t n, const char *what)
 {
 	const uint8_t *p = buf;
 	size_t i = 0;
@@ -32,12 +32,14 @@ int sb__msgpack_check(const void *buf, size_t n)
 	/* Iterative, so nesting depth costs nothing and cannot overflow a stack. */
 	while (pending > 0) {
 		if (i >= n)
-			return sb__fail(-EINVAL, "msgpack truncated at byte %zu of %zu", i, n);
+			return sb__fail(
+			    -EINVAL, "%s is not one msgpack object: truncated at byte %zu of %zu",
+			    what, i, n);
 		uint8_t t = p[i++];
 		uint64_t items = 0; /* nested objects that follow */
 		uint64_t body = 0;  /* raw bytes that follow */
-		int lenw = 0;       /* width of a big-endian length field */
-		int mult = 1;       /* 2 for maps */
+		int lenw = 0;	    /* width of a big-endian length field */
+		int mult = 1;	    /* 2 for maps */
 
 		pending--;
 		if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
@@ -50,35 +52,98 @@ int sb__msgpack_check(const void *buf, size_t n)
 			body = t & 0x1f;
 		} else {
 			switch (t) {
-			case 0xc4: case 0xd9: lenw = 1; break;
-			case 0xc5: case 0xda: lenw = 2; break;
-			case 0xc6: case 0xdb: lenw = 4; break;
-			case 0xc7: lenw = 1; body = 1; break;
-			case 0xc8: lenw = 2; body = 1; break;
-			case 0xc9: lenw = 4; body = 1; break;
-			case 0xca: body = 4; break;
-			case 0xcb: body = 8; break;
-			case 0xcc: case 0xd0: body = 1; break;
-			case 0xcd: case 0xd1: body = 2; break;
-			case 0xce: case 0xd2: body = 4; break;
-			case 0xcf: case 0xd3: body = 8; break;
-			case 0xd4: body = 2; break;
-			case 0xd5: body = 3; break;
-			case 0xd6: body = 5; break;
-			case 0xd7: body = 9; break;
-			case 0xd8: body = 17; break;
-			case 0xdc: lenw = 2; mult = 0; break;
-			case 0xdd: lenw = 4; mult = 0; break;
-			case 0xde: lenw = 2; mult = 0; items = 1; break;
-			case 0xdf: lenw = 4; mult = 0; items = 1; break;
+			case 0xc4:
+			case 0xd9:
+				lenw = 1;
+				break;
+			case 0xc5:
+			case 0xda:
+				lenw = 2;
+				break;
+			case 0xc6:
+			case 0xdb:
+				lenw = 4;
+				break;
+			case 0xc7:
+				lenw = 1;
+				body = 1;
+				break;
+			case 0xc8:
+				lenw = 2;
+				body = 1;
+				break;
+			case 0xc9:
+				lenw = 4;
+				body = 1;
+				break;
+			case 0xca:
+				body = 4;
+				break;
+			case 0xcb:
+				body = 8;
+				break;
+			case 0xcc:
+			case 0xd0:
+				body = 1;
+				break;
+			case 0xcd:
+			case 0xd1:
+				body = 2;
+				break;
+			case 0xce:
+			case 0xd2:
+				body = 4;
+				break;
+			case 0xcf:
+			case 0xd3:
+				body = 8;
+				break;
+			case 0xd4:
+				body = 2;
+				break;
+			case 0xd5:
+				body = 3;
+				break;
+			case 0xd6:
+				body = 5;
+				break;
+			case 0xd7:
+				body = 9;
+				break;
+			case 0xd8:
+				body = 17;
+				break;
+			case 0xdc:
+				lenw = 2;
+				mult = 0;
+				break;
+			case 0xdd:
+				lenw = 4;
+				mult = 0;
+				break;
+			case 0xde:
+				lenw = 2;
+				mult = 0;
+				items = 1;
+				break;
+			case 0xdf:
+				lenw = 4;
+				mult = 0;
+				items = 1;
+				break;
 			default:
-				return sb__fail(-EINVAL, "msgpack type byte 0x%02x at %zu is reserved",
-						t, i - 1);
+				return sb__fail(-EINVAL,
+						"%s is not one msgpack object: type byte 0x%02x at "
+						"%zu is reserved",
+						what, t, i - 1);
 			}
 		}
 		if (lenw) {
 			if (n - i < (size_t)lenw)
-				return sb__fail(-EINVAL, "msgpack length field truncated at %zu", i);
+				return sb__fail(
+				    -EINVAL,
+				    "%s is not one msgpack object: length field truncated at %zu",
+				    what, i);
 			uint64_t v = be(p + i, lenw);
 			i += lenw;
 			if (mult == 0)
@@ -87,30 +152,35 @@ int sb__msgpack_check(const void *buf, size_t n)
 				body += v;
 		}
 		if (body > n - i)
-			return sb__fail(-EINVAL, "msgpack value at %zu claims %llu bytes, %zu remain",
-					i, (unsigned long long)body, n - i);
+			return sb__fail(-EINVAL,
+					"%s is not one msgpack object: value at %zu claims %llu "
+					"bytes, %zu remain",
+					what, i, (unsigned long long)body, n - i);
 		i += body;
 		/* Every object takes at least one byte: a count beyond that is a lie. */
 		if (items > n - i)
-			return sb__fail(-EINVAL, "msgpack container claims %llu items, %zu bytes remain",
-					(unsigned long long)items, n - i);
+			return sb__fail(-EINVAL,
+					"%s is not one msgpack object: container claims %llu "
+					"items, %zu bytes remain",
+					what, (unsigned long long)items, n - i);
 		pending += items;
 	}
 	if (i != n)
-		return sb__fail(-EINVAL, "%zu bytes follow the msgpack object", n - i);
+		return sb__fail(-EINVAL, "%s is not one msgpack object: %zu bytes follow it", what,
+				n - i);
 	return 0;
 }
 
 static const char *const missing_names[] = {
-	[SB_MISSING_NO_SCHEDULER_BINARY] = "NoSchedulerBinary",
-	[SB_MISSING_NO_SCHEDULER] = "NoScheduler",
-	[SB_MISSING_DURING_FREEZE] = "DuringFreeze",
-	[SB_MISSING_CANCELLED] = "Cancelled",
-	[SB_MISSING_SCHEDULER_ERROR] = "SchedulerError",
-	[SB_MISSING_MISSING_RESP] = "MissingResp",
-	[SB_MISSING_REQUEST_TOO_LARGE] = "RequestTooLarge",
-	[SB_MISSING_RESPONSE_TOO_LARGE] = "ResponseTooLarge",
-	[SB_MISSING_MUTEX_POISONED] = "MutexPoisoned",
+    [SB_MISSING_NO_SCHEDULER_BINARY] = "NoSchedulerBinary",
+    [SB_MISSING_NO_SCHEDULER] = "NoScheduler",
+    [SB_MISSING_DURING_FREEZE] = "DuringFreeze",
+    [SB_MISSING_CANCELLED] = "Cancelled",
+    [SB_MISSING_SCHEDULER_ERROR] = "SchedulerError",
+    [SB_MISSING_MISSING_RESP] = "MissingResp",
+    [SB_MISSING_REQUEST_TOO_LARGE] = "RequestTooLarge",
+    [SB_MISSING_RESPONSE_TOO_LARGE] = "ResponseTooLarge",
+    [SB_MISSING_MUTEX_POISONED] = "MutexPoisoned",
 };
 
 const char *sb_missing_kind_name(enum sb_missing_kind kind)
@@ -184,7 +254,7 @@ int sb__missing_encode(const struct sb_missing *m, uint8_t *out, size_t cap, siz
 		return err;
 	msgpack_packer_init(&pk, &fb, fixed_write);
 	msgpack_pack_map(&pk, 1 + (key ? 1 : 0) + (m->kind == SB_MISSING_SCHEDULER_ERROR) +
-				      (has_sizes(m->kind) ? 2 : 0));
+				  (has_sizes(m->kind) ? 2 : 0));
 	pack_cstr(&pk, "missing", 7);
 	pack_cstr(&pk, name, strlen(name));
 	if (m->kind == SB_MISSING_SCHEDULER_ERROR) {

@@ -1,0 +1,278 @@
+/*
+ * Consumer drains: FIFO order, the five-way accounting, all-versions
+ * mode, per-consumer event truncation, torn records.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../coordinator/bridge_internal.h"
+#include "testutil.h"
+
+struct seen {
+	size_t n;
+	char tags[256][SB_TAG_MAX + 1];
+	uint64_t seqs[256];
+	uint64_t seeds[256];
+	int bad_payloads;
+};
+
+static int collect(void *user, const struct sb_entry *e)
+{
+	struct seen *s = user;
+	uint64_t seed = 0;
+
+	if (tu_report_check(e->report, e->report_len, &seed) != 0)
+		s->bad_payloads++;
+	if (s->n < 256) {
+		strcpy(s->tags[s->n], e->tag);
+		s->seqs[s->n] = e->store_seq;
+		s->seeds[s->n] = seed;
+	}
+	s->n++;
+	return 0;
+}
+
+static struct sb_bridge *bridge;
+static struct sb_consumer *consumer;
+static uint8_t reportbuf[300 << 10];
+
+static void store(const char *tag, size_t n, uint64_t seed)
+{
+	struct sb_report r = {.schema = "s", .msgpack = reportbuf};
+
+	r.msgpack_len = tu_report(reportbuf, n, seed);
+	cr_assert_eq(sb_bridge_store(bridge, tag, &r), 0, "store %s: %s", tag, sb_last_error());
+}
+
+static void open_consumer(uint32_t flags)
+{
+	int fd;
+
+	cr_assert_eq(sb_bridge_data_fd(bridge, &fd), 0);
+	cr_assert_eq(sb_consumer_open_fd(fd, flags, &consumer), 0, "%s", sb_last_error());
+	close(fd);
+}
+
+static void setup(uint32_t cap, uint32_t events, uint64_t log_bytes)
+{
+	struct sb_config cfg;
+
+	tu_config(&cfg, cap, events, log_bytes);
+	cr_assert_eq(sb_bridge_create(&cfg, NULL, &bridge), 0, "%s", sb_last_error());
+}
+
+static void teardown(void)
+{
+	sb_consumer_close(consumer);
+	sb_bridge_destroy(bridge);
+	consumer = NULL;
+	bridge = NULL;
+}
+
+static void assert_adds_up(const struct sb_drain_counts *d, uint64_t stores)
+{
+	cr_assert_eq(d->stores, stores);
+	cr_assert_eq(d->delivered + d->superseded + d->evicted + d->lapped + d->torn, d->stores,
+		     "%llu + %llu + %llu + %llu + %llu != %llu", (unsigned long long)d->delivered,
+		     (unsigned long long)d->superseded, (unsigned long long)d->evicted,
+		     (unsigned long long)d->lapped, (unsigned long long)d->torn,
+		     (unsigned long long)d->stores);
+}
+
+Test(consumer, delivers_resident_records_in_fifo_order_and_counts_superseded, .timeout = 10,
+     .fini = teardown)
+{
+	struct seen s = {0};
+	struct sb_drain_counts d;
+
+	setup(8, 64, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	store("a", 100, 1);
+	store("b", 100, 2);
+	store("c", 100, 3);
+	store("a", 100, 4); /* supersedes store 1, moves a to the back */
+	cr_assert_eq(sb_consumer_drain(consumer, collect, &s, &d), 0, "%s", sb_last_error());
+	assert_adds_up(&d, 4);
+	cr_assert_eq(d.delivered, 3);
+	cr_assert_eq(d.superseded, 1);
+	cr_assert_eq(s.n, 3);
+	cr_assert_str_eq(s.tags[0], "b");
+	cr_assert_str_eq(s.tags[1], "c");
+	cr_assert_str_eq(s.tags[2], "a");
+	cr_assert_eq(s.seeds[2], 4, "the newest version of a is delivered");
+	cr_assert_eq(s.bad_payloads, 0);
+	uint64_t cursor;
+	sb_consumer_cursor(consumer, &cursor);
+	cr_assert_eq(cursor, 4);
+}
+
+Test(consumer, all_versions_mode_delivers_every_stored_version, .timeout = 10, .fini = teardown)
+{
+	struct seen s = {0};
+	struct sb_drain_counts d;
+
+	setup(2, 64, SB_LOG_BYTES_MIN);
+	open_consumer(SB_CONSUMER_ALL_VERSIONS);
+	store("a", 64, 1);
+	store("a", 64, 2);
+	store("b", 64, 3);
+	store("c", 64, 4); /* evicts a at the cap */
+	cr_assert_eq(sb_consumer_drain(consumer, collect, &s, &d), 0);
+	assert_adds_up(&d, 4);
+	cr_assert_eq(d.delivered, 4);
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_eq(s.seqs[i], i + 1, "store order");
+}
+
+Test(consumer, cap_eviction_before_read_counts_as_evicted, .timeout = 10, .fini = teardown)
+{
+	struct sb_drain_counts d;
+	struct seen s = {0};
+
+	setup(2, 64, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	store("a", 64, 1);
+	store("b", 64, 2);
+	store("c", 64, 3);
+	cr_assert_eq(sb_consumer_drain(consumer, collect, &s, &d), 0);
+	assert_adds_up(&d, 3);
+	cr_assert_eq(d.evicted, 1);
+	cr_assert_eq(d.delivered, 2);
+	cr_assert_str_eq(s.tags[0], "b");
+}
+
+Test(consumer, coordinator_drain_removes_records_for_consumers, .timeout = 10, .fini = teardown)
+{
+	struct sb_drain_counts d;
+	struct sb_entries e;
+
+	setup(8, 64, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	store("a", 64, 1);
+	store("b", 64, 2);
+	cr_assert_eq(sb_bridge_drain_ordered(bridge, &e), 0);
+	cr_assert_eq(e.count, 2);
+	sb_entries_free(&e);
+	cr_assert_eq(sb_consumer_drain(consumer, NULL, NULL, &d), 0);
+	assert_adds_up(&d, 2);
+	cr_assert_eq(d.evicted, 2, "drained records are gone for a consumer that had not read them");
+}
+
+Test(consumer, lapped_records_are_counted_exactly_and_never_delivered, .timeout = 10,
+     .fini = teardown)
+{
+	struct seen s = {0};
+	struct sb_drain_counts d;
+	char tag[16];
+
+	/* 64 KiB log, 10 KiB records: the writer reuses bytes after about 6 stores. */
+	setup(64, 64, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(tag, sizeof(tag), "t%d", i);
+		store(tag, 10 << 10, (uint64_t)i + 100);
+	}
+	cr_assert_eq(sb_consumer_drain(consumer, collect, &s, &d), 0, "%s", sb_last_error());
+	assert_adds_up(&d, 20);
+	cr_assert_gt(d.lapped, 0);
+	cr_assert_eq(d.delivered, 20 - d.lapped - d.evicted);
+	cr_assert_eq(s.bad_payloads, 0);
+	/* What survived is the newest stores, each with its own payload. */
+	for (size_t i = 0; i < s.n; i++)
+		cr_assert_eq(s.seeds[i], s.seqs[i] - 1 + 100);
+	cr_assert_eq(s.seqs[s.n - 1], 20);
+}
+
+Test(consumer, start_at_end_skips_history, .timeout = 10, .fini = teardown)
+{
+	struct seen s = {0};
+	struct sb_drain_counts d;
+
+	setup(8, 64, SB_LOG_BYTES_MIN);
+	store("old", 64, 1);
+	open_consumer(SB_CONSUMER_START_AT_END);
+	store("new", 64, 2);
+	cr_assert_eq(sb_consumer_drain(consumer, collect, &s, &d), 0);
+	assert_adds_up(&d, 1);
+	cr_assert_eq(s.n, 1);
+	cr_assert_str_eq(s.tags[0], "new");
+}
+
+Test(consumer, each_consumer_sees_event_truncation_with_exact_count, .timeout = 10,
+     .fini = teardown)
+{
+	struct sb_events ev;
+
+	setup(8, 4, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	for (int i = 0; i < 10; i++)
+		store("same", 64, (uint64_t)i); /* 9 Overwrite events into a 4-slot ring */
+	cr_assert_eq(sb_consumer_drain_events(consumer, &ev), 0);
+	cr_assert_eq(ev.count, 5);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(ev.items[i].kind, SB_EVENT_OVERWRITE);
+		cr_assert_eq(ev.items[i].seq, (uint64_t)(6 + i));
+	}
+	cr_assert_eq(ev.items[4].kind, SB_EVENT_LOG_TRUNCATED);
+	cr_assert_eq(ev.items[4].count, 5);
+	sb_events_free(&ev);
+	cr_assert_eq(sb_consumer_drain_events(consumer, &ev), 0);
+	cr_assert_eq(ev.count, 0, "a second drain has nothing new and no marker");
+	sb_events_free(&ev);
+	/* The coordinator's own event view is independent of the consumer's. */
+	size_t n;
+	sb_bridge_event_count(bridge, &n);
+	cr_assert_eq(n, 4);
+}
+
+Test(consumer, unfinished_record_waits_for_live_writer_and_is_torn_when_writer_gone,
+     .timeout = 10, .fini = teardown)
+{
+	struct seen s = {0};
+	struct sb_drain_counts d;
+
+	setup(8, 64, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	store("a", 64, 1);
+	store("b", 64, 2);
+	store("c", 64, 3);
+	/* Make store 2 look as if its writer died mid-copy. */
+	struct sb_rec *rec = sb__log_rec(&bridge->log, bridge->slots[1].record_pos);
+	cr_assert_eq(rec->seq, 2);
+	rec->commit = SB_REC_BUSY;
+
+	cr_assert_eq(sb_consumer_drain(consumer, collect, &s, &d), 0);
+	assert_adds_up(&d, 1);
+	cr_assert_eq(s.n, 1, "the drain stops at a record a live writer is still writing");
+
+	sb_consumer_set_writer_gone(consumer, true);
+	cr_assert_eq(sb_consumer_drain(consumer, collect, &s, &d), 0);
+	assert_adds_up(&d, 2);
+	cr_assert_eq(d.torn, 1);
+	cr_assert_eq(d.delivered, 1);
+	cr_assert_eq(s.n, 2);
+	cr_assert_str_eq(s.tags[1], "c", "the torn record is skipped, never delivered");
+	rec->commit = SB_REC_COMMITTED; /* let destroy-time code see a sane log */
+}
+
+Test(consumer, resident_index_is_readable_by_consumers, .timeout = 10, .fini = teardown)
+{
+	size_t n;
+	bool has;
+
+	setup(2, 64, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	store("a", 64, 1);
+	store("b", 64, 2);
+	store("c", 64, 3);
+	cr_assert_eq(sb_consumer_len(consumer, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(sb_consumer_has(consumer, "a", &has), 0);
+	cr_assert_not(has, "a was evicted");
+	cr_assert_eq(sb_consumer_has(consumer, "c", &has), 0);
+	cr_assert(has);
+}
