@@ -306,13 +306,14 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 				break;
 			if (counter == &d.delivered) {
 				ret = sb__rec_parse(rec, &view, c->text);
-				if (ret == 0)
-					ret = sb__msgpack_check(view.report, view.report_len,
-								"delivered report");
-				if (ret == 0 && view.stats.kind == SB_STATS_OK)
-					ret = sb__msgpack_check(view.stats.msgpack,
-								view.stats.msgpack_len,
-								"delivered stats");
+				if (ret == 0 && (sb__msgpack_check(view.report, view.report_len) ||
+						 (view.stats.kind == SB_STATS_OK &&
+						  sb__msgpack_check(view.stats.msgpack,
+								    view.stats.msgpack_len))))
+					ret = sb__fail(-EBADMSG,
+						       "record %llu (%s) holds invalid msgpack: %s",
+						       (unsigned long long)rec->seq, view.tag,
+						       sb__msgpack_error());
 				if (ret)
 					break;
 			}

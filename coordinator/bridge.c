@@ -340,11 +340,10 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 	if (!report->msgpack && report->msgpack_len)
 		return sb__fail(-EINVAL, "report for %s has %zu bytes at NULL", tag,
 				report->msgpack_len);
-	char what[SB_TAG_MAX + 32];
-	snprintf(what, sizeof(what), "report for %s", tag);
-	err = sb__msgpack_check(report->msgpack, report->msgpack_len, what);
+	err = sb__msgpack_check(report->msgpack, report->msgpack_len);
 	if (err)
-		return err;
+		return sb__fail(err, "report for %s is not one msgpack object: %s", tag,
+				sb__msgpack_error());
 	a->flags = report->placeholder ? SB_F_PLACEHOLDER : 0;
 	a->stats = NULL;
 	a->stats_len = 0;
@@ -352,10 +351,10 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 		if (!stats->msgpack && stats->msgpack_len)
 			return sb__fail(-EINVAL, "stats for %s have %zu bytes at NULL", tag,
 					stats->msgpack_len);
-		snprintf(what, sizeof(what), "stats for %s", tag);
-		err = sb__msgpack_check(stats->msgpack, stats->msgpack_len, what);
+		err = sb__msgpack_check(stats->msgpack, stats->msgpack_len);
 		if (err)
-			return err;
+			return sb__fail(err, "stats for %s are not one msgpack object: %s", tag,
+					sb__msgpack_error());
 		a->stats = stats->msgpack;
 		a->stats_len = stats->msgpack_len;
 		a->flags |= SB_F_HAS_STATS | SB_F_STATS_OK;
@@ -385,7 +384,7 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 				a->tag, payload, (unsigned long long)b->log.size);
 	uint32_t len = sb__rec_len(payload);
 	/* Allocated up front so that nothing can fail once the lock is held. */
-	struct sb_tagnode *node = sb__tagnode_new();
+	struct sb_tagnode *node = sb__tagnode_new(&b->index);
 
 	if (!node)
 		return sb__fail(-ENOMEM, "out of memory indexing tag %s", a->tag);
@@ -459,7 +458,7 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 		sb_store_relaxed(&b->hot->resident, b->resident);
 	}
 	pthread_mutex_unlock(&b->lock);
-	sb__tagnode_free(node);
+	sb__tagnode_put(&b->index, node);
 
 	/* The copy runs unlocked: other stores proceed while this one fills its record. */
 	uint8_t *body = (uint8_t *)(rec + 1);

@@ -18,6 +18,8 @@
 struct sb_tagnode {
 	struct cds_lfht_node node;
 	struct rcu_head rcu;
+	struct sb_tagindex *idx;
+	struct sb_tagnode *next_spare;
 	uint32_t slot;
 	uint32_t len;
 	char tag[64];
@@ -57,12 +59,52 @@ int sb__tagindex_init(struct sb_tagindex *idx, uint32_t capacity)
 	idx->ht = cds_lfht_new(buckets, buckets, buckets, 0, NULL);
 	if (!idx->ht)
 		return sb__fail(-ENOMEM, "out of memory for a %lu-bucket tag index", buckets);
+	pthread_mutex_init(&idx->spare_lock, NULL);
+	idx->spare = NULL;
+	idx->nspare = 0;
+	idx->max_spare = 2 * capacity;
 	return 0;
 }
 
+void sb__tagnode_put(struct sb_tagindex *idx, struct sb_tagnode *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&idx->spare_lock);
+	if (idx->nspare < idx->max_spare) {
+		n->next_spare = idx->spare;
+		idx->spare = n;
+		idx->nspare++;
+		n = NULL;
+	}
+	pthread_mutex_unlock(&idx->spare_lock);
+	free(n);
+}
+
+struct sb_tagnode *sb__tagnode_new(struct sb_tagindex *idx)
+{
+	struct sb_tagnode *n;
+
+	pthread_mutex_lock(&idx->spare_lock);
+	n = idx->spare;
+	if (n) {
+		idx->spare = n->next_spare;
+		idx->nspare--;
+	}
+	pthread_mutex_unlock(&idx->spare_lock);
+	if (!n)
+		n = malloc(sizeof(*n));
+	if (n)
+		n->idx = idx;
+	return n;
+}
+
+/* Runs after a grace period: no reader can still see the node. */
 static void free_node(struct rcu_head *head)
 {
-	free(caa_container_of(head, struct sb_tagnode, rcu));
+	struct sb_tagnode *n = caa_container_of(head, struct sb_tagnode, rcu);
+
+	sb__tagnode_put(n->idx, n);
 }
 
 void sb__tagindex_clear(struct sb_tagindex *idx)
@@ -87,6 +129,12 @@ void sb__tagindex_fini(struct sb_tagindex *idx)
 	rcu_barrier(); /* every free_node has run */
 	cds_lfht_destroy(idx->ht, NULL);
 	idx->ht = NULL;
+	while (idx->spare) {
+		struct sb_tagnode *n = idx->spare;
+		idx->spare = n->next_spare;
+		free(n);
+	}
+	pthread_mutex_destroy(&idx->spare_lock);
 }
 
 int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash)
@@ -103,16 +151,6 @@ int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, 
 		slot = caa_container_of(node, struct sb_tagnode, node)->slot;
 	rcu_read_unlock();
 	return slot;
-}
-
-struct sb_tagnode *sb__tagnode_new(void)
-{
-	return malloc(sizeof(struct sb_tagnode));
-}
-
-void sb__tagnode_free(struct sb_tagnode *node)
-{
-	free(node);
 }
 
 void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *n, const char *tag,

@@ -9,6 +9,7 @@
 #ifndef SB_COORD_TAGINDEX_H
 #define SB_COORD_TAGINDEX_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,15 @@ struct sb_tagnode;
 
 struct sb_tagindex {
 	struct cds_lfht *ht;
+	/*
+	 * Nodes whose grace period has passed, kept for reuse: call_rcu frees
+	 * in its own thread, and handing memory back to the storing thread's
+	 * malloc from there costs more than the whole lookup.
+	 */
+	pthread_mutex_t spare_lock;
+	struct sb_tagnode *spare;
+	uint32_t nspare;
+	uint32_t max_spare;
 };
 
 int sb__tagindex_init(struct sb_tagindex *idx, uint32_t capacity);
@@ -28,9 +38,10 @@ uint64_t sb__tag_hash(const char *tag, size_t len);
 /* The slot of tag, or -1. Any thread; takes the RCU read lock itself. */
 int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash);
 
-/* A node for sb__tagindex_add(), allocated before the lock is taken; NULL on ENOMEM. */
-struct sb_tagnode *sb__tagnode_new(void);
-void sb__tagnode_free(struct sb_tagnode *node);
+/* A node for sb__tagindex_add(), taken before the bridge lock; NULL on ENOMEM. */
+struct sb_tagnode *sb__tagnode_new(struct sb_tagindex *idx);
+/* Give back a node that never entered the table. */
+void sb__tagnode_put(struct sb_tagindex *idx, struct sb_tagnode *node);
 
 /* Under the bridge lock; the index owns node afterwards. */
 void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *node, const char *tag,

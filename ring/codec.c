@@ -8,6 +8,8 @@
 #include "codec.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <msgpack.h>
@@ -23,7 +25,24 @@ static uint64_t be(const uint8_t *p, int n)
 	return v;
 }
 
-int sb__msgpack_check(const void *buf, size_t n, const char *what)
+static _Thread_local char msgpack_error[160];
+
+const char *sb__msgpack_error(void)
+{
+	return msgpack_error;
+}
+
+__attribute__((format(printf, 1, 2))) static int bad_msgpack(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msgpack_error, sizeof(msgpack_error), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int sb__msgpack_check(const void *buf, size_t n)
 {
 	const uint8_t *p = buf;
 	size_t i = 0;
@@ -32,9 +51,7 @@ int sb__msgpack_check(const void *buf, size_t n, const char *what)
 	/* Iterative, so nesting depth costs nothing and cannot overflow a stack. */
 	while (pending > 0) {
 		if (i >= n)
-			return sb__fail(
-			    -EINVAL, "%s is not one msgpack object: truncated at byte %zu of %zu",
-			    what, i, n);
+			return bad_msgpack("truncated at byte %zu of %zu", i, n);
 		uint8_t t = p[i++];
 		uint64_t items = 0; /* nested objects that follow */
 		uint64_t body = 0;  /* raw bytes that follow */
@@ -132,18 +149,13 @@ int sb__msgpack_check(const void *buf, size_t n, const char *what)
 				items = 1;
 				break;
 			default:
-				return sb__fail(-EINVAL,
-						"%s is not one msgpack object: type byte 0x%02x at "
-						"%zu is reserved",
-						what, t, i - 1);
+				return bad_msgpack("type byte 0x%02x at "
+						"%zu is reserved", t, i - 1);
 			}
 		}
 		if (lenw) {
 			if (n - i < (size_t)lenw)
-				return sb__fail(
-				    -EINVAL,
-				    "%s is not one msgpack object: length field truncated at %zu",
-				    what, i);
+				return bad_msgpack("length field truncated at %zu", i);
 			uint64_t v = be(p + i, lenw);
 			i += lenw;
 			if (mult == 0)
@@ -152,21 +164,17 @@ int sb__msgpack_check(const void *buf, size_t n, const char *what)
 				body += v;
 		}
 		if (body > n - i)
-			return sb__fail(-EINVAL,
-					"%s is not one msgpack object: value at %zu claims %llu "
-					"bytes, %zu remain",
-					what, i, (unsigned long long)body, n - i);
+			return bad_msgpack("value at %zu claims %llu "
+					"bytes, %zu remain", i, (unsigned long long)body, n - i);
 		i += body;
 		/* Every object takes at least one byte: a count beyond that is a lie. */
 		if (items > n - i)
-			return sb__fail(-EINVAL,
-					"%s is not one msgpack object: container claims %llu "
-					"items, %zu bytes remain",
-					what, (unsigned long long)items, n - i);
+			return bad_msgpack("container claims %llu "
+					"items, %zu bytes remain", (unsigned long long)items, n - i);
 		pending += items;
 	}
 	if (i != n)
-		return sb__fail(-EINVAL, "%s is not one msgpack object: %zu bytes follow it", what,
+		return bad_msgpack("%zu bytes follow it",
 				n - i);
 	return 0;
 }

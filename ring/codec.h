@@ -15,11 +15,12 @@
 
 /*
  * 0 when buf holds exactly one well-formed msgpack object, else -EINVAL
- * with sb_last_error() naming what (e.g. "report for periodic_001") and
- * where it breaks. Allocates nothing; every length is checked against the
- * bytes left.
+ * with sb__msgpack_error() saying where it breaks (the caller names what
+ * it was checking). Allocates nothing; every length is checked against
+ * the bytes left. Formats nothing on success: it sits on the store path.
  */
-int sb__msgpack_check(const void *buf, size_t len, const char *what);
+int sb__msgpack_check(const void *buf, size_t len);
+const char *sb__msgpack_error(void);
 
 /* -EINVAL for an unknown kind, -ENAMETOOLONG for text over SB_REASON_MAX. */
 int sb__missing_check(const struct sb_missing *m);
