@@ -1,0 +1,154 @@
+/*
+ * The reference's defensive paths. They are unreachable through the API,
+ * so a test hook desynchronises a record's fate from its slot, the state
+ * they exist to survive: nothing may be lost silently, and an event must
+ * say what happened.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "../coordinator/bridge_internal.h"
+#include "testutil.h"
+
+static struct sb_bridge *b;
+static uint8_t buf[256];
+
+static void store(const char *tag)
+{
+	struct sb_report r = {.schema = "v1", .msgpack = buf,
+			      .msgpack_len = tu_report(buf, 32, tag[0])};
+	cr_assert_eq(sb_bridge_store(b, tag, &r), 0, "%s", sb_last_error());
+}
+
+static void make(uint32_t cap)
+{
+	struct sb_config cfg;
+
+	tu_config(&cfg, cap, 64, SB_LOG_BYTES_MIN);
+	cr_assert_eq(sb_bridge_create(&cfg, NULL, &b), 0);
+}
+
+static void destroy(void)
+{
+	sb_bridge_destroy(b);
+	b = NULL;
+}
+
+static const struct sb_event *find_event(const struct sb_events *ev, enum sb_event_kind kind)
+{
+	for (size_t i = 0; i < ev->count; i++)
+		if (ev->items[i].kind == kind)
+			return &ev->items[i];
+	return NULL;
+}
+
+Test(bridge_invariants, drain_ordered_surfaces_unordered_report_at_tail_with_event,
+     .timeout = 10, .fini = destroy)
+{
+	struct sb_entries e;
+	struct sb_events ev;
+
+	make(8);
+	store("a");
+	store("b");
+	store("c");
+	cr_assert_eq(sb__bridge_debug_desync(b, "a"), 0);
+	cr_assert_eq(sb_bridge_drain_ordered(b, &e), 0);
+	cr_assert_eq(e.count, 3, "the desynchronised report is not dropped");
+	cr_assert_str_eq(e.items[0].tag, "b");
+	cr_assert_str_eq(e.items[1].tag, "c");
+	cr_assert_str_eq(e.items[2].tag, "a", "it is surfaced at the tail");
+	cr_assert_eq(tu_report_check(e.items[2].report, e.items[2].report_len, NULL), 0);
+	sb_entries_free(&e);
+
+	cr_assert_eq(sb_bridge_drain_events(b, &ev), 0);
+	const struct sb_event *v = find_event(&ev, SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION);
+	cr_assert_not_null(v);
+	cr_assert_str_eq(v->tag, "a");
+	cr_assert_str_eq(v->detail, "drain_ordered");
+	sb_events_free(&ev);
+
+	bool empty;
+	sb_bridge_is_empty(b, &empty);
+	cr_assert(empty);
+}
+
+Test(bridge_invariants, drain_ordered_with_stats_names_its_variant_in_the_event, .timeout = 10,
+     .fini = destroy)
+{
+	struct sb_entries e;
+	struct sb_events ev;
+
+	make(8);
+	store("a");
+	store("b");
+	cr_assert_eq(sb__bridge_debug_desync(b, "b"), 0);
+	cr_assert_eq(sb_bridge_drain_ordered_with_stats(b, &e), 0);
+	cr_assert_eq(e.count, 2);
+	cr_assert_str_eq(e.items[1].tag, "b");
+	cr_assert_eq(e.items[1].stats.kind, SB_STATS_MISSING);
+	cr_assert_eq(e.items[1].stats.missing.kind, SB_MISSING_NO_SCHEDULER_BINARY);
+	sb_entries_free(&e);
+	cr_assert_eq(sb_bridge_drain_events(b, &ev), 0);
+	const struct sb_event *v = find_event(&ev, SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION);
+	cr_assert_not_null(v);
+	cr_assert_str_eq(v->detail, "drain_ordered_with_stats");
+	sb_events_free(&ev);
+}
+
+Test(bridge_invariants, unordered_drain_returns_everything_without_an_event, .timeout = 10,
+     .fini = destroy)
+{
+	struct sb_entries e;
+	size_t n;
+
+	make(8);
+	store("a");
+	store("b");
+	cr_assert_eq(sb__bridge_debug_desync(b, "a"), 0);
+	cr_assert_eq(sb_bridge_drain(b, &e), 0);
+	cr_assert_eq(e.count, 2);
+	sb_entries_free(&e);
+	sb_bridge_event_count(b, &n);
+	cr_assert_eq(n, 0, "the reference's unordered drain records nothing");
+}
+
+Test(bridge_invariants, cap_enforcement_with_no_resident_order_clears_all_with_event,
+     .timeout = 10, .fini = destroy)
+{
+	struct sb_events ev;
+	struct sb_entries e;
+	bool has;
+
+	make(2);
+	store("a");
+	store("b");
+	cr_assert_eq(sb__bridge_debug_desync(b, "a"), 0);
+	cr_assert_eq(sb__bridge_debug_desync(b, "b"), 0);
+	store("c"); /* at the cap, and the log holds no resident record to evict */
+
+	cr_assert_eq(sb_bridge_drain_events(b, &ev), 0);
+	const struct sb_event *v = find_event(&ev, SB_EVENT_CAP_INVARIANT_VIOLATION);
+	cr_assert_not_null(v);
+	cr_assert_eq(v->count, 2, "reports_len at the bulk clear");
+	cr_assert_eq(v->cap, 2);
+	cr_assert_null(find_event(&ev, SB_EVENT_EVICTION));
+	sb_events_free(&ev);
+
+	sb_bridge_has(b, "a", &has);
+	cr_assert_not(has);
+	sb_bridge_has(b, "b", &has);
+	cr_assert_not(has);
+	cr_assert_eq(sb_bridge_drain_ordered(b, &e), 0);
+	cr_assert_eq(e.count, 1, "the store that found the violation still lands");
+	cr_assert_str_eq(e.items[0].tag, "c");
+	sb_entries_free(&e);
+}
+
+Test(bridge_invariants, desync_hook_refuses_a_tag_that_is_not_resident, .timeout = 10,
+     .fini = destroy)
+{
+	make(2);
+	cr_assert_eq(sb__bridge_debug_desync(b, "nope"), -ENOENT);
+}
