@@ -10,7 +10,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
                libmsgpack-dev libcriterion-dev libjansson-dev
 
-.PHONY: all deps build demo test test-asan test-tsan format clean
+.PHONY: all deps build demo test test-asan format clean
 
 all: build
 
@@ -37,13 +37,10 @@ demo: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# The same suite under ASan+UBSan, and the concurrency tests under TSan.
+# The same suite under ASan+UBSan. (Criterion cannot start under TSan, so
+# a TSan run needs a harness of its own; -DSNAPBRIDGE_SANITIZE=thread builds.)
 test-asan:
 	$(MAKE) test BUILD=build-asan CMAKE_ARGS="-DSNAPBRIDGE_SANITIZE=address $(CMAKE_ARGS)"
-
-test-tsan:
-	$(MAKE) build BUILD=build-tsan CMAKE_ARGS="-DSNAPBRIDGE_SANITIZE=thread $(CMAKE_ARGS)"
-	cd build-tsan && ctest --output-on-failure -L concurrency
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
