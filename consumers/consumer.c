@@ -32,7 +32,11 @@ struct sb_consumer {
 	const uint8_t *base;
 	size_t size;
 	bool mapped; /* munmap base on close; else free it (an image) */
-	const struct sb_header *hdr;
+	/*
+	 * The header as validated. The writer could change the shared one after
+	 * validation, so every size and offset comes from this copy.
+	 */
+	struct sb_header hdr;
 	const struct sb_hot *hot;
 	const struct sb_slot *slots;
 	uint32_t max_snapshots;
@@ -41,7 +45,6 @@ struct sb_consumer {
 
 	uint32_t flags;
 	bool writer_gone;
-	bool resync;         /* take the next record's seq as the cursor (start at end) */
 	bool gap_ok;         /* stores may be missing before the next record: we were lapped */
 	uint64_t cursor;     /* store_seq of the last store accounted for */
 	uint64_t pos;        /* log position of the next record to read */
@@ -53,12 +56,13 @@ struct sb_consumer {
 
 static int attach(struct sb_consumer *c, uint32_t flags)
 {
-	const struct sb_header *h = (const struct sb_header *)c->base;
-	int err = sb__header_validate(h, c->size);
+	const struct sb_header *h = &c->hdr;
+	int err;
 
+	memcpy(&c->hdr, c->base, sizeof(c->hdr));
+	err = sb__header_validate(h, c->size);
 	if (err)
 		return err;
-	c->hdr = h;
 	c->hot = (const struct sb_hot *)(c->base + h->sections[SB_SEC_HOT].offset);
 	c->slots = (const struct sb_slot *)(c->base + h->sections[SB_SEC_INDEX].offset);
 	c->max_snapshots = h->max_snapshots;
@@ -70,8 +74,14 @@ static int attach(struct sb_consumer *c, uint32_t flags)
 		h->max_events, (uint64_t *)&c->hot->event_seq};
 	c->flags = flags;
 	if (flags & SB_CONSUMER_START_AT_END) {
-		c->pos = sb_load_acquire(&c->hot->log_head); /* pairs with W3 */
-		c->resync = true;
+		/*
+		 * store_seq first, then head: W3 publishes head before store_seq, so
+		 * every record at or after this head has a store_seq above this one,
+		 * and any store in between counts as lapped.
+		 */
+		c->cursor = sb_load_acquire(&c->hot->store_seq);
+		c->pos = sb_load_acquire(&c->hot->log_head);
+		c->gap_ok = true;
 		c->ev_cursor = sb__event_head(&c->events);
 	} else {
 		/* Stores older than the tail were reclaimed before we came: lapped. */
@@ -199,24 +209,17 @@ int sb_consumer_set_writer_gone(struct sb_consumer *c, bool gone)
 	return 0;
 }
 
-/* Account for the stores between the cursor and seq (exclusive) that we never saw. */
-static int account_gap(struct sb_consumer *c, uint64_t seq, struct sb_drain_counts *d)
+/* How many stores between the cursor and seq (exclusive) we never saw. */
+static int store_gap(const struct sb_consumer *c, uint64_t seq, uint64_t *gap)
 {
-	if (c->resync) {
-		c->cursor = seq - 1;
-		c->resync = false;
-	}
 	if (seq <= c->cursor)
 		return sb__fail(-EPROTO, "log record has store_seq %llu, not after the cursor %llu",
 				(unsigned long long)seq, (unsigned long long)c->cursor);
-	uint64_t gap = seq - c->cursor - 1;
-	if (gap && !c->gap_ok)
+	*gap = seq - c->cursor - 1;
+	if (*gap && !c->gap_ok)
 		return sb__fail(-EPROTO,
 				"stores %llu..%llu are missing from the log without a lap",
 				(unsigned long long)c->cursor + 1, (unsigned long long)seq - 1);
-	d->lapped += gap;
-	d->stores += gap;
-	c->gap_ok = false;
 	return 0;
 }
 
@@ -254,32 +257,57 @@ static void add_counts(struct sb_drain_counts *to, const struct sb_drain_counts 
 	to->torn += d->torn;
 }
 
+/* Most lap restarts one drain call makes before returning what it has. */
+#define SB_DRAIN_MAX_LAPS 64
+
+/*
+ * Called once a record has been validated and classified: only now do the
+ * cursor and the counts move, so a record that fails validation leaves the
+ * consumer exactly as it was.
+ */
+static void account(struct sb_consumer *c, const struct sb_rec *rec, uint64_t gap,
+		    uint64_t *outcome, struct sb_drain_counts *d)
+{
+	d->lapped += gap;
+	d->stores += gap + 1;
+	(*outcome)++;
+	c->cursor = rec->seq;
+	c->gap_ok = false;
+	c->pos += rec->len;
+}
+
 int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		      struct sb_drain_counts *counts)
 {
 	struct sb_drain_counts d = {0};
+	unsigned laps = 0;
 	int ret = 0;
 
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
 	uint64_t head = sb_load_acquire(&c->hot->log_head); /* R1: pairs with W3 */
+	/* A hostile head may promise 2^64 bytes: read at most one ring's worth per call. */
+	uint64_t budget = c->log.size / SB_REC_ALIGN + 1;
 
-	while (c->pos != head && ret == 0) {
+	while (c->pos != head && ret == 0 && budget > 0) {
 		uint32_t fate = 0;
-		int r = sb__log_copy(&c->log, c->pos, head, &c->buf, &fate);
-
+		int r = (head - c->pos > c->log.size) ? SB_READ_LAPPED
+						       : sb__log_copy(&c->log, c->pos, head,
+								      &c->buf, &fate);
 		if (r < 0) {
 			ret = r;
 			break;
 		}
 		if (r == SB_READ_LAPPED) {
 			/* The writer reused bytes we had not read: resume at its tail. */
+			if (++laps > SB_DRAIN_MAX_LAPS)
+				break;
 			c->pos = sb_load_acquire(&c->hot->log_tail);
+			head = sb_load_acquire(&c->hot->log_head); /* not older than the tail */
 			c->gap_ok = true;
-			if ((int64_t)(head - c->pos) < 0)
-				head = sb_load_acquire(&c->hot->log_head);
 			continue;
 		}
+		budget--;
 		const struct sb_rec *rec = (const struct sb_rec *)c->buf.p;
 		if (rec->kind == SB_REC_PAD) {
 			c->pos += rec->len;
@@ -292,38 +320,34 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		}
 		if (r == SB_READ_BUSY && !c->writer_gone)
 			break; /* being written; the next drain resumes here */
-		ret = account_gap(c, rec->seq, &d);
+		uint64_t gap = 0;
+		ret = store_gap(c, rec->seq, &gap);
 		if (ret)
 			break;
 		if (r == SB_READ_BUSY) {
-			d.torn++; /* the writer died inside this store */
-		} else {
-			uint64_t *counter;
-			struct sb_entry view;
-
-			ret = classify(c, fate, &counter, &d);
-			if (ret)
-				break;
-			if (counter == &d.delivered) {
-				ret = sb__rec_parse(rec, &view, c->text);
-				if (ret == 0 && (sb__msgpack_check(view.report, view.report_len) ||
-						 (view.stats.kind == SB_STATS_OK &&
-						  sb__msgpack_check(view.stats.msgpack,
-								    view.stats.msgpack_len))))
-					ret = sb__fail(-EBADMSG,
-						       "record %llu (%s) holds invalid msgpack: %s",
-						       (unsigned long long)rec->seq, view.tag,
-						       sb__msgpack_error());
-				if (ret)
-					break;
-			}
-			(*counter)++;
-			if (counter == &d.delivered && fn)
-				ret = fn(user, &view);
+			account(c, rec, gap, &d.torn, &d); /* the writer died inside this store */
+			continue;
 		}
-		d.stores++;
-		c->cursor = rec->seq;
-		c->pos += rec->len;
+		uint64_t *outcome;
+		struct sb_entry view;
+		ret = classify(c, fate, &outcome, &d);
+		if (ret)
+			break;
+		if (outcome != &d.delivered) {
+			account(c, rec, gap, outcome, &d);
+			continue;
+		}
+		ret = sb__rec_parse(rec, &view, c->text);
+		if (ret == 0 && (sb__msgpack_check(view.report, view.report_len) ||
+				 (view.stats.kind == SB_STATS_OK &&
+				  sb__msgpack_check(view.stats.msgpack, view.stats.msgpack_len))))
+			ret = sb__fail(-EBADMSG, "record %llu (%s) holds invalid msgpack: %s",
+				       (unsigned long long)rec->seq, view.tag, sb__msgpack_error());
+		if (ret)
+			break;
+		account(c, rec, gap, outcome, &d);
+		if (fn)
+			ret = fn(user, &view);
 	}
 	add_counts(&c->totals, &d);
 	if (counts)
@@ -362,22 +386,21 @@ int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
 	out->count = 0;
 	out->items = NULL;
 	uint64_t head = sb__event_head(&c->events); /* V0: pairs with E3 */
+	uint64_t pending = head - c->ev_cursor;
 	uint64_t n_ring = c->events.n;
-	uint64_t first = c->ev_cursor + 1;
 
-	if ((int64_t)(head - c->ev_cursor) < 0)
-		return sb__fail(-EPROTO, "event sequence went backwards (%llu < %llu)",
-				(unsigned long long)head, (unsigned long long)c->ev_cursor);
-	if (head - c->ev_cursor > n_ring)
-		first = head - n_ring + 1;
-	uint64_t lost = first - (c->ev_cursor + 1);
-	size_t cap = (size_t)(head + 1 - first) + 1;
-	struct sb_event *items = calloc(cap, sizeof(*items));
+	/* Subtraction, never "e <= head": sequences near 2^64 must not wrap a loop. */
+	if (pending > (1ull << 62))
+		return sb__fail(-EPROTO, "event sequence moved from %llu to %llu",
+				(unsigned long long)c->ev_cursor, (unsigned long long)head);
+	uint64_t n = pending < n_ring ? pending : n_ring;
+	uint64_t lost = pending - n;
+	struct sb_event *items = calloc((size_t)n + 1, sizeof(*items));
 	if (!items)
-		return sb__fail(-ENOMEM, "out of memory for %zu events", cap);
+		return sb__fail(-ENOMEM, "out of memory for %llu events", (unsigned long long)n);
 	size_t k = 0;
-	for (uint64_t e = first; e <= head; e++) {
-		int r = sb__event_read(&c->events, e, &items[k]);
+	for (uint64_t i = 0; i < n; i++) {
+		int r = sb__event_read(&c->events, head - n + 1 + i, &items[k]);
 		if (r < 0) {
 			free(items);
 			return r;

@@ -215,12 +215,20 @@ static void unresident(struct sb_bridge *b, uint32_t slot)
 	sb_store_relaxed(&b->hot->resident, b->resident);
 }
 
-static bool is_resident_record(const struct sb_bridge *b, const struct sb_rec *rec)
+/* The slot says rec is its tag's resident report (the reference's `reports` map). */
+static bool slot_holds(const struct sb_bridge *b, const struct sb_rec *rec)
 {
-	if (rec->kind != SB_REC_SNAPSHOT || sb_load_relaxed(&rec->fate) != SB_FATE_RESIDENT)
+	if (rec->kind != SB_REC_SNAPSHOT || rec->slot >= b->cfg.max_snapshots)
 		return false;
 	const struct sb_slot *s = &b->slots[rec->slot];
 	return (s->flags & SB_F_RESIDENT) && s->store_seq == rec->seq;
+}
+
+/* rec is resident and in FIFO order (the reference's `order` as well). */
+static bool is_resident_record(const struct sb_bridge *b, const struct sb_rec *rec)
+{
+	return rec->kind == SB_REC_SNAPSHOT &&
+	       sb_load_relaxed(&rec->fate) == SB_FATE_RESIDENT && slot_holds(b, rec);
 }
 
 static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate,
@@ -237,7 +245,11 @@ static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate,
 		   by_bytes ? SB_EVICT_BYTES : SB_EVICT_CAP);
 }
 
-/* Defensive: the resident count says "full" but the log holds no resident record. */
+/*
+ * Defensive: more reports are resident than the cap allows and none of
+ * them is in FIFO order. Like the reference, drop them all (loudly) to
+ * restore the invariant rather than loop.
+ */
 static void clear_after_cap_violation(struct sb_bridge *b)
 {
 	uint64_t n = b->resident;
@@ -248,34 +260,50 @@ static void clear_after_cap_violation(struct sb_bridge *b)
 		if (!(s->flags & SB_F_RESIDENT))
 			continue;
 		struct sb_rec *rec = sb__log_rec(&b->log, s->record_pos);
-		if (rec->kind == SB_REC_SNAPSHOT && rec->seq == s->store_seq)
+		if (slot_holds(b, rec))
 			sb_store_relaxed(&rec->fate, (uint32_t)SB_FATE_EVICTED_CAP);
-		unresident(b, i);
+		sb__tagindex_del(&b->index, s->tag, s->tag_len, sb__tag_hash(s->tag, s->tag_len));
+		sb__slot_write_begin(s);
+		s->flags = 0;
+		sb__slot_write_end(s);
 	}
+	for (uint32_t i = 0; i < b->cfg.max_snapshots; i++)
+		b->free_slots[i] = b->cfg.max_snapshots - 1 - i;
+	b->nfree = b->cfg.max_snapshots;
+	b->resident = 0;
+	sb_store_relaxed(&b->hot->resident, 0);
 	push_event(b, SB_EVENT_CAP_INVARIANT_VIOLATION, NULL, NULL, b->cfg.max_snapshots, n,
 		   SB_EVICT_CAP);
 }
 
-/* Evict the oldest resident report to make room for new_tag. */
-static void evict_oldest(struct sb_bridge *b, const char *new_tag)
+/*
+ * Make room at the cap for new_tag by evicting the oldest resident report.
+ * Returns false when no resident report is in FIFO order: the reference
+ * then pops the new tag itself off its order list, so the caller stores
+ * the new record already evicted.
+ */
+static bool make_room(struct sb_bridge *b, const char *new_tag)
 {
 	uint64_t head = sb_load_relaxed(&b->hot->log_head);
 	uint64_t tail = sb_load_relaxed(&b->hot->log_tail);
 	uint64_t pos = (int64_t)(b->resident_cursor - tail) < 0 ? tail : b->resident_cursor;
 
 	/* Each record is passed over at most once: the cursor only moves forward. */
-	while (pos != head) {
+	for (; pos != head; pos += sb__log_rec(&b->log, pos)->len) {
 		struct sb_rec *rec = sb__log_rec(&b->log, pos);
 
 		if (is_resident_record(b, rec)) {
 			evict(b, rec, SB_FATE_EVICTED_CAP, new_tag);
 			b->resident_cursor = pos + rec->len;
-			return;
+			return true;
 		}
-		pos += rec->len;
 	}
 	b->resident_cursor = head;
-	clear_after_cap_violation(b);
+	if (b->resident > b->cfg.max_snapshots) {
+		clear_after_cap_violation(b);
+		return true;
+	}
+	return false;
 }
 
 struct reclaim_ctx {
@@ -288,7 +316,8 @@ static void reclaim_record(void *arg, struct sb_rec *rec, uint64_t pos)
 	struct reclaim_ctx *ctx = arg;
 
 	(void)pos;
-	if (is_resident_record(ctx->b, rec))
+	/* The slot is the authority: a resident report never loses its bytes silently. */
+	if (slot_holds(ctx->b, rec))
 		evict(ctx->b, rec, SB_FATE_EVICTED_BYTES, ctx->new_tag);
 }
 
@@ -391,6 +420,7 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	pthread_mutex_lock(&b->lock);
 	int64_t found = sb__tagindex_find(&b->index, a->tag, a->tag_len, hash);
 	uint64_t seq = sb_load_relaxed(&b->hot->store_seq) + 1;
+	bool self_evicted = false;
 	uint32_t slot;
 
 	if (found >= 0) {
@@ -404,9 +434,10 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 				 (uint32_t)SB_FATE_SUPERSEDED);
 		bump(&b->hot->overwrites);
 		push_event(b, SB_EVENT_OVERWRITE, a->tag, prior_schema, 0, 0, SB_EVICT_CAP);
+	} else if (b->resident >= b->cfg.max_snapshots && !make_room(b, a->tag)) {
+		self_evicted = true;
+		slot = UINT32_MAX;
 	} else {
-		if (b->resident >= b->cfg.max_snapshots)
-			evict_oldest(b, a->tag);
 		slot = b->free_slots[--b->nfree];
 	}
 
@@ -414,7 +445,8 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	uint64_t pos = sb__log_reserve(&b->log, len, reclaim_record, &ctx);
 	struct sb_rec *rec = sb__log_rec(&b->log, pos);
 
-	sb_store_relaxed(&rec->fate, (uint32_t)SB_FATE_RESIDENT);
+	sb_store_relaxed(&rec->fate,
+			 (uint32_t)(self_evicted ? SB_FATE_EVICTED_CAP : SB_FATE_RESIDENT));
 	rec->kind = SB_REC_SNAPSHOT;
 	rec->flags = a->flags;
 	rec->seq = seq;
@@ -430,6 +462,12 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	/* Pairs with consumers' acquire of store_seq: the header is published. */
 	sb_store_release(&b->hot->store_seq, seq);
 
+	if (self_evicted) {
+		bump(&b->hot->evicted_cap);
+		push_event(b, SB_EVENT_EVICTION, a->tag, a->tag, b->cfg.max_snapshots, 0,
+			   SB_EVICT_CAP);
+		goto unlock;
+	}
 	struct sb_slot *s = &b->slots[slot];
 	sb__slot_write_begin(s);
 	s->flags = SB_F_RESIDENT | a->flags;
@@ -457,6 +495,7 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 		b->resident++;
 		sb_store_relaxed(&b->hot->resident, b->resident);
 	}
+unlock:
 	pthread_mutex_unlock(&b->lock);
 	sb__tagnode_put(&b->index, node);
 
@@ -664,9 +703,14 @@ static size_t collect_resident(struct sb_bridge *b, uint64_t *pos_out, size_t *n
 		}
 	}
 	*n_ordered = n;
-	for (uint32_t i = 0; i < b->cfg.max_snapshots; i++)
-		if ((b->slots[i].flags & SB_F_RESIDENT) && !seen[i])
-			pos_out[n++] = b->slots[i].record_pos;
+	for (uint32_t i = 0; i < b->cfg.max_snapshots; i++) {
+		uint64_t at = b->slots[i].record_pos;
+
+		/* Reclaim evicts what a slot holds, so the record is still in the log. */
+		if ((b->slots[i].flags & SB_F_RESIDENT) && !seen[i] && at - tail < head - tail &&
+		    slot_holds(b, sb__log_rec(&b->log, at)))
+			pos_out[n++] = at;
+	}
 	return n;
 }
 
@@ -787,6 +831,13 @@ int sb_bridge_event_count(struct sb_bridge *b, size_t *out)
 }
 
 /* ---- test hooks ----------------------------------------------------------- */
+
+void sb__bridge_debug_inflate_resident(struct sb_bridge *b)
+{
+	pthread_mutex_lock(&b->lock);
+	b->resident++;
+	pthread_mutex_unlock(&b->lock);
+}
 
 int sb__bridge_debug_desync(struct sb_bridge *b, const char *tag)
 {

@@ -45,4 +45,7 @@ int sb__check_tag(const char *tag, size_t *len);
  */
 int sb__bridge_debug_desync(struct sb_bridge *b, const char *tag);
 
+/* Test hook: count one more resident report than there is (the cap-violation state). */
+void sb__bridge_debug_inflate_resident(struct sb_bridge *b);
+
 #endif

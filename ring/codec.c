@@ -307,6 +307,13 @@ int sb__missing_decode(const void *buf, size_t len, struct sb_missing *m, char *
 	int err = -EBADMSG;
 
 	memset(m, 0, sizeof(*m));
+	/*
+	 * msgpack-c reserves memory for a container's declared count before it
+	 * reads the items: check the bytes (and their counts) first.
+	 */
+	if (len > SB_MISSING_ENC_MAX || sb__msgpack_check(buf, len) != 0)
+		return sb__fail(-EBADMSG, "missing-stats reason is not a bounded msgpack map (%zu bytes)",
+				len);
 	msgpack_unpacked_init(&u);
 	if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
 	    u.data.type != MSGPACK_OBJECT_MAP) {

@@ -58,11 +58,15 @@ uint64_t sb__log_reserve(struct sb_log *log, uint32_t len, sb_reclaim_fn fn, voi
 			fn(arg, old, tail);
 		tail += old->len;
 	}
-	if (tail != moved) {
-		/* W1: readers see the new tail before any reclaimed byte changes. */
+	if (tail != moved)
 		sb_store_relaxed(log->tail, tail);
-		sb_fence_release();
-	}
+	/*
+	 * W1: readers see the tail before any reclaimed byte changes. The fence
+	 * runs even when this call moved nothing: the bytes about to be written
+	 * may have been reclaimed by an earlier store on another thread, and the
+	 * ordering must not rest on the mutex alone.
+	 */
+	sb_fence_release();
 	if (pad) {
 		struct sb_rec *p = sb__log_rec(log, head);
 
@@ -120,7 +124,13 @@ int sb__log_copy(const struct sb_log *log, uint64_t pos, uint64_t head, struct s
 		if (err)
 			return err;
 		memcpy(buf->p, rec, sizeof(*rec));
-		return sb__log_lapped(log, pos) ? SB_READ_LAPPED : SB_READ_BUSY;
+		if (sb__log_lapped(log, pos))
+			return SB_READ_LAPPED;
+		/* The reader advances by the copy's length: it must be the one checked. */
+		if (((const struct sb_rec *)buf->p)->len != len)
+			return sb__fail(-EBADMSG, "log record at %llu changed length while busy",
+					(unsigned long long)pos);
+		return SB_READ_BUSY;
 	}
 	if (commit != SB_REC_COMMITTED || !len_ok) {
 		/* Garbage is expected if the writer is reusing these bytes. */

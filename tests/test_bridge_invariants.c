@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../coordinator/bridge_internal.h"
@@ -114,7 +115,41 @@ Test(bridge_invariants, unordered_drain_returns_everything_without_an_event, .ti
 	cr_assert_eq(n, 0, "the reference's unordered drain records nothing");
 }
 
-Test(bridge_invariants, cap_enforcement_with_no_resident_order_clears_all_with_event,
+Test(bridge_invariants, new_tag_at_cap_with_no_ordered_report_evicts_itself, .timeout = 10,
+     .fini = destroy)
+{
+	struct sb_events ev;
+	bool has;
+
+	/*
+	 * The reference pushes the new tag onto its order list and then pops the
+	 * front: with every older tag missing from the list, that is the new tag.
+	 */
+	make(2);
+	store("a");
+	store("b");
+	cr_assert_eq(sb__bridge_debug_desync(b, "a"), 0);
+	cr_assert_eq(sb__bridge_debug_desync(b, "b"), 0);
+	store("c");
+
+	cr_assert_eq(sb_bridge_drain_events(b, &ev), 0);
+	const struct sb_event *v = find_event(&ev, SB_EVENT_EVICTION);
+	cr_assert_not_null(v);
+	cr_assert_str_eq(v->tag, "c");
+	cr_assert_str_eq(v->detail, "c");
+	cr_assert_eq(v->cap, 2);
+	cr_assert_null(find_event(&ev, SB_EVENT_CAP_INVARIANT_VIOLATION));
+	sb_events_free(&ev);
+	sb_bridge_has(b, "c", &has);
+	cr_assert_not(has);
+	sb_bridge_has(b, "a", &has);
+	cr_assert(has, "the desynchronised reports stay, as in the reference");
+	size_t n;
+	sb_bridge_len(b, &n);
+	cr_assert_eq(n, 2);
+}
+
+Test(bridge_invariants, resident_count_over_cap_with_no_order_clears_all_with_event,
      .timeout = 10, .fini = destroy)
 {
 	struct sb_events ev;
@@ -126,23 +161,46 @@ Test(bridge_invariants, cap_enforcement_with_no_resident_order_clears_all_with_e
 	store("b");
 	cr_assert_eq(sb__bridge_debug_desync(b, "a"), 0);
 	cr_assert_eq(sb__bridge_debug_desync(b, "b"), 0);
-	store("c"); /* at the cap, and the log holds no resident record to evict */
+	sb__bridge_debug_inflate_resident(b); /* 3 "resident" against a cap of 2 */
+	store("c");
 
 	cr_assert_eq(sb_bridge_drain_events(b, &ev), 0);
 	const struct sb_event *v = find_event(&ev, SB_EVENT_CAP_INVARIANT_VIOLATION);
 	cr_assert_not_null(v);
-	cr_assert_eq(v->count, 2, "reports_len at the bulk clear");
+	cr_assert_eq(v->count, 3, "reports_len at the bulk clear");
 	cr_assert_eq(v->cap, 2);
-	cr_assert_null(find_event(&ev, SB_EVENT_EVICTION));
 	sb_events_free(&ev);
-
 	sb_bridge_has(b, "a", &has);
-	cr_assert_not(has);
-	sb_bridge_has(b, "b", &has);
 	cr_assert_not(has);
 	cr_assert_eq(sb_bridge_drain_ordered(b, &e), 0);
 	cr_assert_eq(e.count, 1, "the store that found the violation still lands");
 	cr_assert_str_eq(e.items[0].tag, "c");
+	sb_entries_free(&e);
+}
+
+Test(bridge_invariants, byte_reclaim_evicts_a_desynchronised_report_instead_of_orphaning_it,
+     .timeout = 10, .fini = destroy)
+{
+	struct sb_entries e;
+	static uint8_t big[20 << 10];
+	bool has;
+
+	make(8);
+	store("a");
+	cr_assert_eq(sb__bridge_debug_desync(b, "a"), 0);
+	/* 64 KiB log: four 20 KiB stores reclaim a's bytes. */
+	for (int i = 0; i < 4; i++) {
+		char tag[8];
+		struct sb_report r = {.msgpack = big,
+				      .msgpack_len = tu_report(big, sizeof(big) - 16, (uint64_t)i)};
+		snprintf(tag, sizeof(tag), "big%d", i);
+		cr_assert_eq(sb_bridge_store(b, tag, &r), 0);
+	}
+	sb_bridge_has(b, "a", &has);
+	cr_assert_not(has, "a was evicted by bytes, not left pointing at reused bytes");
+	cr_assert_eq(sb_bridge_drain_ordered(b, &e), 0);
+	for (size_t i = 0; i < e.count; i++)
+		cr_assert_eq(tu_report_check(e.items[i].report, e.items[i].report_len, NULL), 0);
 	sb_entries_free(&e);
 }
 

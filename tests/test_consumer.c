@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../coordinator/bridge_internal.h"
@@ -275,4 +276,72 @@ Test(consumer, resident_index_is_readable_by_consumers, .timeout = 10, .fini = t
 	cr_assert_not(has, "a was evicted");
 	cr_assert_eq(sb_consumer_has(consumer, "c", &has), 0);
 	cr_assert(has);
+}
+
+Test(consumer, start_at_end_consumer_lapped_before_its_first_read_accounts_every_store,
+     .timeout = 10, .fini = teardown)
+{
+	struct sb_drain_counts d;
+	char tag[16];
+
+	setup(64, 64, SB_LOG_BYTES_MIN);
+	store("history", 64, 1);
+	open_consumer(SB_CONSUMER_START_AT_END);
+	for (int i = 0; i < 100; i++) { /* 100 x 2 KiB through a 64 KiB log */
+		snprintf(tag, sizeof(tag), "t%d", i);
+		store(tag, 2048, (uint64_t)i);
+	}
+	cr_assert_eq(sb_consumer_drain(consumer, NULL, NULL, &d), 0, "%s", sb_last_error());
+	assert_adds_up(&d, 100);
+	cr_assert_gt(d.lapped, 0);
+}
+
+Test(consumer, header_scribbled_after_attach_does_not_change_what_the_consumer_reads, .timeout = 10, .fini = teardown)
+{
+	struct seen s = {0};
+	struct sb_drain_counts d;
+
+	setup(8, 64, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	store("a", 64, 1);
+	/* The writer may scribble its header after a consumer validated it. */
+	bridge->hdr->log_bytes = 0;
+	bridge->hdr->max_snapshots = 1u << 30;
+	bridge->hdr->sections[SB_SEC_LOG].offset = 1ull << 40;
+	cr_assert_eq(sb_consumer_drain(consumer, collect, &s, &d), 0);
+	cr_assert_eq(d.delivered, 1);
+	size_t n;
+	cr_assert_eq(sb_consumer_len(consumer, &n), 0);
+	cr_assert_eq(n, 1);
+}
+
+Test(consumer, missing_reason_with_huge_container_counts_is_refused_without_allocating,
+     .timeout = 10, .fini = teardown)
+{
+	char reason[400];
+	struct sb_report r = {.msgpack = reportbuf};
+	struct sb_drain_counts d;
+
+	/* 2 GiB of address space: msgpack-c reserving 48 bytes per declared item would fail. */
+	struct rlimit lim = {2ull << 30, 2ull << 30};
+	cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+	setup(8, 64, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	memset(reason, 'x', sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	struct sb_stats st = {.kind = SB_STATS_MISSING,
+			      .missing = {.kind = SB_MISSING_NO_SCHEDULER, .text = reason}};
+	r.msgpack_len = tu_report(reportbuf, 16, 1);
+	cr_assert_eq(sb_bridge_store_with_stats(bridge, "a", &r, &st, NULL), 0);
+
+	/* Replace the encoded reason with 32 nested map32 headers of 2^28 pairs each. */
+	struct sb_rec *rec = sb__log_rec(&bridge->log, bridge->slots[0].record_pos);
+	uint8_t *stats = (uint8_t *)(rec + 1) + rec->tag_len + rec->schema_len + rec->report_len;
+	memset(stats, 0xc0, rec->stats_len);
+	for (int i = 0; i < 32; i++)
+		memcpy(stats + 5 * i, "\xdf\x10\x00\x00\x00", 5);
+	cr_assert_eq(sb_consumer_drain(consumer, NULL, NULL, &d), -EBADMSG);
+	/* Refused by the bounded pre-check, before msgpack-c could reserve anything. */
+	cr_assert(strstr(sb_last_error(), "not a bounded msgpack map"), "message: %s",
+		  sb_last_error());
 }

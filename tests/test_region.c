@@ -217,3 +217,77 @@ Test(region, missing_image_file_is_reported)
 	cr_assert_eq(sb_consumer_open_image("/nonexistent/snapbridge.img", 0, &c), -ENOENT);
 	cr_assert(strstr(sb_last_error(), "/nonexistent/snapbridge.img"));
 }
+
+static struct sb_hot *hot(void)
+{
+	return (struct sb_hot *)(image + hdr()->sections[SB_SEC_HOT].offset);
+}
+
+Test(region, event_sequence_near_two_to_the_64_neither_wraps_nor_overflows)
+{
+	struct sb_consumer *c = NULL;
+	struct sb_events ev;
+
+	hot()->event_seq = UINT64_MAX;
+	int fd = mkstemp(path);
+	cr_assert_eq(write(fd, image, image_size), (ssize_t)image_size);
+	close(fd);
+	cr_assert_eq(sb_consumer_open_image(path, SB_CONSUMER_START_AT_END, &c), 0);
+	cr_assert_eq(sb_consumer_drain_events(c, &ev), 0);
+	cr_assert_eq(ev.count, 0);
+	sb_events_free(&ev);
+	sb_consumer_close(c);
+
+	cr_assert_eq(sb_consumer_open_image(path, 0, &c), 0);
+	cr_assert_eq(sb_consumer_drain_events(c, &ev), -EPROTO, "2^64 - 1 events since 0");
+	cr_assert(strstr(sb_last_error(), "event sequence"), "message: %s", sb_last_error());
+	sb_consumer_close(c);
+}
+
+Test(region, head_far_beyond_the_ring_is_bounded_work_not_a_hang)
+{
+	struct sb_consumer *c = NULL;
+	struct sb_drain_counts d;
+	const struct sb_section *log = &hdr()->sections[SB_SEC_LOG];
+
+	/* A log full of committed 64-byte pads and a head 2^62 bytes away. */
+	for (uint64_t off = 0; off < log->size; off += 64) {
+		struct sb_rec *r = (struct sb_rec *)(image + log->offset + off);
+		memset(r, 0, sizeof(*r));
+		r->commit = SB_REC_COMMITTED;
+		r->kind = SB_REC_PAD;
+		r->len = 64;
+	}
+	hot()->log_tail = 0;
+	hot()->log_head = 1ull << 62;
+	cr_assert_eq(open_image(image_size, &c), 0);
+	for (int i = 0; i < 3; i++) {
+		int r = sb_consumer_drain(c, NULL, NULL, &d);
+		cr_assert(r == 0 || r == -EBADMSG, "drain returned %d", r);
+		cr_assert_eq(d.delivered, 0);
+	}
+	sb_consumer_close(c);
+}
+
+Test(region, record_that_fails_validation_leaves_the_consumer_unchanged)
+{
+	struct sb_consumer *c = NULL;
+	struct sb_drain_counts d, totals;
+	struct sb_rec *rec = (struct sb_rec *)(image + hdr()->sections[SB_SEC_LOG].offset);
+	uint64_t cursor;
+
+	rec->fate = 99;
+	rec->seq = 70; /* also as if 69 earlier stores had been lapped */
+	hot()->log_tail = 0;
+	cr_assert_eq(open_image(image_size, &c), 0);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(sb_consumer_drain(c, NULL, NULL, &d), -EBADMSG, "drain %d", i);
+		cr_assert(strstr(sb_last_error(), "fate"), "message: %s", sb_last_error());
+		sb_consumer_totals(c, &totals);
+		cr_assert_eq(totals.stores, 0);
+		cr_assert_eq(totals.lapped, 0);
+		sb_consumer_cursor(c, &cursor);
+		cr_assert_eq(cursor, 0);
+	}
+	sb_consumer_close(c);
+}
