@@ -45,10 +45,10 @@ struct sb_consumer {
 
 	uint32_t flags;
 	bool writer_gone;
-	bool gap_ok;         /* stores may be missing before the next record: we were lapped */
-	uint64_t cursor;     /* store_seq of the last store accounted for */
-	uint64_t pos;        /* log position of the next record to read */
-	uint64_t ev_cursor;  /* last event sequence taken */
+	bool gap_ok;	    /* stores may be missing before the next record: we were lapped */
+	uint64_t cursor;    /* store_seq of the last store accounted for */
+	uint64_t pos;	    /* log position of the next record to read */
+	uint64_t ev_cursor; /* last event sequence taken */
 	struct sb_drain_counts totals;
 	struct sb_buf buf;
 	char text[SB_REASON_MAX + 1];
@@ -66,12 +66,12 @@ static int attach(struct sb_consumer *c, uint32_t flags)
 	c->hot = (const struct sb_hot *)(c->base + h->sections[SB_SEC_HOT].offset);
 	c->slots = (const struct sb_slot *)(c->base + h->sections[SB_SEC_INDEX].offset);
 	c->max_snapshots = h->max_snapshots;
-	c->log = (struct sb_log){(uint8_t *)(c->base + h->sections[SB_SEC_LOG].offset),
-				 h->log_bytes, (uint64_t *)&c->hot->log_head,
-				 (uint64_t *)&c->hot->log_tail};
-	c->events = (struct sb_evring){
-		(struct sb_event_slot *)(c->base + h->sections[SB_SEC_EVENTS].offset),
-		h->max_events, (uint64_t *)&c->hot->event_seq};
+	c->log =
+	    (struct sb_log){ (uint8_t *)(c->base + h->sections[SB_SEC_LOG].offset), h->log_bytes,
+			     (uint64_t *)&c->hot->log_head, (uint64_t *)&c->hot->log_tail };
+	c->events = (struct sb_evring){ (struct sb_event_slot *)(c->base +
+								 h->sections[SB_SEC_EVENTS].offset),
+					h->max_events, (uint64_t *)&c->hot->event_seq };
 	c->flags = flags;
 	if (flags & SB_CONSUMER_START_AT_END) {
 		/*
@@ -217,8 +217,7 @@ static int store_gap(const struct sb_consumer *c, uint64_t seq, uint64_t *gap)
 				(unsigned long long)seq, (unsigned long long)c->cursor);
 	*gap = seq - c->cursor - 1;
 	if (*gap && !c->gap_ok)
-		return sb__fail(-EPROTO,
-				"stores %llu..%llu are missing from the log without a lap",
+		return sb__fail(-EPROTO, "stores %llu..%llu are missing from the log without a lap",
 				(unsigned long long)c->cursor + 1, (unsigned long long)seq - 1);
 	return 0;
 }
@@ -279,7 +278,7 @@ static void account(struct sb_consumer *c, const struct sb_rec *rec, uint64_t ga
 int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		      struct sb_drain_counts *counts)
 {
-	struct sb_drain_counts d = {0};
+	struct sb_drain_counts d = { 0 };
 	unsigned laps = 0;
 	int ret = 0;
 
@@ -291,9 +290,9 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 
 	while (c->pos != head && ret == 0 && budget > 0) {
 		uint32_t fate = 0;
-		int r = (head - c->pos > c->log.size) ? SB_READ_LAPPED
-						       : sb__log_copy(&c->log, c->pos, head,
-								      &c->buf, &fate);
+		int r = (head - c->pos > c->log.size)
+			    ? SB_READ_LAPPED
+			    : sb__log_copy(&c->log, c->pos, head, &c->buf, &fate);
 		if (r < 0) {
 			ret = r;
 			break;

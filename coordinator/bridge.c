@@ -121,13 +121,14 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	b->hdr = (struct sb_header *)base;
 	b->hot = (struct sb_hot *)(base + plan.sections[SB_SEC_HOT].offset);
 	b->slots = (struct sb_slot *)(base + plan.sections[SB_SEC_INDEX].offset);
-	b->log = (struct sb_log){base + plan.sections[SB_SEC_LOG].offset, cfg.log_bytes,
-				 &b->hot->log_head, &b->hot->log_tail};
-	b->aux = (struct sb_log){base + plan.sections[SB_SEC_AUX].offset, cfg.aux_bytes,
-				 &b->hot->aux_head, &b->hot->aux_tail};
+	b->log = (struct sb_log){ base + plan.sections[SB_SEC_LOG].offset, cfg.log_bytes,
+				  &b->hot->log_head, &b->hot->log_tail };
+	b->aux = (struct sb_log){ base + plan.sections[SB_SEC_AUX].offset, cfg.aux_bytes,
+				  &b->hot->aux_head, &b->hot->aux_tail };
 	b->events = (struct sb_evring){
 		(struct sb_event_slot *)(base + plan.sections[SB_SEC_EVENTS].offset),
-		cfg.max_events, &b->hot->event_seq};
+		cfg.max_events, &b->hot->event_seq
+	};
 
 	/* The memfd is fresh and zeroed; no descriptor has left this process yet. */
 	sb__header_init(b->hdr, &cfg, &plan);
@@ -178,7 +179,7 @@ int sb_bridge_data_fd(const struct sb_bridge *b, int *fd_out)
 static void push_event(struct sb_bridge *b, enum sb_event_kind kind, const char *tag,
 		       const char *detail, uint64_t cap, uint64_t count, enum sb_evict_cause cause)
 {
-	struct sb_event ev = {.kind = kind, .cap = cap, .count = count, .cause = cause};
+	struct sb_event ev = { .kind = kind, .cap = cap, .count = count, .cause = cause };
 
 	if (tag)
 		memcpy(ev.tag, tag, strnlen(tag, SB_TAG_MAX));
@@ -227,12 +228,11 @@ static bool slot_holds(const struct sb_bridge *b, const struct sb_rec *rec)
 /* rec is resident and in FIFO order (the reference's `order` as well). */
 static bool is_resident_record(const struct sb_bridge *b, const struct sb_rec *rec)
 {
-	return rec->kind == SB_REC_SNAPSHOT &&
-	       sb_load_relaxed(&rec->fate) == SB_FATE_RESIDENT && slot_holds(b, rec);
+	return rec->kind == SB_REC_SNAPSHOT && sb_load_relaxed(&rec->fate) == SB_FATE_RESIDENT &&
+	       slot_holds(b, rec);
 }
 
-static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate,
-		  const char *new_tag)
+static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate, const char *new_tag)
 {
 	char tag[SB_TAG_MAX + 1];
 	bool by_bytes = fate == SB_FATE_EVICTED_BYTES;
@@ -339,8 +339,8 @@ struct store_args {
 int sb__check_tag(const char *tag, size_t *len)
 {
 	if (!tag || !tag[0])
-		return sb__fail(-EINVAL, "tag is %s: a tag needs 1..%d bytes", tag ? "empty" : "NULL",
-				SB_TAG_MAX);
+		return sb__fail(-EINVAL, "tag is %s: a tag needs 1..%d bytes",
+				tag ? "empty" : "NULL", SB_TAG_MAX);
 	*len = strnlen(tag, SB_TAG_MAX + 1);
 	if (*len > SB_TAG_MAX)
 		return sb__fail(-ENAMETOOLONG, "tag \"%.20s...\" is longer than %d bytes", tag,
@@ -441,7 +441,7 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 		slot = b->free_slots[--b->nfree];
 	}
 
-	struct reclaim_ctx ctx = {b, a->tag};
+	struct reclaim_ctx ctx = { b, a->tag };
 	uint64_t pos = sb__log_reserve(&b->log, len, reclaim_record, &ctx);
 	struct sb_rec *rec = sb__log_rec(&b->log, pos);
 
@@ -520,7 +520,7 @@ static int store_full(struct sb_bridge *b, const char *tag, const struct sb_repo
 		      const struct sb_stats *stats, const uint64_t *elapsed_ms,
 		      const uint64_t *boundary_offset_ms, const uint16_t *step_index)
 {
-	struct store_args a = {0};
+	struct store_args a = { 0 };
 	uint8_t missing_buf[SB_MISSING_ENC_MAX];
 	int err = prepare(b, tag, report, stats, &a, missing_buf);
 
@@ -546,9 +546,8 @@ int sb_bridge_store(struct sb_bridge *b, const char *tag, const struct sb_report
 	return store_full(b, tag, report, NULL, NULL, NULL, NULL);
 }
 
-int sb_bridge_store_with_stats(struct sb_bridge *b, const char *tag,
-			       const struct sb_report *report, const struct sb_stats *stats,
-			       const uint64_t *elapsed_ms)
+int sb_bridge_store_with_stats(struct sb_bridge *b, const char *tag, const struct sb_report *report,
+			       const struct sb_stats *stats, const uint64_t *elapsed_ms)
 {
 	return store_full(b, tag, report, stats, elapsed_ms, NULL, NULL);
 }
@@ -563,7 +562,7 @@ int sb_bridge_store_with_stats_and_step(struct sb_bridge *b, const char *tag,
 
 static int capture(struct sb_bridge *b, const char *tag, const uint16_t *step, bool *stored)
 {
-	struct sb_report report = {0};
+	struct sb_report report = { 0 };
 	size_t len;
 	int err;
 

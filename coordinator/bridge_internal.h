@@ -30,7 +30,7 @@ struct sb_bridge {
 	struct sb_tagindex index;
 	uint32_t *free_slots;
 	uint32_t nfree;
-	uint64_t resident;        /* resident reports; mirrored to hot->resident */
+	uint64_t resident;	  /* resident reports; mirrored to hot->resident */
 	uint64_t resident_cursor; /* log position before which no record is resident */
 	uint64_t events_drained;  /* event sequence the coordinator's own drain reached */
 };

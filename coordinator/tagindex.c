@@ -139,7 +139,7 @@ void sb__tagindex_fini(struct sb_tagindex *idx)
 
 int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash)
 {
-	struct key k = {tag, len};
+	struct key k = { tag, len };
 	struct cds_lfht_iter iter;
 	struct cds_lfht_node *node;
 	int64_t slot = -1;
@@ -153,8 +153,8 @@ int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, 
 	return slot;
 }
 
-void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *n, const char *tag,
-		      size_t len, uint64_t hash, uint32_t slot)
+void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *n, const char *tag, size_t len,
+		      uint64_t hash, uint32_t slot)
 {
 	cds_lfht_node_init(&n->node);
 	n->slot = slot;
@@ -167,7 +167,7 @@ void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *n, const char 
 
 void sb__tagindex_del(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash)
 {
-	struct key k = {tag, len};
+	struct key k = { tag, len };
 	struct cds_lfht_iter iter;
 	struct cds_lfht_node *node;
 

@@ -44,8 +44,8 @@ struct sb_tagnode *sb__tagnode_new(struct sb_tagindex *idx);
 void sb__tagnode_put(struct sb_tagindex *idx, struct sb_tagnode *node);
 
 /* Under the bridge lock; the index owns node afterwards. */
-void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *node, const char *tag,
-		      size_t len, uint64_t hash, uint32_t slot);
+void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *node, const char *tag, size_t len,
+		      uint64_t hash, uint32_t slot);
 void sb__tagindex_del(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash);
 void sb__tagindex_clear(struct sb_tagindex *idx);
 

@@ -13,10 +13,10 @@
 
 #include <stdint.h>
 
-#define sb_load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define sb_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define sb_store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define sb_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define sb_load_relaxed(p)	   __atomic_load_n((p), __ATOMIC_RELAXED)
+#define sb_load_acquire(p)	   __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define sb_store_relaxed(p, v)	   __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define sb_store_release(p, v)	   __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define sb_fetch_add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 #define sb_fetch_add_release(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELEASE)
 

@@ -149,8 +149,7 @@ int sb__msgpack_check(const void *buf, size_t n)
 				items = 1;
 				break;
 			default:
-				return bad_msgpack("type byte 0x%02x at "
-						"%zu is reserved", t, i - 1);
+				return bad_msgpack("type byte 0x%02x at %zu is reserved", t, i - 1);
 			}
 		}
 		if (lenw) {
@@ -164,31 +163,30 @@ int sb__msgpack_check(const void *buf, size_t n)
 				body += v;
 		}
 		if (body > n - i)
-			return bad_msgpack("value at %zu claims %llu "
-					"bytes, %zu remain", i, (unsigned long long)body, n - i);
+			return bad_msgpack("value at %zu claims %llu bytes, %zu remain", i,
+					   (unsigned long long)body, n - i);
 		i += body;
 		/* Every object takes at least one byte: a count beyond that is a lie. */
 		if (items > n - i)
-			return bad_msgpack("container claims %llu "
-					"items, %zu bytes remain", (unsigned long long)items, n - i);
+			return bad_msgpack("container claims %llu items, %zu bytes remain",
+					   (unsigned long long)items, n - i);
 		pending += items;
 	}
 	if (i != n)
-		return bad_msgpack("%zu bytes follow it",
-				n - i);
+		return bad_msgpack("%zu bytes follow it", n - i);
 	return 0;
 }
 
 static const char *const missing_names[] = {
-    [SB_MISSING_NO_SCHEDULER_BINARY] = "NoSchedulerBinary",
-    [SB_MISSING_NO_SCHEDULER] = "NoScheduler",
-    [SB_MISSING_DURING_FREEZE] = "DuringFreeze",
-    [SB_MISSING_CANCELLED] = "Cancelled",
-    [SB_MISSING_SCHEDULER_ERROR] = "SchedulerError",
-    [SB_MISSING_MISSING_RESP] = "MissingResp",
-    [SB_MISSING_REQUEST_TOO_LARGE] = "RequestTooLarge",
-    [SB_MISSING_RESPONSE_TOO_LARGE] = "ResponseTooLarge",
-    [SB_MISSING_MUTEX_POISONED] = "MutexPoisoned",
+	[SB_MISSING_NO_SCHEDULER_BINARY] = "NoSchedulerBinary",
+	[SB_MISSING_NO_SCHEDULER] = "NoScheduler",
+	[SB_MISSING_DURING_FREEZE] = "DuringFreeze",
+	[SB_MISSING_CANCELLED] = "Cancelled",
+	[SB_MISSING_SCHEDULER_ERROR] = "SchedulerError",
+	[SB_MISSING_MISSING_RESP] = "MissingResp",
+	[SB_MISSING_REQUEST_TOO_LARGE] = "RequestTooLarge",
+	[SB_MISSING_RESPONSE_TOO_LARGE] = "ResponseTooLarge",
+	[SB_MISSING_MUTEX_POISONED] = "MutexPoisoned",
 };
 
 const char *sb_missing_kind_name(enum sb_missing_kind kind)
@@ -252,7 +250,7 @@ int sb__missing_check(const struct sb_missing *m)
 
 int sb__missing_encode(const struct sb_missing *m, uint8_t *out, size_t cap, size_t *len)
 {
-	struct fixed_buf fb = {.p = out, .cap = cap};
+	struct fixed_buf fb = { .p = out, .cap = cap };
 	msgpack_packer pk;
 	const char *key = text_key(m->kind);
 	const char *name = sb_missing_kind_name(m->kind);
@@ -312,8 +310,8 @@ int sb__missing_decode(const void *buf, size_t len, struct sb_missing *m, char *
 	 * reads the items: check the bytes (and their counts) first.
 	 */
 	if (len > SB_MISSING_ENC_MAX || sb__msgpack_check(buf, len) != 0)
-		return sb__fail(-EBADMSG, "missing-stats reason is not a bounded msgpack map (%zu bytes)",
-				len);
+		return sb__fail(
+		    -EBADMSG, "missing-stats reason is not a bounded msgpack map (%zu bytes)", len);
 	msgpack_unpacked_init(&u);
 	if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
 	    u.data.type != MSGPACK_OBJECT_MAP) {

@@ -97,8 +97,7 @@ void sb__layout_plan(const struct sb_config *cfg, struct sb_plan *plan)
 	plan->region_size = at;
 }
 
-void sb__header_init(struct sb_header *hdr, const struct sb_config *cfg,
-		     const struct sb_plan *plan)
+void sb__header_init(struct sb_header *hdr, const struct sb_config *cfg, const struct sb_plan *plan)
 {
 	memcpy(hdr->magic, SB_MAGIC, 8);
 	hdr->abi_major = SB_ABI_MAJOR;
@@ -119,11 +118,8 @@ void sb__header_init(struct sb_header *hdr, const struct sb_config *cfg,
 }
 
 static const char *const section_names[SB_SEC_COUNT] = {
-	[SB_SEC_HOT] = "hot words",
-	[SB_SEC_INDEX] = "slot index",
-	[SB_SEC_LOG] = "record log",
-	[SB_SEC_EVENTS] = "event ring",
-	[SB_SEC_AUX] = "aux log",
+	[SB_SEC_HOT] = "hot words",	[SB_SEC_INDEX] = "slot index", [SB_SEC_LOG] = "record log",
+	[SB_SEC_EVENTS] = "event ring", [SB_SEC_AUX] = "aux log",
 };
 
 static bool ring_size_ok(uint64_t n)
@@ -153,19 +149,18 @@ int sb__header_validate(const struct sb_header *hdr, uint64_t region_size)
 		return sb__fail(-EBADMSG, "header_size is %u, expected %zu", hdr->header_size,
 				sizeof(*hdr));
 	if (hdr->region_size != region_size)
-		return sb__fail(-EBADMSG,
-				"header says the region is %llu bytes but the mapping is %llu",
-				(unsigned long long)hdr->region_size,
-				(unsigned long long)region_size);
+		return sb__fail(
+		    -EBADMSG, "header says the region is %llu bytes but the mapping is %llu",
+		    (unsigned long long)hdr->region_size, (unsigned long long)region_size);
 	if (hdr->section_count != SB_SEC_COUNT)
 		return sb__fail(-EBADMSG, "section_count is %u, expected %d", hdr->section_count,
 				SB_SEC_COUNT);
 	if (hdr->max_snapshots == 0 || hdr->max_snapshots > SB_MAX_SNAPSHOTS_LIMIT ||
 	    hdr->max_events == 0 || hdr->max_events > SB_MAX_EVENTS_LIMIT ||
 	    hdr->max_watch > SB_MAX_WATCH_LIMIT)
-		return sb__fail(-EBADMSG,
-				"config out of range: max_snapshots %u, max_events %u, max_watch %u",
-				hdr->max_snapshots, hdr->max_events, hdr->max_watch);
+		return sb__fail(
+		    -EBADMSG, "config out of range: max_snapshots %u, max_events %u, max_watch %u",
+		    hdr->max_snapshots, hdr->max_events, hdr->max_watch);
 	if (hdr->slot_size != sizeof(struct sb_slot) ||
 	    hdr->event_size != sizeof(struct sb_event_slot) || hdr->rec_align != SB_REC_ALIGN)
 		return sb__fail(-EBADMSG, "slot, event or record size differs from this build");
@@ -193,11 +188,10 @@ int sb__header_validate(const struct sb_header *hdr, uint64_t region_size)
 					(unsigned long long)want[i]);
 		if (s->offset % SB_PAGE != 0 || s->offset < prev_end || s->offset > region_size ||
 		    s->size > region_size - s->offset)
-			return sb__fail(-EBADMSG,
-					"%s section [%llu, +%llu) is misplaced in a %llu-byte region",
-					section_names[i], (unsigned long long)s->offset,
-					(unsigned long long)s->size,
-					(unsigned long long)region_size);
+			return sb__fail(
+			    -EBADMSG, "%s section [%llu, +%llu) is misplaced in a %llu-byte region",
+			    section_names[i], (unsigned long long)s->offset,
+			    (unsigned long long)s->size, (unsigned long long)region_size);
 		prev_end = s->offset + s->size;
 	}
 	return 0;

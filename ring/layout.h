@@ -33,14 +33,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SB_MAGIC "SNAPBRDG"
+#define SB_MAGIC     "SNAPBRDG"
 #define SB_ABI_MAJOR 1
 #define SB_ABI_MINOR 0
-#define SB_PAGE 4096u
-#define SB_LINE 64u
+#define SB_PAGE	     4096u
+#define SB_LINE	     64u
 #define SB_REC_ALIGN 64u
 
-#define SB_ASSERT_LAYOUT(type, field, off)                                                      \
+#define SB_ASSERT_LAYOUT(type, field, off)                                                         \
 	_Static_assert(offsetof(type, field) == (off), #type "." #field " moved")
 #define SB_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " size changed")
 
@@ -108,8 +108,8 @@ SB_ASSERT_LAYOUT(struct sb_header, closed, 328);
 SB_ASSERT_SIZE(struct sb_header, SB_PAGE);
 
 /* One hot word and the rest of its cache line. */
-#define SB_HOT_WORD(name)                                                                        \
-	uint64_t name;                                                                           \
+#define SB_HOT_WORD(name)                                                                          \
+	uint64_t name;                                                                             \
 	uint8_t name##_pad[SB_LINE - 8]
 
 /*
@@ -119,14 +119,14 @@ SB_ASSERT_SIZE(struct sb_header, SB_PAGE);
  */
 struct sb_hot {
 	SB_HOT_WORD(store_seq); /* stores reserved so far = newest store_seq */
-	SB_HOT_WORD(log_head);  /* end of the newest reserved record */
-	SB_HOT_WORD(log_tail);  /* oldest byte still valid; moves BEFORE bytes are reused */
+	SB_HOT_WORD(log_head);	/* end of the newest reserved record */
+	SB_HOT_WORD(log_tail);	/* oldest byte still valid; moves BEFORE bytes are reused */
 	SB_HOT_WORD(event_seq); /* events fully written */
 	SB_HOT_WORD(aux_head);
 	SB_HOT_WORD(aux_tail);
 	SB_HOT_WORD(aux_seq);
-	SB_HOT_WORD(wake_gen);  /* low 32 bits are the futex word consumers sleep on */
-	SB_HOT_WORD(resident);  /* resident report count */
+	SB_HOT_WORD(wake_gen); /* low 32 bits are the futex word consumers sleep on */
+	SB_HOT_WORD(resident); /* resident report count */
 	/* Monotonic counters for stat; relaxed, informational. */
 	SB_HOT_WORD(overwrites);
 	SB_HOT_WORD(evicted_cap);
@@ -177,7 +177,7 @@ struct sb_slot {
 	uint32_t report_len;
 	uint32_t stats_len;
 	uint64_t reserved1;
-	char tag[64];    /* tag_len bytes, NUL-padded */
+	char tag[64];	 /* tag_len bytes, NUL-padded */
 	char schema[64]; /* schema_len bytes, NUL-padded */
 };
 SB_ASSERT_LAYOUT(struct sb_slot, flags, 4);
@@ -195,16 +195,16 @@ SB_ASSERT_LAYOUT(struct sb_slot, schema, 128);
 SB_ASSERT_SIZE(struct sb_slot, 192);
 
 /* sb_rec.commit: written BUSY at reservation, COMMITTED once the bytes are in. */
-#define SB_REC_BUSY 0x59535542u      /* "BUSY" */
+#define SB_REC_BUSY	 0x59535542u /* "BUSY" */
 #define SB_REC_COMMITTED 0x544d4f43u /* "COMT" */
 
 /* sb_rec.fate: what became of a snapshot record after it was stored. */
 enum sb_fate {
-	SB_FATE_RESIDENT = 1,      /* still the tag's resident version */
-	SB_FATE_SUPERSEDED = 2,    /* a newer store of the tag replaced it */
+	SB_FATE_RESIDENT = 1,	   /* still the tag's resident version */
+	SB_FATE_SUPERSEDED = 2,	   /* a newer store of the tag replaced it */
 	SB_FATE_EVICTED_CAP = 3,   /* evicted at the max_snapshots cap */
 	SB_FATE_EVICTED_BYTES = 4, /* evicted because the log needed its bytes */
-	SB_FATE_DRAINED = 5,       /* taken by a coordinator-side drain */
+	SB_FATE_DRAINED = 5,	   /* taken by a coordinator-side drain */
 };
 
 enum sb_rec_kind {
@@ -222,11 +222,11 @@ enum sb_rec_kind {
  */
 struct sb_rec {
 	uint32_t commit; /* SB_REC_BUSY / SB_REC_COMMITTED */
-	uint32_t fate;   /* enum sb_fate; changes after commit */
-	uint32_t len;    /* whole record, multiple of SB_REC_ALIGN */
-	uint16_t kind;   /* enum sb_rec_kind */
-	uint16_t flags;  /* SB_F_* except SB_F_RESIDENT */
-	uint64_t seq;    /* store_seq (log) or aux sequence (aux log) */
+	uint32_t fate;	 /* enum sb_fate; changes after commit */
+	uint32_t len;	 /* whole record, multiple of SB_REC_ALIGN */
+	uint16_t kind;	 /* enum sb_rec_kind */
+	uint16_t flags;	 /* SB_F_* except SB_F_RESIDENT */
+	uint64_t seq;	 /* store_seq (log) or aux sequence (aux log) */
 	uint32_t slot;
 	uint16_t tag_len;
 	uint16_t schema_len;
@@ -259,7 +259,7 @@ SB_ASSERT_SIZE(struct sb_rec, 64);
 /* One event. stamp is the event's 1-based sequence once fully written. */
 struct sb_event_slot {
 	uint64_t stamp;
-	uint32_t kind;  /* enum sb_event_kind */
+	uint32_t kind;	/* enum sb_event_kind */
 	uint32_t cause; /* enum sb_evict_cause */
 	uint64_t cap;
 	uint64_t count;

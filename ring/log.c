@@ -106,7 +106,8 @@ int sb__log_copy(const struct sb_log *log, uint64_t pos, uint64_t head, struct s
 		 uint32_t *fate)
 {
 	if (pos % SB_REC_ALIGN != 0 || (int64_t)(head - pos) < (int64_t)sizeof(struct sb_rec))
-		return sb__fail(-EBADMSG, "log position %llu is not a record boundary below head %llu",
+		return sb__fail(-EBADMSG,
+				"log position %llu is not a record boundary below head %llu",
 				(unsigned long long)pos, (unsigned long long)head);
 	if (sb__log_lapped(log, pos))
 		return SB_READ_LAPPED;

@@ -10,8 +10,8 @@
 int sb__rec_parse(const struct sb_rec *rec, struct sb_entry *view, char *text)
 {
 	const uint8_t *body = (const uint8_t *)(rec + 1);
-	uint64_t need = (uint64_t)sizeof(*rec) + rec->tag_len + rec->schema_len +
-			rec->report_len + rec->stats_len;
+	uint64_t need = (uint64_t)sizeof(*rec) + rec->tag_len + rec->schema_len + rec->report_len +
+			rec->stats_len;
 
 	if (rec->kind != SB_REC_SNAPSHOT || rec->tag_len == 0 || rec->tag_len > SB_TAG_MAX ||
 	    rec->schema_len > SB_SCHEMA_MAX || need > rec->len || (rec->flags & ~SB_F_KNOWN) ||
@@ -39,8 +39,8 @@ int sb__rec_parse(const struct sb_rec *rec, struct sb_entry *view, char *text)
 			view->stats.msgpack = body;
 			view->stats.msgpack_len = rec->stats_len;
 		} else {
-			int err = sb__missing_decode(body, rec->stats_len, &view->stats.missing,
-						     text);
+			int err =
+			    sb__missing_decode(body, rec->stats_len, &view->stats.missing, text);
 			if (err)
 				return err;
 			view->stats.kind = SB_STATS_MISSING;

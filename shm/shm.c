@@ -36,8 +36,8 @@ int sb__shm_create(const char *name, size_t size, struct sb_shm *out)
 	}
 	/* Our writable mapping exists; from now on nobody gets another one. */
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0) {
-		err = sb__fail(-errno, "sealing memfd %s against writes: %s", name,
-			       strerror(errno));
+		err =
+		    sb__fail(-errno, "sealing memfd %s against writes: %s", name, strerror(errno));
 		munmap(map, size);
 		goto fail;
 	}

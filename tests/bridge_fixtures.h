@@ -20,11 +20,11 @@
 #include <snapbridge/bridge.h>
 
 /* "hi" as a msgpack fixstr: the smallest report that is one object. */
-static const uint8_t FX_DOC_HI[] = {0xa2, 'h', 'i'};
+static const uint8_t FX_DOC_HI[] = { 0xa2, 'h', 'i' };
 /* "yo" as a fixstr: a second, distinguishable small report. */
-static const uint8_t FX_DOC_YO[] = {0xa2, 'y', 'o'};
+static const uint8_t FX_DOC_YO[] = { 0xa2, 'y', 'o' };
 /* {"a": 1} as a fixmap: a small stats document. */
-static const uint8_t FX_DOC_MAP[] = {0x81, 0xa1, 'a', 0x01};
+static const uint8_t FX_DOC_MAP[] = { 0x81, 0xa1, 'a', 0x01 };
 
 static inline uint8_t fx_pattern_byte(uint32_t seed, size_t i)
 {
@@ -73,10 +73,10 @@ static inline struct sb_report fx_report(const char *schema, bool placeholder, c
 					 size_t len)
 {
 	struct sb_report r = {
-	    .schema = schema,
-	    .placeholder = placeholder,
-	    .msgpack = doc,
-	    .msgpack_len = len,
+		.schema = schema,
+		.placeholder = placeholder,
+		.msgpack = doc,
+		.msgpack_len = len,
 	};
 	return r;
 }

@@ -6,14 +6,14 @@
  */
 #include "bridge_fixtures.h"
 
-static const enum fx_drain_kind ALL_DRAINS[] = {FX_DRAIN, FX_DRAIN_ORDERED, FX_DRAIN_WITH_STATS};
+static const enum fx_drain_kind ALL_DRAINS[] = { FX_DRAIN, FX_DRAIN_ORDERED, FX_DRAIN_WITH_STATS };
 
 /* ------------------------------------------------------------ ordering */
 
 Test(bridge_drain, drain_ordered_returns_oldest_insertion_first, .timeout = 10)
 {
 	struct sb_bridge *b = fx_bridge(0, 0, 0);
-	const char *tags[] = {"periodic_000", "zeta", "periodic_001", "alpha", "periodic_002"};
+	const char *tags[] = { "periodic_000", "zeta", "periodic_001", "alpha", "periodic_002" };
 	for (size_t i = 0; i < 5; i++)
 		fx_store_hi(b, tags[i]);
 	struct sb_entries e;
@@ -26,7 +26,7 @@ Test(bridge_drain, drain_ordered_returns_oldest_insertion_first, .timeout = 10)
 Test(bridge_drain, drain_ordered_with_stats_returns_oldest_insertion_first, .timeout = 10)
 {
 	struct sb_bridge *b = fx_bridge(0, 0, 0);
-	const char *tags[] = {"c", "a", "b", "d"};
+	const char *tags[] = { "c", "a", "b", "d" };
 	for (size_t i = 0; i < 4; i++)
 		fx_store_hi(b, tags[i]);
 	struct sb_entries e;
@@ -47,7 +47,7 @@ Test(bridge_drain, overwritten_tag_drains_once_at_its_latest_position, .timeout 
 		fx_store_hi(b, "d");
 		struct sb_entries e;
 		fx_drain(b, ALL_DRAINS[d], &e);
-		const char *want[] = {"b", "c", "a", "d"};
+		const char *want[] = { "b", "c", "a", "d" };
 		fx_expect_order(&e, want, 4);
 		cr_assert_str_eq(e.items[2].schema, "v2", "drain returned a stale version of a");
 		fx_expect_report(&e.items[2], FX_DOC_YO, sizeof(FX_DOC_YO));
@@ -66,7 +66,7 @@ Test(bridge_drain, unordered_drain_returns_each_resident_tag_once_latest_version
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN, &e);
 	cr_assert_eq(e.count, 3);
-	const char *tags[] = {"a", "b", "c"};
+	const char *tags[] = { "a", "b", "c" };
 	for (size_t i = 0; i < 3; i++) {
 		size_t seen = 0;
 		for (size_t k = 0; k < e.count; k++)
@@ -83,7 +83,7 @@ Test(bridge_drain, unordered_drain_returns_each_resident_tag_once_latest_version
 Test(bridge_drain, drain_ordered_after_cap_eviction_returns_newest_in_order, .timeout = 10)
 {
 	struct sb_bridge *b = fx_bridge(3, 0, 0);
-	const char *tags[] = {"p0", "p1", "p2", "p3", "p4"};
+	const char *tags[] = { "p0", "p1", "p2", "p3", "p4" };
 	for (size_t i = 0; i < 5; i++)
 		fx_store_hi(b, tags[i]);
 	struct sb_entries e;
@@ -102,7 +102,7 @@ Test(bridge_drain, store_seq_counts_every_store_from_one, .timeout = 10)
 	fx_store_hi(b, "c"); /* 4 */
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_WITH_STATS, &e);
-	const char *want[] = {"b", "a", "c"};
+	const char *want[] = { "b", "a", "c" };
 	fx_expect_order(&e, want, 3);
 	cr_assert_eq(e.items[0].store_seq, 2);
 	cr_assert_eq(e.items[1].store_seq, 3);
@@ -173,7 +173,7 @@ Test(bridge_drain, drained_tag_is_not_evicted_by_later_stores, .timeout = 10)
 	cr_assert_eq(fx_len(b), 2);
 	cr_assert_eq(fx_event_count(b), 0, "a drained tag must be neither evicted nor overwritten");
 	fx_drain(b, FX_DRAIN_ORDERED, &e);
-	const char *want[] = {"c", "a"};
+	const char *want[] = { "c", "a" };
 	fx_expect_order(&e, want, 2);
 	sb_entries_free(&e);
 	sb_bridge_destroy(b);
@@ -184,8 +184,9 @@ Test(bridge_drain, drained_tag_is_not_evicted_by_later_stores, .timeout = 10)
 static void store_with_everything(struct sb_bridge *b, const char *tag)
 {
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
-	struct sb_stats st = {
-	    .kind = SB_STATS_OK, .msgpack = FX_DOC_MAP, .msgpack_len = sizeof(FX_DOC_MAP)};
+	struct sb_stats st = { .kind = SB_STATS_OK,
+			       .msgpack = FX_DOC_MAP,
+			       .msgpack_len = sizeof(FX_DOC_MAP) };
 	uint64_t elapsed = 10, boundary = 20;
 	int rc = sb_bridge_store_with_stats_and_step(b, tag, &r, &st, &elapsed, &boundary, 4);
 	cr_assert_eq(rc, 0, "%s", sb_last_error());
@@ -244,7 +245,7 @@ Test(bridge_drain, drain_ordered_with_stats_turns_absent_stats_into_no_scheduler
 	store_with_everything(b, "full");
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_WITH_STATS, &e);
-	const char *want[] = {"plain", "null_stats", "step_only", "full"};
+	const char *want[] = { "plain", "null_stats", "step_only", "full" };
 	fx_expect_order(&e, want, 4);
 	for (size_t i = 0; i < 3; i++)
 		fx_expect_no_scheduler_binary(&e.items[i]);
@@ -279,27 +280,31 @@ struct missing_case {
 Test(bridge_drain, every_missing_kind_round_trips_with_its_fields, .timeout = 10)
 {
 	const struct missing_case cases[] = {
-	    {"no_bin", {.kind = SB_MISSING_NO_SCHEDULER_BINARY}, false},
-	    {"no_sched", {.kind = SB_MISSING_NO_SCHEDULER, .text = "scheduler exited"}, true},
-	    {"freeze", {.kind = SB_MISSING_DURING_FREEZE}, false},
-	    {"cancel", {.kind = SB_MISSING_CANCELLED}, false},
-	    {"sched_err",
-	     {.kind = SB_MISSING_SCHEDULER_ERROR, .err = 110, .text = "stats --json -a"},
-	     true},
-	    {"no_resp", {.kind = SB_MISSING_MISSING_RESP, .text = "args: {\"target\":1}"}, true},
-	    {"req_big",
-	     {.kind = SB_MISSING_REQUEST_TOO_LARGE, .size = 5000000000ull, .max = 65536},
-	     false},
-	    {"resp_big",
-	     {.kind = SB_MISSING_RESPONSE_TOO_LARGE, .size = 1048577, .max = UINT64_MAX},
-	     false},
-	    {"poisoned", {.kind = SB_MISSING_MUTEX_POISONED}, false},
+		{ "no_bin", { .kind = SB_MISSING_NO_SCHEDULER_BINARY }, false },
+		{ "no_sched",
+		  { .kind = SB_MISSING_NO_SCHEDULER, .text = "scheduler exited" },
+		  true },
+		{ "freeze", { .kind = SB_MISSING_DURING_FREEZE }, false },
+		{ "cancel", { .kind = SB_MISSING_CANCELLED }, false },
+		{ "sched_err",
+		  { .kind = SB_MISSING_SCHEDULER_ERROR, .err = 110, .text = "stats --json -a" },
+		  true },
+		{ "no_resp",
+		  { .kind = SB_MISSING_MISSING_RESP, .text = "args: {\"target\":1}" },
+		  true },
+		{ "req_big",
+		  { .kind = SB_MISSING_REQUEST_TOO_LARGE, .size = 5000000000ull, .max = 65536 },
+		  false },
+		{ "resp_big",
+		  { .kind = SB_MISSING_RESPONSE_TOO_LARGE, .size = 1048577, .max = UINT64_MAX },
+		  false },
+		{ "poisoned", { .kind = SB_MISSING_MUTEX_POISONED }, false },
 	};
 	const size_t n = sizeof(cases) / sizeof(cases[0]);
 	struct sb_bridge *b = fx_bridge(0, 0, 0);
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
 	for (size_t i = 0; i < n; i++) {
-		struct sb_stats st = {.kind = SB_STATS_MISSING, .missing = cases[i].m};
+		struct sb_stats st = { .kind = SB_STATS_MISSING, .missing = cases[i].m };
 		int rc = sb_bridge_store_with_stats(b, cases[i].tag, &r, &st, NULL);
 		cr_assert_eq(rc, 0, "store %s: %d (%s)", cases[i].tag, rc, sb_last_error());
 	}
@@ -339,9 +344,9 @@ Test(bridge_drain, missing_reason_text_of_max_length_round_trips, .timeout = 10)
 		text[i] = (char)('a' + fx_pattern_byte(5, i) % 26);
 	text[SB_REASON_MAX] = '\0';
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
-	struct sb_stats st = {
-	    .kind = SB_STATS_MISSING,
-	    .missing = {.kind = SB_MISSING_SCHEDULER_ERROR, .err = -5, .text = text}};
+	struct sb_stats st = { .kind = SB_STATS_MISSING,
+			       .missing = {
+				   .kind = SB_MISSING_SCHEDULER_ERROR, .err = -5, .text = text } };
 	cr_assert_eq(sb_bridge_store_with_stats(b, "a", &r, &st, NULL), 0, "%s", sb_last_error());
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_WITH_STATS, &e);
@@ -360,9 +365,10 @@ Test(bridge_drain, stats_msgpack_round_trips_byte_for_byte, .timeout = 10)
 	size_t big_len;
 	uint8_t *big = fx_bin_doc(3000, 42, &big_len);
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
-	struct sb_stats st_small = {
-	    .kind = SB_STATS_OK, .msgpack = FX_DOC_MAP, .msgpack_len = sizeof(FX_DOC_MAP)};
-	struct sb_stats st_big = {.kind = SB_STATS_OK, .msgpack = big, .msgpack_len = big_len};
+	struct sb_stats st_small = { .kind = SB_STATS_OK,
+				     .msgpack = FX_DOC_MAP,
+				     .msgpack_len = sizeof(FX_DOC_MAP) };
+	struct sb_stats st_big = { .kind = SB_STATS_OK, .msgpack = big, .msgpack_len = big_len };
 	cr_assert_eq(sb_bridge_store_with_stats(b, "small", &r, &st_small, NULL), 0);
 	cr_assert_eq(sb_bridge_store_with_stats(b, "big", &r, &st_big, NULL), 0);
 	memset(big, 0, big_len); /* the bridge must have copied it */
@@ -386,7 +392,7 @@ Test(bridge_drain, stats_msgpack_round_trips_byte_for_byte, .timeout = 10)
 
 Test(bridge_drain, report_bytes_round_trip_byte_for_byte, .timeout = 10)
 {
-	static const size_t sizes[] = {0, 1, 255, 256, 4095, 65535, 65536, 300000};
+	static const size_t sizes[] = { 0, 1, 255, 256, 4095, 65535, 65536, 300000 };
 	const size_t n = sizeof(sizes) / sizeof(sizes[0]);
 	struct sb_bridge *b = fx_bridge(0, 0, 0);
 	uint8_t *docs[sizeof(sizes) / sizeof(sizes[0])];

@@ -63,9 +63,9 @@ static void scripted_release(void *user, struct sb_report *report)
 static struct sb_bridge *capture_bridge(struct capture_script *s, uint32_t max_events)
 {
 	struct sb_bridge_ops ops = {
-	    .capture = scripted_capture,
-	    .release = scripted_release,
-	    .user = s,
+		.capture = scripted_capture,
+		.release = scripted_release,
+		.user = s,
 	};
 	return fx_bridge_ops(0, max_events, 0, &ops);
 }
@@ -86,7 +86,7 @@ static void expect_single_capture_unavailable(struct sb_bridge *b, const char *t
 
 Test(bridge_events, capture_returning_zero_records_capture_unavailable, .timeout = 10)
 {
-	struct capture_script s = {.ret = 0};
+	struct capture_script s = { .ret = 0 };
 	struct sb_bridge *b = capture_bridge(&s, 0);
 	bool stored = true;
 	cr_assert_eq(sb_bridge_capture(b, "snap_a", &stored), 0);
@@ -114,8 +114,8 @@ Test(bridge_events, capture_without_callback_records_capture_unavailable, .timeo
 
 Test(bridge_events, capture_with_null_capture_fn_records_capture_unavailable, .timeout = 10)
 {
-	struct capture_script s = {.ret = 1};
-	struct sb_bridge_ops ops = {.capture = NULL, .release = scripted_release, .user = &s};
+	struct capture_script s = { .ret = 1 };
+	struct sb_bridge_ops ops = { .capture = NULL, .release = scripted_release, .user = &s };
 	struct sb_bridge *b = fx_bridge_ops(0, 0, 0, &ops);
 	bool stored = true;
 	cr_assert_eq(sb_bridge_capture_with_step(b, "snap_b", 3, &stored), 0);
@@ -128,9 +128,9 @@ Test(bridge_events, capture_with_null_capture_fn_records_capture_unavailable, .t
 
 Test(bridge_events, capture_returning_other_than_one_counts_as_unavailable, .timeout = 10)
 {
-	static const int rets[] = {2, -1, -EIO};
+	static const int rets[] = { 2, -1, -EIO };
 	for (size_t i = 0; i < 3; i++) {
-		struct capture_script s = {.ret = rets[i]};
+		struct capture_script s = { .ret = rets[i] };
 		struct sb_bridge *b = capture_bridge(&s, 0);
 		bool stored = true;
 		cr_assert_eq(sb_bridge_capture(b, "x", &stored), 0, "callback returned %d",
@@ -145,7 +145,7 @@ Test(bridge_events, capture_returning_other_than_one_counts_as_unavailable, .tim
 
 Test(bridge_events, capture_with_step_unavailable_records_capture_unavailable, .timeout = 10)
 {
-	struct capture_script s = {.ret = 0};
+	struct capture_script s = { .ret = 0 };
 	struct sb_bridge *b = capture_bridge(&s, 0);
 	bool stored = true;
 	cr_assert_eq(sb_bridge_capture_with_step(b, "step_snap", 2, &stored), 0);
@@ -169,7 +169,7 @@ Test(bridge_events, overwrite_event_carries_tag_and_prior_schema, .timeout = 10)
 	struct sb_events ev;
 	fx_drain_events(b, &ev);
 	cr_assert_eq(ev.count, 3);
-	const char *prior[] = {"schema/v1", "schema/v2", ""};
+	const char *prior[] = { "schema/v1", "schema/v2", "" };
 	for (size_t i = 0; i < 3; i++) {
 		cr_assert_eq(ev.items[i].kind, SB_EVENT_OVERWRITE, "event %zu kind %d", i,
 			     (int)ev.items[i].kind);
@@ -427,11 +427,11 @@ Test(bridge_events, event_kind_names_are_the_reference_variant_names, .timeout =
 
 Test(bridge_capture, capture_stores_the_callback_report_without_step, .timeout = 10)
 {
-	struct capture_script s = {.ret = 1,
-				   .schema = "cap/v1",
-				   .placeholder = true,
-				   .doc = FX_DOC_HI,
-				   .doc_len = sizeof(FX_DOC_HI)};
+	struct capture_script s = { .ret = 1,
+				    .schema = "cap/v1",
+				    .placeholder = true,
+				    .doc = FX_DOC_HI,
+				    .doc_len = sizeof(FX_DOC_HI) };
 	struct sb_bridge *b = capture_bridge(&s, 0);
 	bool stored = false;
 	cr_assert_eq(sb_bridge_capture(b, "snap", &stored), 0, "%s", sb_last_error());
@@ -456,7 +456,8 @@ Test(bridge_capture, capture_stores_the_callback_report_without_step, .timeout =
 Test(bridge_capture, capture_with_step_stamps_the_step_index, .timeout = 10)
 {
 	struct capture_script s = {
-	    .ret = 1, .schema = "cap", .doc = FX_DOC_YO, .doc_len = sizeof(FX_DOC_YO)};
+		.ret = 1, .schema = "cap", .doc = FX_DOC_YO, .doc_len = sizeof(FX_DOC_YO)
+	};
 	struct sb_bridge *b = capture_bridge(&s, 0);
 	bool stored = false;
 	cr_assert_eq(sb_bridge_capture_with_step(b, "s7", 7, &stored), 0, "%s", sb_last_error());
@@ -467,9 +468,9 @@ Test(bridge_capture, capture_with_step_stamps_the_step_index, .timeout = 10)
 	cr_assert(stored);
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_WITH_STATS, &e);
-	const char *want[] = {"s7", "s0", "smax"};
+	const char *want[] = { "s7", "s0", "smax" };
 	fx_expect_order(&e, want, 3);
-	const uint16_t steps[] = {7, 0, UINT16_MAX};
+	const uint16_t steps[] = { 7, 0, UINT16_MAX };
 	for (size_t i = 0; i < 3; i++) {
 		cr_assert(e.items[i].meta.has_step, "%s lost its step", e.items[i].tag);
 		cr_assert_eq(e.items[i].meta.step_index, steps[i]);
@@ -485,7 +486,8 @@ Test(bridge_capture, capture_with_step_stamps_the_step_index, .timeout = 10)
 Test(bridge_capture, plain_capture_overwrite_clears_the_step, .timeout = 10)
 {
 	struct capture_script s = {
-	    .ret = 1, .schema = "cap", .doc = FX_DOC_HI, .doc_len = sizeof(FX_DOC_HI)};
+		.ret = 1, .schema = "cap", .doc = FX_DOC_HI, .doc_len = sizeof(FX_DOC_HI)
+	};
 	struct sb_bridge *b = capture_bridge(&s, 0);
 	bool stored;
 	cr_assert_eq(sb_bridge_capture_with_step(b, "t", 5, &stored), 0);
@@ -509,7 +511,8 @@ Test(bridge_capture, plain_capture_overwrite_clears_the_step, .timeout = 10)
 Test(bridge_capture, release_is_called_once_per_produced_report, .timeout = 10)
 {
 	struct capture_script s = {
-	    .ret = 1, .schema = "cap", .doc = FX_DOC_HI, .doc_len = sizeof(FX_DOC_HI)};
+		.ret = 1, .schema = "cap", .doc = FX_DOC_HI, .doc_len = sizeof(FX_DOC_HI)
+	};
 	struct sb_bridge *b = capture_bridge(&s, 0);
 	bool stored;
 	cr_assert_eq(sb_bridge_capture(b, "a", &stored), 0);
@@ -527,7 +530,7 @@ Test(bridge_capture, release_is_called_once_per_produced_report, .timeout = 10)
 	/* release scribbled on and freed each buffer: the stored copies are intact. */
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_ORDERED, &e);
-	const char *want[] = {"b", "a"};
+	const char *want[] = { "b", "a" };
 	fx_expect_order(&e, want, 2);
 	for (size_t i = 0; i < 2; i++)
 		fx_expect_report(&e.items[i], FX_DOC_HI, sizeof(FX_DOC_HI));
@@ -537,9 +540,9 @@ Test(bridge_capture, release_is_called_once_per_produced_report, .timeout = 10)
 
 Test(bridge_capture, capture_without_release_still_stores, .timeout = 10)
 {
-	static const uint8_t doc[] = {0xa3, 'a', 'b', 'c'};
-	struct capture_script s = {.ret = 1, .schema = "cap", .doc = doc, .doc_len = sizeof(doc)};
-	struct sb_bridge_ops ops = {.capture = scripted_capture, .release = NULL, .user = &s};
+	static const uint8_t doc[] = { 0xa3, 'a', 'b', 'c' };
+	struct capture_script s = { .ret = 1, .schema = "cap", .doc = doc, .doc_len = sizeof(doc) };
+	struct sb_bridge_ops ops = { .capture = scripted_capture, .release = NULL, .user = &s };
 	struct sb_bridge *b = fx_bridge_ops(0, 0, 0, &ops);
 	bool stored = false;
 	cr_assert_eq(sb_bridge_capture(b, "a", &stored), 0);
@@ -555,8 +558,8 @@ Test(bridge_capture, capture_without_release_still_stores, .timeout = 10)
 
 Test(bridge_capture, capture_of_invalid_report_fails_like_store_and_still_releases, .timeout = 10)
 {
-	static const uint8_t bad[] = {0xc1};
-	struct capture_script s = {.ret = 1, .schema = "cap", .doc = bad, .doc_len = sizeof(bad)};
+	static const uint8_t bad[] = { 0xc1 };
+	struct capture_script s = { .ret = 1, .schema = "cap", .doc = bad, .doc_len = sizeof(bad) };
 	struct sb_bridge *b = capture_bridge(&s, 0);
 	bool stored = false;
 	cr_assert_eq(sb_bridge_capture(b, "a", &stored), -EINVAL);

@@ -17,8 +17,9 @@ static uint8_t buf[256];
 
 static void store(const char *tag)
 {
-	struct sb_report r = {.schema = "v1", .msgpack = buf,
-			      .msgpack_len = tu_report(buf, 32, tag[0])};
+	struct sb_report r = { .schema = "v1",
+			       .msgpack = buf,
+			       .msgpack_len = tu_report(buf, 32, tag[0]) };
 	cr_assert_eq(sb_bridge_store(b, tag, &r), 0, "%s", sb_last_error());
 }
 
@@ -44,8 +45,8 @@ static const struct sb_event *find_event(const struct sb_events *ev, enum sb_eve
 	return NULL;
 }
 
-Test(bridge_invariants, drain_ordered_surfaces_unordered_report_at_tail_with_event,
-     .timeout = 10, .fini = destroy)
+Test(bridge_invariants, drain_ordered_surfaces_unordered_report_at_tail_with_event, .timeout = 10,
+     .fini = destroy)
 {
 	struct sb_entries e;
 	struct sb_events ev;
@@ -149,8 +150,8 @@ Test(bridge_invariants, new_tag_at_cap_with_no_ordered_report_evicts_itself, .ti
 	cr_assert_eq(n, 2);
 }
 
-Test(bridge_invariants, resident_count_over_cap_with_no_order_clears_all_with_event,
-     .timeout = 10, .fini = destroy)
+Test(bridge_invariants, resident_count_over_cap_with_no_order_clears_all_with_event, .timeout = 10,
+     .fini = destroy)
 {
 	struct sb_events ev;
 	struct sb_entries e;
@@ -191,8 +192,9 @@ Test(bridge_invariants, byte_reclaim_evicts_a_desynchronised_report_instead_of_o
 	/* 64 KiB log: four 20 KiB stores reclaim a's bytes. */
 	for (int i = 0; i < 4; i++) {
 		char tag[8];
-		struct sb_report r = {.msgpack = big,
-				      .msgpack_len = tu_report(big, sizeof(big) - 16, (uint64_t)i)};
+		struct sb_report r = { .msgpack = big,
+				       .msgpack_len =
+					   tu_report(big, sizeof(big) - 16, (uint64_t)i) };
 		snprintf(tag, sizeof(tag), "big%d", i);
 		cr_assert_eq(sb_bridge_store(b, tag, &r), 0);
 	}

@@ -265,7 +265,7 @@ Test(bridge_fifo, cap_eviction_drops_oldest_resident_tag, .timeout = 10)
 
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_ORDERED, &e);
-	const char *want[] = {"b", "c", "d"};
+	const char *want[] = { "b", "c", "d" };
 	fx_expect_order(&e, want, 3);
 	sb_entries_free(&e);
 	sb_bridge_destroy(b);
@@ -322,7 +322,7 @@ Test(bridge_fifo, overwrite_moves_tag_to_back_of_fifo, .timeout = 10)
 
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_ORDERED, &e);
-	const char *want[] = {"c", "a", "d"};
+	const char *want[] = { "c", "a", "d" };
 	fx_expect_order(&e, want, 3);
 	sb_entries_free(&e);
 	sb_bridge_destroy(b);
@@ -355,7 +355,7 @@ Test(bridge_fifo, cap_of_one_keeps_only_newest_tag, .timeout = 10)
 	cr_assert(fx_has(b, "b"));
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_ORDERED, &e);
-	const char *want[] = {"b"};
+	const char *want[] = { "b" };
 	fx_expect_order(&e, want, 1);
 	sb_entries_free(&e);
 	sb_bridge_destroy(b);
@@ -367,7 +367,9 @@ static void store_full(struct sb_bridge *b, const char *tag, const void *stats_d
 		       size_t stats_len, uint64_t elapsed, uint64_t boundary, uint16_t step)
 {
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
-	struct sb_stats st = {.kind = SB_STATS_OK, .msgpack = stats_doc, .msgpack_len = stats_len};
+	struct sb_stats st = { .kind = SB_STATS_OK,
+			       .msgpack = stats_doc,
+			       .msgpack_len = stats_len };
 	int rc = sb_bridge_store_with_stats_and_step(b, tag, &r, &st, &elapsed, &boundary, step);
 	cr_assert_eq(rc, 0, "store_with_stats_and_step(%s): %d (%s)", tag, rc, sb_last_error());
 }
@@ -432,8 +434,9 @@ Test(bridge_fields, overwrite_with_stats_clears_boundary_and_step, .timeout = 10
 	struct sb_bridge *b = fx_bridge(0, 0, 0);
 	store_full(b, "a", FX_DOC_MAP, sizeof(FX_DOC_MAP), 1500, 1000, 2);
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
-	struct sb_stats st = {
-	    .kind = SB_STATS_OK, .msgpack = FX_DOC_YO, .msgpack_len = sizeof(FX_DOC_YO)};
+	struct sb_stats st = { .kind = SB_STATS_OK,
+			       .msgpack = FX_DOC_YO,
+			       .msgpack_len = sizeof(FX_DOC_YO) };
 	uint64_t elapsed = 77;
 	cr_assert_eq(sb_bridge_store_with_stats(b, "a", &r, &st, &elapsed), 0);
 	struct sb_entries e;
@@ -470,10 +473,11 @@ Test(bridge_fields, overwrite_replaces_missing_stats_reason, .timeout = 10)
 {
 	struct sb_bridge *b = fx_bridge(0, 0, 0);
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
-	struct sb_stats st = {.kind = SB_STATS_MISSING,
-			      .missing = {.kind = SB_MISSING_NO_SCHEDULER, .text = "gone"}};
+	struct sb_stats st = { .kind = SB_STATS_MISSING,
+			       .missing = { .kind = SB_MISSING_NO_SCHEDULER, .text = "gone" } };
 	cr_assert_eq(sb_bridge_store_with_stats(b, "a", &r, &st, NULL), 0);
-	struct sb_stats st2 = {.kind = SB_STATS_MISSING, .missing = {.kind = SB_MISSING_CANCELLED}};
+	struct sb_stats st2 = { .kind = SB_STATS_MISSING,
+				.missing = { .kind = SB_MISSING_CANCELLED } };
 	cr_assert_eq(sb_bridge_store_with_stats(b, "a", &r, &st2, NULL), 0);
 	struct sb_entries e;
 	const struct sb_entry *en = drain_one(b, &e, "a");
@@ -519,7 +523,7 @@ Test(bridge_fields, absent_stats_kind_is_the_same_as_null_stats, .timeout = 10)
 {
 	struct sb_bridge *b = fx_bridge(0, 0, 0);
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
-	struct sb_stats st = {.kind = SB_STATS_ABSENT};
+	struct sb_stats st = { .kind = SB_STATS_ABSENT };
 	uint64_t elapsed = 9;
 	cr_assert_eq(sb_bridge_store_with_stats(b, "a", &r, &st, &elapsed), 0);
 	struct sb_entries e;
@@ -673,7 +677,7 @@ static void expect_unchanged(struct sb_bridge *b, const char *bad_tag)
 	fx_store(b, "next", "s2", FX_DOC_YO, sizeof(FX_DOC_YO));
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_ORDERED, &e);
-	const char *want[] = {"keep", "next"};
+	const char *want[] = { "keep", "next" };
 	fx_expect_order(&e, want, 2);
 	cr_assert_str_eq(e.items[0].schema, "s1");
 	fx_expect_report(&e.items[0], FX_DOC_HI, sizeof(FX_DOC_HI));
@@ -757,7 +761,7 @@ Test(bridge_errors, store_rejects_null_report, .timeout = 10)
 Test(bridge_errors, store_rejects_report_that_is_not_msgpack, .timeout = 10)
 {
 	struct sb_bridge *b = bridge_with_keep();
-	static const uint8_t never_used[] = {0xc1};
+	static const uint8_t never_used[] = { 0xc1 };
 	struct sb_report r = fx_report("s", false, never_used, sizeof(never_used));
 	expect_store_fails(b, "a", &r, -EINVAL);
 	expect_unchanged(b, "a");
@@ -767,8 +771,8 @@ Test(bridge_errors, store_rejects_report_that_is_not_msgpack, .timeout = 10)
 Test(bridge_errors, store_rejects_truncated_report, .timeout = 10)
 {
 	struct sb_bridge *b = bridge_with_keep();
-	static const uint8_t short_bin[] = {0xc4, 0x05, 0x01, 0x02}; /* 5 promised, 2 given */
-	static const uint8_t short_str[] = {0xa5, 'a', 'b'};
+	static const uint8_t short_bin[] = { 0xc4, 0x05, 0x01, 0x02 }; /* 5 promised, 2 given */
+	static const uint8_t short_str[] = { 0xa5, 'a', 'b' };
 	struct sb_report r = fx_report("s", false, short_bin, sizeof(short_bin));
 	expect_store_fails(b, "a", &r, -EINVAL);
 	r = fx_report("s", false, short_str, sizeof(short_str));
@@ -780,7 +784,7 @@ Test(bridge_errors, store_rejects_truncated_report, .timeout = 10)
 Test(bridge_errors, store_rejects_report_of_two_objects, .timeout = 10)
 {
 	struct sb_bridge *b = bridge_with_keep();
-	static const uint8_t two[] = {0xa2, 'h', 'i', 0x01};
+	static const uint8_t two[] = { 0xa2, 'h', 'i', 0x01 };
 	struct sb_report r = fx_report("s", false, two, sizeof(two));
 	expect_store_fails(b, "a", &r, -EINVAL);
 	expect_unchanged(b, "a");
@@ -800,10 +804,10 @@ Test(bridge_errors, store_rejects_stats_that_are_not_one_msgpack_object, .timeou
 {
 	struct sb_bridge *b = bridge_with_keep();
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
-	static const uint8_t bad[] = {0xc1};
-	static const uint8_t two[] = {0x01, 0x02};
+	static const uint8_t bad[] = { 0xc1 };
+	static const uint8_t two[] = { 0x01, 0x02 };
 	uint64_t elapsed = 5;
-	struct sb_stats st = {.kind = SB_STATS_OK, .msgpack = bad, .msgpack_len = sizeof(bad)};
+	struct sb_stats st = { .kind = SB_STATS_OK, .msgpack = bad, .msgpack_len = sizeof(bad) };
 	cr_assert_eq(sb_bridge_store_with_stats(b, "a", &r, &st, &elapsed), -EINVAL);
 	st.msgpack = two;
 	st.msgpack_len = sizeof(two);
@@ -823,7 +827,7 @@ Test(bridge_errors, store_rejects_unknown_missing_kind, .timeout = 10)
 {
 	struct sb_bridge *b = bridge_with_keep();
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
-	struct sb_stats st = {.kind = SB_STATS_MISSING};
+	struct sb_stats st = { .kind = SB_STATS_MISSING };
 	st.missing.kind = (enum sb_missing_kind)0;
 	cr_assert_eq(sb_bridge_store_with_stats(b, "a", &r, &st, NULL), -EINVAL);
 	st.missing.kind = (enum sb_missing_kind)(SB_MISSING_MUTEX_POISONED + 1);
@@ -858,14 +862,14 @@ Test(bridge_errors, rejected_overwrite_keeps_prior_report_and_position, .timeout
 	struct sb_bridge *b = fx_bridge(4, 0, 0);
 	fx_store(b, "keep", "s1", FX_DOC_HI, sizeof(FX_DOC_HI));
 	fx_store(b, "other", "s", FX_DOC_HI, sizeof(FX_DOC_HI));
-	static const uint8_t bad[] = {0xc1};
+	static const uint8_t bad[] = { 0xc1 };
 	struct sb_report r = fx_report("s9", true, bad, sizeof(bad));
 	expect_store_fails(b, "keep", &r, -EINVAL);
 	cr_assert_eq(fx_event_count(b), 0, "a rejected overwrite raised an Overwrite event");
 	cr_assert_eq(fx_len(b), 2);
 	struct sb_entries e;
 	fx_drain(b, FX_DRAIN_ORDERED, &e);
-	const char *want[] = {"keep", "other"};
+	const char *want[] = { "keep", "other" };
 	fx_expect_order(&e, want, 2);
 	cr_assert_str_eq(e.items[0].schema, "s1");
 	cr_assert_not(e.items[0].placeholder);

@@ -13,8 +13,8 @@
 
 #include "testutil.h"
 
-#define WRITERS 3
-#define READERS 2
+#define WRITERS	   3
+#define READERS	   2
 #define PER_WRITER 2000
 
 static struct sb_bridge *bridge;
@@ -40,8 +40,9 @@ static void *writer_main(void *arg)
 		/* Seeds are unique per store; sizes vary from 64 B to 32 KiB. */
 		uint64_t seed = id << 32 | i;
 		size_t n = 64 + (size_t)((seed * 2654435761u) % (32 << 10));
-		struct sb_report r = {.schema = "c", .msgpack = buf,
-				      .msgpack_len = tu_report(buf, n, seed)};
+		struct sb_report r = { .schema = "c",
+				       .msgpack = buf,
+				       .msgpack_len = tu_report(buf, n, seed) };
 
 		snprintf(tag, sizeof(tag), "w%lu-%llu", (unsigned long)id,
 			 (unsigned long long)(i % 50));
@@ -88,7 +89,7 @@ static void *reader_main(void *arg)
 Test(concurrency, writers_and_readers_never_see_a_torn_or_reordered_record, .timeout = 120)
 {
 	struct sb_config cfg;
-	struct reader readers[READERS] = {0};
+	struct reader readers[READERS] = { 0 };
 	pthread_t writers[WRITERS];
 
 	/* 1 MiB of log against ~100 MiB of stores: readers are lapped often. */
@@ -97,8 +98,8 @@ Test(concurrency, writers_and_readers_never_see_a_torn_or_reordered_record, .tim
 	for (int i = 0; i < READERS; i++) {
 		int fd;
 		cr_assert_eq(sb_bridge_data_fd(bridge, &fd), 0);
-		cr_assert_eq(sb_consumer_open_fd(fd, i ? SB_CONSUMER_ALL_VERSIONS : 0, &readers[i].c),
-			     0);
+		cr_assert_eq(
+		    sb_consumer_open_fd(fd, i ? SB_CONSUMER_ALL_VERSIONS : 0, &readers[i].c), 0);
 		close(fd);
 		pthread_create(&readers[i].thread, NULL, reader_main, &readers[i]);
 	}

@@ -43,7 +43,7 @@ static uint8_t reportbuf[300 << 10];
 
 static void store(const char *tag, size_t n, uint64_t seed)
 {
-	struct sb_report r = {.schema = "s", .msgpack = reportbuf};
+	struct sb_report r = { .schema = "s", .msgpack = reportbuf };
 
 	r.msgpack_len = tu_report(reportbuf, n, seed);
 	cr_assert_eq(sb_bridge_store(bridge, tag, &r), 0, "store %s: %s", tag, sb_last_error());
@@ -87,7 +87,7 @@ static void assert_adds_up(const struct sb_drain_counts *d, uint64_t stores)
 Test(consumer, delivers_resident_records_in_fifo_order_and_counts_superseded, .timeout = 10,
      .fini = teardown)
 {
-	struct seen s = {0};
+	struct seen s = { 0 };
 	struct sb_drain_counts d;
 
 	setup(8, 64, SB_LOG_BYTES_MIN);
@@ -113,7 +113,7 @@ Test(consumer, delivers_resident_records_in_fifo_order_and_counts_superseded, .t
 
 Test(consumer, all_versions_mode_delivers_every_stored_version, .timeout = 10, .fini = teardown)
 {
-	struct seen s = {0};
+	struct seen s = { 0 };
 	struct sb_drain_counts d;
 
 	setup(2, 64, SB_LOG_BYTES_MIN);
@@ -132,7 +132,7 @@ Test(consumer, all_versions_mode_delivers_every_stored_version, .timeout = 10, .
 Test(consumer, cap_eviction_before_read_counts_as_evicted, .timeout = 10, .fini = teardown)
 {
 	struct sb_drain_counts d;
-	struct seen s = {0};
+	struct seen s = { 0 };
 
 	setup(2, 64, SB_LOG_BYTES_MIN);
 	open_consumer(0);
@@ -160,13 +160,14 @@ Test(consumer, coordinator_drain_removes_records_for_consumers, .timeout = 10, .
 	sb_entries_free(&e);
 	cr_assert_eq(sb_consumer_drain(consumer, NULL, NULL, &d), 0);
 	assert_adds_up(&d, 2);
-	cr_assert_eq(d.evicted, 2, "drained records are gone for a consumer that had not read them");
+	cr_assert_eq(d.evicted, 2,
+		     "drained records are gone for a consumer that had not read them");
 }
 
 Test(consumer, lapped_records_are_counted_exactly_and_never_delivered, .timeout = 10,
      .fini = teardown)
 {
-	struct seen s = {0};
+	struct seen s = { 0 };
 	struct sb_drain_counts d;
 	char tag[16];
 
@@ -190,7 +191,7 @@ Test(consumer, lapped_records_are_counted_exactly_and_never_delivered, .timeout 
 
 Test(consumer, start_at_end_skips_history, .timeout = 10, .fini = teardown)
 {
-	struct seen s = {0};
+	struct seen s = { 0 };
 	struct sb_drain_counts d;
 
 	setup(8, 64, SB_LOG_BYTES_MIN);
@@ -230,10 +231,10 @@ Test(consumer, each_consumer_sees_event_truncation_with_exact_count, .timeout = 
 	cr_assert_eq(n, 4);
 }
 
-Test(consumer, unfinished_record_waits_for_live_writer_and_is_torn_when_writer_gone,
-     .timeout = 10, .fini = teardown)
+Test(consumer, unfinished_record_waits_for_live_writer_and_is_torn_when_writer_gone, .timeout = 10,
+     .fini = teardown)
 {
-	struct seen s = {0};
+	struct seen s = { 0 };
 	struct sb_drain_counts d;
 
 	setup(8, 64, SB_LOG_BYTES_MIN);
@@ -296,9 +297,10 @@ Test(consumer, start_at_end_consumer_lapped_before_its_first_read_accounts_every
 	cr_assert_gt(d.lapped, 0);
 }
 
-Test(consumer, header_scribbled_after_attach_does_not_change_what_the_consumer_reads, .timeout = 10, .fini = teardown)
+Test(consumer, header_scribbled_after_attach_does_not_change_what_the_consumer_reads, .timeout = 10,
+     .fini = teardown)
 {
-	struct seen s = {0};
+	struct seen s = { 0 };
 	struct sb_drain_counts d;
 
 	setup(8, 64, SB_LOG_BYTES_MIN);
@@ -319,18 +321,18 @@ Test(consumer, missing_reason_with_huge_container_counts_is_refused_without_allo
      .timeout = 10, .fini = teardown)
 {
 	char reason[400];
-	struct sb_report r = {.msgpack = reportbuf};
+	struct sb_report r = { .msgpack = reportbuf };
 	struct sb_drain_counts d;
 
 	/* 2 GiB of address space: msgpack-c reserving 48 bytes per declared item would fail. */
-	struct rlimit lim = {2ull << 30, 2ull << 30};
+	struct rlimit lim = { 2ull << 30, 2ull << 30 };
 	cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
 	setup(8, 64, SB_LOG_BYTES_MIN);
 	open_consumer(0);
 	memset(reason, 'x', sizeof(reason) - 1);
 	reason[sizeof(reason) - 1] = '\0';
-	struct sb_stats st = {.kind = SB_STATS_MISSING,
-			      .missing = {.kind = SB_MISSING_NO_SCHEDULER, .text = reason}};
+	struct sb_stats st = { .kind = SB_STATS_MISSING,
+			       .missing = { .kind = SB_MISSING_NO_SCHEDULER, .text = reason } };
 	r.msgpack_len = tu_report(reportbuf, 16, 1);
 	cr_assert_eq(sb_bridge_store_with_stats(bridge, "a", &r, &st, NULL), 0);
 

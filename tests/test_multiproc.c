@@ -23,10 +23,10 @@ struct child_report {
 	uint64_t delivered_cb;
 };
 
-#define CHILD_CHECK(rep, cond)                                                                 \
-	do {                                                                                   \
-		if (!(cond) && !(rep)->failed_check)                                           \
-			(rep)->failed_check = __LINE__;                                        \
+#define CHILD_CHECK(rep, cond)                                                                     \
+	do {                                                                                       \
+		if (!(cond) && !(rep)->failed_check)                                               \
+			(rep)->failed_check = __LINE__;                                            \
 	} while (0)
 
 struct verify {
@@ -51,9 +51,9 @@ static int verify_entry(void *user, const struct sb_entry *e)
 
 static void run_child(int fd, int out, uint64_t expect_stores, uint32_t flags)
 {
-	struct child_report rep = {0};
+	struct child_report rep = { 0 };
 	struct sb_consumer *c = NULL;
-	struct verify v = {0};
+	struct verify v = { 0 };
 	uint64_t cursor = 0;
 
 	CHILD_CHECK(&rep, sb_consumer_open_fd(fd, flags, &c) == 0);
@@ -110,7 +110,9 @@ static struct child_report reap(pid_t pid, int rd)
 
 static void store_seeded(struct sb_bridge *b, const char *tag, size_t n, uint64_t seq)
 {
-	struct sb_report r = {.schema = "mp", .msgpack = buf, .msgpack_len = tu_report(buf, n, seq)};
+	struct sb_report r = { .schema = "mp",
+			       .msgpack = buf,
+			       .msgpack_len = tu_report(buf, n, seq) };
 	cr_assert_eq(sb_bridge_store(b, tag, &r), 0, "%s", sb_last_error());
 }
 

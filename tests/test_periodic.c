@@ -19,18 +19,18 @@ Test(periodic, is_periodic_accepts_canonical_three_digit_index, .timeout = 10)
 Test(periodic, is_periodic_rejects_user_tag_collisions, .timeout = 10)
 {
 	static const char *const rejected[] = {
-	    "periodic_kaslr",
-	    "periodic_user_baseline",
-	    "periodic_",
-	    "periodic_1",
-	    "periodic_12",
-	    "periodic_1234",
-	    "periodic_00a",
-	    "periodic_007 ",
-	    "PERIODIC_000",
-	    "capture_my_thing",
-	    "",
-	    "periodic",
+		"periodic_kaslr",
+		"periodic_user_baseline",
+		"periodic_",
+		"periodic_1",
+		"periodic_12",
+		"periodic_1234",
+		"periodic_00a",
+		"periodic_007 ",
+		"PERIODIC_000",
+		"capture_my_thing",
+		"",
+		"periodic",
 	};
 	for (size_t i = 0; i < sizeof(rejected) / sizeof(rejected[0]); i++)
 		cr_assert_not(sb_tag_is_periodic(rejected[i]), "\"%s\" accepted as periodic",
@@ -40,11 +40,11 @@ Test(periodic, is_periodic_rejects_user_tag_collisions, .timeout = 10)
 Test(periodic, is_periodic_rejects_near_misses_around_the_digits, .timeout = 10)
 {
 	static const char *const rejected[] = {
-	    " periodic_000", "xperiodic_000",
-	    "periodic-000",  "Periodic_000",
-	    "periodic__00",  "periodic_-01",
-	    "periodic_+01",  "periodic_0 1",
-	    "periodic_1e2",  "periodic_\xd9\xa1\xd9\xa2", /* non-ASCII digits */
+		" periodic_000", "xperiodic_000",
+		"periodic-000",	 "Periodic_000",
+		"periodic__00",	 "periodic_-01",
+		"periodic_+01",	 "periodic_0 1",
+		"periodic_1e2",	 "periodic_\xd9\xa1\xd9\xa2", /* non-ASCII digits */
 	};
 	for (size_t i = 0; i < sizeof(rejected) / sizeof(rejected[0]); i++)
 		cr_assert_not(sb_tag_is_periodic(rejected[i]), "\"%s\" accepted as periodic",

@@ -31,7 +31,7 @@ static void setup(void)
 	cr_assert_eq(sb_bridge_create(&cfg, NULL, &bridge), 0);
 	for (int i = 0; i < 3; i++) {
 		char tag[8];
-		struct sb_report r = {.msgpack = buf, .msgpack_len = tu_report(buf, 100, i)};
+		struct sb_report r = { .msgpack = buf, .msgpack_len = tu_report(buf, 100, i) };
 		snprintf(tag, sizeof(tag), "t%d", i);
 		cr_assert_eq(sb_bridge_store(bridge, tag, &r), 0);
 	}

@@ -46,25 +46,24 @@ static int count_entry(void *user, const struct sb_entry *e)
 
 static int usage(FILE *to, int code)
 {
-	fprintf(to,
-		"usage: snapbridge demo [--stores N] [--payload-bytes N]\n\n"
-		"Stores N captures (default 400) into an in-process bridge capped at 16\n"
-		"snapshots: periodic_NNN tags, a hot tag that is overwritten, and unique\n"
-		"tags that force evictions. A read-only consumer drains while the stores\n"
-		"run; the summary shows that every store is accounted for.\n\n"
-		"example:\n  snapbridge demo --stores 1000 --payload-bytes 4096\n");
+	fprintf(to, "usage: snapbridge demo [--stores N] [--payload-bytes N]\n\n"
+		    "Stores N captures (default 400) into an in-process bridge capped at 16\n"
+		    "snapshots: periodic_NNN tags, a hot tag that is overwritten, and unique\n"
+		    "tags that force evictions. A read-only consumer drains while the stores\n"
+		    "run; the summary shows that every store is accounted for.\n\n"
+		    "example:\n  snapbridge demo --stores 1000 --payload-bytes 4096\n");
 	return code;
 }
 
 int sb_cmd_demo(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"stores", required_argument, NULL, 's'},
-		{"payload-bytes", required_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{ "stores", required_argument, NULL, 's' },
+		{ "payload-bytes", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
-	struct demo_opts o = {.stores = 400, .payload = 1024};
+	struct demo_opts o = { .stores = 400, .payload = 1024 };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -77,8 +76,10 @@ int sb_cmd_demo(int argc, char **argv)
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
 			if (errno || *end || v == 0 || v > 1000000) {
-				fprintf(stderr, "snapbridge demo: --%s needs a number 1..1000000, got '%s'\n",
-					c == 's' ? "stores" : "payload-bytes", optarg);
+				fprintf(
+				    stderr,
+				    "snapbridge demo: --%s needs a number 1..1000000, got '%s'\n",
+				    c == 's' ? "stores" : "payload-bytes", optarg);
 				return SB_EXIT_USAGE;
 			}
 			if (c == 's')
@@ -129,10 +130,11 @@ int sb_cmd_demo(int argc, char **argv)
 		else
 			snprintf(tag, sizeof(tag), "capture_%u", i);
 		build_report(&sb, i, o.payload, scratch);
-		struct sb_report r = {.schema = "demo.v1", .msgpack = sb.data,
-				      .msgpack_len = sb.size};
-		struct sb_stats st = {.kind = SB_STATS_MISSING,
-				      .missing = {.kind = SB_MISSING_DURING_FREEZE}};
+		struct sb_report r = { .schema = "demo.v1",
+				       .msgpack = sb.data,
+				       .msgpack_len = sb.size };
+		struct sb_stats st = { .kind = SB_STATS_MISSING,
+				       .missing = { .kind = SB_MISSING_DURING_FREEZE } };
 		err = sb_bridge_store_with_stats(b, tag, &r, i % 2 ? &st : NULL, &elapsed);
 		if (!err && i % 50 == 49)
 			err = sb_consumer_drain(cons, count_entry, &delivered_cb, NULL);
@@ -154,7 +156,7 @@ int sb_cmd_demo(int argc, char **argv)
 		fprintf(stderr, "snapbridge demo: %s\n", sb_last_error());
 		goto out;
 	}
-	unsigned by_kind[SB_EVENT_LOG_TRUNCATED + 1] = {0};
+	unsigned by_kind[SB_EVENT_LOG_TRUNCATED + 1] = { 0 };
 	uint64_t truncated = 0;
 	for (size_t i = 0; i < events.count; i++) {
 		by_kind[events.items[i].kind]++;
@@ -179,8 +181,8 @@ int sb_cmd_demo(int argc, char **argv)
 	for (size_t i = 0; i < entries.count; i++)
 		printf("%s%s", entries.items[i].tag, i + 1 < entries.count ? ", " : "\n\n");
 	printf("  events: %u overwrites, %u evictions, %zu retained, %llu dropped at the cap\n",
-	       by_kind[SB_EVENT_OVERWRITE], by_kind[SB_EVENT_EVICTION], events.count - (truncated > 0),
-	       (unsigned long long)truncated);
+	       by_kind[SB_EVENT_OVERWRITE], by_kind[SB_EVENT_EVICTION],
+	       events.count - (truncated > 0), (unsigned long long)truncated);
 	if (!adds_up)
 		err = -EPROTO;
 	sb_entries_free(&entries);

@@ -14,8 +14,8 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{"demo", sb_cmd_demo, "store captures with overwrites and evictions, then drain them"},
-	{"version", sb_cmd_version, "print the version and the region ABI"},
+	{ "demo", sb_cmd_demo, "store captures with overwrites and evictions, then drain them" },
+	{ "version", sb_cmd_version, "print the version and the region ABI" },
 };
 
 static void usage(FILE *to)

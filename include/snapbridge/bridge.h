@@ -34,26 +34,26 @@ struct sb_bridge;
 
 /* Defaults of sb_config_default(). */
 #define SB_DEFAULT_MAX_SNAPSHOTS 64
-#define SB_DEFAULT_MAX_EVENTS 1024
-#define SB_DEFAULT_MAX_WATCH 3
+#define SB_DEFAULT_MAX_EVENTS	 1024
+#define SB_DEFAULT_MAX_WATCH	 3
 /* 64 reports of 256 KiB with their headers, plus one at the wrap. */
 #define SB_DEFAULT_LOG_BYTES (18u << 20)
 #define SB_DEFAULT_AUX_BYTES (4u << 20)
 
 /* Limits sb_bridge_create() enforces (-EINVAL outside them). */
 #define SB_MAX_SNAPSHOTS_LIMIT 65536
-#define SB_MAX_EVENTS_LIMIT (1u << 20)
-#define SB_MAX_WATCH_LIMIT 64
-#define SB_LOG_BYTES_MIN (64u << 10)
-#define SB_LOG_BYTES_MAX (1u << 30)
+#define SB_MAX_EVENTS_LIMIT    (1u << 20)
+#define SB_MAX_WATCH_LIMIT     64
+#define SB_LOG_BYTES_MIN       (64u << 10)
+#define SB_LOG_BYTES_MAX       (1u << 30)
 
 struct sb_config {
 	uint32_t max_snapshots; /* resident reports, 1..SB_MAX_SNAPSHOTS_LIMIT */
-	uint32_t max_events;    /* retained events, 1..SB_MAX_EVENTS_LIMIT */
-	uint32_t max_watch;     /* user watch slots, 0..SB_MAX_WATCH_LIMIT */
-	uint32_t reserved;      /* must be 0 */
-	uint64_t log_bytes;     /* record log, SB_LOG_BYTES_MIN..MAX, rounded up to 64 */
-	uint64_t aux_bytes;     /* aux log, same bounds, rounded up to 64 */
+	uint32_t max_events;	/* retained events, 1..SB_MAX_EVENTS_LIMIT */
+	uint32_t max_watch;	/* user watch slots, 0..SB_MAX_WATCH_LIMIT */
+	uint32_t reserved;	/* must be 0 */
+	uint64_t log_bytes;	/* record log, SB_LOG_BYTES_MIN..MAX, rounded up to 64 */
+	uint64_t aux_bytes;	/* aux log, same bounds, rounded up to 64 */
 };
 
 void sb_config_default(struct sb_config *cfg);

@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 /* Longest tag and schema name, in bytes, not counting the NUL. */
-#define SB_TAG_MAX 63
+#define SB_TAG_MAX    63
 #define SB_SCHEMA_MAX 63
 /* Longest free text carried by a missing-stats reason (reason or args). */
 #define SB_REASON_MAX 1024
@@ -29,7 +29,7 @@ extern "C" {
  * keeps ownership of its buffers.
  */
 struct sb_report {
-	const char *schema;  /* 0..SB_SCHEMA_MAX bytes; NULL means "" */
+	const char *schema; /* 0..SB_SCHEMA_MAX bytes; NULL means "" */
 	bool placeholder;
 	const void *msgpack; /* exactly one msgpack object */
 	size_t msgpack_len;
@@ -38,12 +38,12 @@ struct sb_report {
 /* Why the stats that should accompany a periodic capture are missing. */
 enum sb_missing_kind {
 	SB_MISSING_NO_SCHEDULER_BINARY = 1,
-	SB_MISSING_NO_SCHEDULER,      /* text: reason */
+	SB_MISSING_NO_SCHEDULER, /* text: reason */
 	SB_MISSING_DURING_FREEZE,
 	SB_MISSING_CANCELLED,
-	SB_MISSING_SCHEDULER_ERROR,   /* err, text: args */
-	SB_MISSING_MISSING_RESP,      /* text: args */
-	SB_MISSING_REQUEST_TOO_LARGE, /* size, max */
+	SB_MISSING_SCHEDULER_ERROR,    /* err, text: args */
+	SB_MISSING_MISSING_RESP,       /* text: args */
+	SB_MISSING_REQUEST_TOO_LARGE,  /* size, max */
 	SB_MISSING_RESPONSE_TOO_LARGE, /* size, max */
 	SB_MISSING_MUTEX_POISONED,
 };
@@ -51,14 +51,14 @@ enum sb_missing_kind {
 struct sb_missing {
 	enum sb_missing_kind kind;
 	const char *text; /* reason or args; NULL where the variant has none */
-	int32_t err;      /* SchedulerError's errno */
-	uint64_t size;    /* Request/ResponseTooLarge */
+	int32_t err;	  /* SchedulerError's errno */
+	uint64_t size;	  /* Request/ResponseTooLarge */
 	uint64_t max;
 };
 
 enum sb_stats_kind {
 	SB_STATS_ABSENT = 0, /* no stats were bundled with the capture */
-	SB_STATS_OK,         /* msgpack holds the stats document */
+	SB_STATS_OK,	     /* msgpack holds the stats document */
 	SB_STATS_MISSING,    /* missing says why there are none */
 };
 
@@ -74,9 +74,9 @@ struct sb_meta {
 	bool has_elapsed;
 	bool has_boundary;
 	bool has_step;
-	uint64_t elapsed_ms;         /* since run start, when the capture fired */
+	uint64_t elapsed_ms;	     /* since run start, when the capture fired */
 	uint64_t boundary_offset_ms; /* the workload boundary it was scheduled for */
-	uint16_t step_index;         /* 0 = baseline, 1..N = scenario steps */
+	uint16_t step_index;	     /* 0 = baseline, 1..N = scenario steps */
 };
 
 /*
@@ -103,12 +103,12 @@ struct sb_entries {
 void sb_entries_free(struct sb_entries *entries);
 
 enum sb_event_kind {
-	SB_EVENT_CAPTURE_UNAVAILABLE = 1,          /* tag */
-	SB_EVENT_OVERWRITE,                        /* tag, detail = prior schema */
-	SB_EVENT_EVICTION,                         /* tag = evicted, detail = new tag, cap, cause */
+	SB_EVENT_CAPTURE_UNAVAILABLE = 1, /* tag */
+	SB_EVENT_OVERWRITE,		  /* tag, detail = prior schema */
+	SB_EVENT_EVICTION,		  /* tag = evicted, detail = new tag, cap, cause */
 	SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION, /* tag, detail = drain variant */
-	SB_EVENT_CAP_INVARIANT_VIOLATION,          /* count = reports_len, cap */
-	SB_EVENT_LOG_TRUNCATED,                    /* count = dropped_count; synthetic */
+	SB_EVENT_CAP_INVARIANT_VIOLATION,	     /* count = reports_len, cap */
+	SB_EVENT_LOG_TRUNCATED,			     /* count = dropped_count; synthetic */
 };
 
 enum sb_evict_cause {
