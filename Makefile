@@ -2,6 +2,7 @@
 # one first installs any missing Debian package, then configures and builds
 # with CMake. Nothing here needs network access beyond Debian's archive.
 
+MAKEFLAGS += --no-print-directory
 BUILD     ?= build
 CMAKE_ARGS ?=
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
@@ -27,12 +28,16 @@ deps:
 	fi
 
 # Configuring every time is cheap and makes CMAKE_ARGS take effect on an existing build.
+# The build log is shown only when the build fails.
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
-	cmake --build $(BUILD) -j $(JOBS)
+	@mkdir -p $(BUILD)
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) > $(BUILD)/configure.log 2>&1 \
+	  || { cat $(BUILD)/configure.log; exit 1; }
+	@echo "building in $(BUILD)/ ..."
+	@cmake --build $(BUILD) -j $(JOBS) > $(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
 
 demo: build
-	./$(BUILD)/consumers/snapbridge demo
+	@./$(BUILD)/consumers/snapbridge demo
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
