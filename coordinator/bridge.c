@@ -101,7 +101,8 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 		b->ops = *ops;
 	pthread_mutex_init(&b->lock, NULL);
 	b->free_slots = malloc(sizeof(uint32_t) * cfg.max_snapshots);
-	if (!b->free_slots) {
+	b->slot_node = calloc(cfg.max_snapshots, sizeof(*b->slot_node));
+	if (!b->free_slots || !b->slot_node) {
 		err = sb__fail(-ENOMEM, "out of memory for %u slots", cfg.max_snapshots);
 		goto fail;
 	}
@@ -139,6 +140,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	return 0;
 fail:
 	sb__tagindex_fini(&b->index);
+	free(b->slot_node);
 	free(b->free_slots);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
@@ -154,6 +156,7 @@ void sb_bridge_destroy(struct sb_bridge *b)
 	sb_fetch_add_release(&b->hot->wake_gen, 1);
 	sb__tagindex_fini(&b->index);
 	sb__shm_destroy(&b->data);
+	free(b->slot_node);
 	free(b->free_slots);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
@@ -179,13 +182,7 @@ int sb_bridge_data_fd(const struct sb_bridge *b, int *fd_out)
 static void push_event(struct sb_bridge *b, enum sb_event_kind kind, const char *tag,
 		       const char *detail, uint64_t cap, uint64_t count, enum sb_evict_cause cause)
 {
-	struct sb_event ev = { .kind = kind, .cap = cap, .count = count, .cause = cause };
-
-	if (tag)
-		memcpy(ev.tag, tag, strnlen(tag, SB_TAG_MAX));
-	if (detail)
-		memcpy(ev.detail, detail, strnlen(detail, SB_TAG_MAX));
-	sb__event_push(&b->events, &ev);
+	sb__event_push(&b->events, kind, tag, detail, cap, count, cause);
 }
 
 static void bump(uint64_t *counter)
@@ -207,7 +204,8 @@ static void unresident(struct sb_bridge *b, uint32_t slot)
 {
 	struct sb_slot *s = &b->slots[slot];
 
-	sb__tagindex_del(&b->index, s->tag, s->tag_len, sb__tag_hash(s->tag, s->tag_len));
+	sb__tagindex_del_held(&b->index, b->slot_node[slot]);
+	b->slot_node[slot] = NULL;
 	sb__slot_write_begin(s);
 	s->flags = 0;
 	sb__slot_write_end(s);
@@ -262,7 +260,8 @@ static void clear_after_cap_violation(struct sb_bridge *b)
 		struct sb_rec *rec = sb__log_rec(&b->log, s->record_pos);
 		if (slot_holds(b, rec))
 			sb_store_relaxed(&rec->fate, (uint32_t)SB_FATE_EVICTED_CAP);
-		sb__tagindex_del(&b->index, s->tag, s->tag_len, sb__tag_hash(s->tag, s->tag_len));
+		sb__tagindex_del_held(&b->index, b->slot_node[i]);
+		b->slot_node[i] = NULL;
 		sb__slot_write_begin(s);
 		s->flags = 0;
 		sb__slot_write_end(s);
@@ -418,7 +417,9 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	if (!node)
 		return sb__fail(-ENOMEM, "out of memory indexing tag %s", a->tag);
 	pthread_mutex_lock(&b->lock);
-	int64_t found = sb__tagindex_find(&b->index, a->tag, a->tag_len, hash);
+	sb__rcu_enter(); /* one read-side section for every index call of this store */
+	struct sb_tagnode *existing = sb__tagindex_find_held(&b->index, a->tag, a->tag_len, hash);
+	int64_t found = existing ? (int64_t)sb__tagnode_slot(existing) : -1;
 	uint64_t seq = sb_load_relaxed(&b->hot->store_seq) + 1;
 	bool self_evicted = false;
 	uint32_t slot;
@@ -490,12 +491,14 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	sb__slot_write_end(s);
 
 	if (found < 0) {
-		sb__tagindex_add(&b->index, node, a->tag, a->tag_len, hash, slot);
+		sb__tagindex_add_held(&b->index, node, a->tag, a->tag_len, hash, slot);
+		b->slot_node[slot] = node;
 		node = NULL;
 		b->resident++;
 		sb_store_relaxed(&b->hot->resident, b->resident);
 	}
 unlock:
+	sb__rcu_leave();
 	pthread_mutex_unlock(&b->lock);
 	sb__tagnode_put(&b->index, node);
 
@@ -749,9 +752,11 @@ static int drain(struct sb_bridge *b, enum drain_variant v, struct sb_entries *o
 				push_event(b, SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION,
 					   items[i].tag, variant_names[v], 0, 0, SB_EVICT_CAP);
 		}
+		sb__rcu_enter();
 		for (uint32_t i = 0; i < b->cfg.max_snapshots; i++)
 			if (b->slots[i].flags & SB_F_RESIDENT)
 				unresident(b, i);
+		sb__rcu_leave();
 		b->resident_cursor = sb_load_relaxed(&b->hot->log_head);
 	}
 	pthread_mutex_unlock(&b->lock);

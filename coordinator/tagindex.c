@@ -137,44 +137,57 @@ void sb__tagindex_fini(struct sb_tagindex *idx)
 	pthread_mutex_destroy(&idx->spare_lock);
 }
 
-int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash)
+void sb__rcu_enter(void)
+{
+	rcu_read_lock();
+}
+
+void sb__rcu_leave(void)
+{
+	rcu_read_unlock();
+}
+
+struct sb_tagnode *sb__tagindex_find_held(struct sb_tagindex *idx, const char *tag, size_t len,
+					  uint64_t hash)
 {
 	struct key k = { tag, len };
 	struct cds_lfht_iter iter;
 	struct cds_lfht_node *node;
+
+	cds_lfht_lookup(idx->ht, (unsigned long)hash, match, &k, &iter);
+	node = cds_lfht_iter_get_node(&iter);
+	return node ? caa_container_of(node, struct sb_tagnode, node) : NULL;
+}
+
+uint32_t sb__tagnode_slot(const struct sb_tagnode *node)
+{
+	return node->slot;
+}
+
+int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash)
+{
 	int64_t slot = -1;
 
 	rcu_read_lock();
-	cds_lfht_lookup(idx->ht, (unsigned long)hash, match, &k, &iter);
-	node = cds_lfht_iter_get_node(&iter);
-	if (node)
-		slot = caa_container_of(node, struct sb_tagnode, node)->slot;
+	struct sb_tagnode *n = sb__tagindex_find_held(idx, tag, len, hash);
+	if (n)
+		slot = n->slot;
 	rcu_read_unlock();
 	return slot;
 }
 
-void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *n, const char *tag, size_t len,
-		      uint64_t hash, uint32_t slot)
+void sb__tagindex_add_held(struct sb_tagindex *idx, struct sb_tagnode *n, const char *tag,
+			   size_t len, uint64_t hash, uint32_t slot)
 {
 	cds_lfht_node_init(&n->node);
 	n->slot = slot;
 	n->len = (uint32_t)len;
 	memcpy(n->tag, tag, len);
-	rcu_read_lock();
 	cds_lfht_add(idx->ht, (unsigned long)hash, &n->node);
-	rcu_read_unlock();
 }
 
-void sb__tagindex_del(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash)
+void sb__tagindex_del_held(struct sb_tagindex *idx, struct sb_tagnode *n)
 {
-	struct key k = { tag, len };
-	struct cds_lfht_iter iter;
-	struct cds_lfht_node *node;
-
-	rcu_read_lock();
-	cds_lfht_lookup(idx->ht, (unsigned long)hash, match, &k, &iter);
-	node = cds_lfht_iter_get_node(&iter);
-	if (node && cds_lfht_del(idx->ht, node) == 0)
-		call_rcu(&caa_container_of(node, struct sb_tagnode, node)->rcu, free_node);
-	rcu_read_unlock();
+	if (cds_lfht_del(idx->ht, &n->node) == 0)
+		call_rcu(&n->rcu, free_node);
 }

@@ -38,15 +38,27 @@ uint64_t sb__tag_hash(const char *tag, size_t len);
 /* The slot of tag, or -1. Any thread; takes the RCU read lock itself. */
 int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash);
 
+/*
+ * The writer's calls, made under the bridge lock and inside one RCU
+ * read-side section (sb__rcu_enter/leave) that spans the whole store, so
+ * a store pays for the read lock once.
+ */
+void sb__rcu_enter(void);
+void sb__rcu_leave(void);
+struct sb_tagnode *sb__tagindex_find_held(struct sb_tagindex *idx, const char *tag, size_t len,
+					  uint64_t hash);
+uint32_t sb__tagnode_slot(const struct sb_tagnode *node);
+
 /* A node for sb__tagindex_add(), taken before the bridge lock; NULL on ENOMEM. */
 struct sb_tagnode *sb__tagnode_new(struct sb_tagindex *idx);
 /* Give back a node that never entered the table. */
 void sb__tagnode_put(struct sb_tagindex *idx, struct sb_tagnode *node);
 
-/* Under the bridge lock; the index owns node afterwards. */
-void sb__tagindex_add(struct sb_tagindex *idx, struct sb_tagnode *node, const char *tag, size_t len,
-		      uint64_t hash, uint32_t slot);
-void sb__tagindex_del(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash);
+/* Inside sb__rcu_enter(); the index owns node afterwards. */
+void sb__tagindex_add_held(struct sb_tagindex *idx, struct sb_tagnode *node, const char *tag,
+			   size_t len, uint64_t hash, uint32_t slot);
+/* Inside sb__rcu_enter(): unlink node; it is reused once no reader can hold it. */
+void sb__tagindex_del_held(struct sb_tagindex *idx, struct sb_tagnode *node);
 void sb__tagindex_clear(struct sb_tagindex *idx);
 
 #endif

@@ -6,28 +6,30 @@
 #include "atomics.h"
 #include "error.h"
 
+/* Fill a 64-byte field with up to SB_TAG_MAX bytes of src and NULs; returns the length. */
 static uint8_t copy_str(char dst[64], const char *src)
 {
-	size_t n = strnlen(src, SB_TAG_MAX);
+	size_t n = src ? strnlen(src, SB_TAG_MAX) : 0;
 
-	memset(dst, 0, 64);
-	memcpy(dst, src, n);
+	memcpy(dst, src ? src : "", n);
+	memset(dst + n, 0, 64 - n);
 	return (uint8_t)n;
 }
 
-uint64_t sb__event_push(struct sb_evring *ring, const struct sb_event *ev)
+uint64_t sb__event_push(struct sb_evring *ring, enum sb_event_kind kind, const char *tag,
+			const char *detail, uint64_t cap, uint64_t count, enum sb_evict_cause cause)
 {
 	uint64_t e = sb_load_relaxed(ring->seq) + 1; /* only lock holders store it */
 	struct sb_event_slot *s = &ring->slots[(e - 1) % ring->n];
 
 	sb_store_relaxed(&s->stamp, e | SB_STAMP_WRITING); /* E1 */
 	sb_fence_release();
-	s->kind = ev->kind;
-	s->cause = ev->cause;
-	s->cap = ev->cap;
-	s->count = ev->count;
-	s->tag_len = copy_str(s->tag, ev->tag);
-	s->detail_len = copy_str(s->detail, ev->detail);
+	s->kind = kind;
+	s->cause = cause;
+	s->cap = cap;
+	s->count = count;
+	s->tag_len = copy_str(s->tag, tag);
+	s->detail_len = copy_str(s->detail, detail);
 	sb_store_release(&s->stamp, e); /* E2: pairs with V1 */
 	sb_store_release(ring->seq, e); /* E3: pairs with V0 */
 	return e;

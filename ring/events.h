@@ -28,8 +28,13 @@ struct sb_evring {
 	uint64_t *seq; /* the event_seq hot word */
 };
 
-/* E1-E3: append ev (its seq field is ignored); returns the new sequence. */
-uint64_t sb__event_push(struct sb_evring *ring, const struct sb_event *ev);
+/*
+ * E1-E3: append an event; tag and detail may be NULL and are cut at
+ * SB_TAG_MAX bytes. Returns the new sequence.
+ */
+uint64_t sb__event_push(struct sb_evring *ring, enum sb_event_kind kind, const char *tag,
+			const char *detail, uint64_t cap, uint64_t count,
+			enum sb_evict_cause cause);
 
 /* Published events so far. */
 uint64_t sb__event_head(const struct sb_evring *ring);
