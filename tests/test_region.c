@@ -36,11 +36,8 @@ static void setup(void)
 		cr_assert_eq(sb_bridge_store(bridge, tag, &r), 0);
 	}
 	cr_assert_eq(sb_bridge_data_fd(bridge, &data_fd), 0);
-	struct stat st;
-	cr_assert_eq(fstat(data_fd, &st), 0);
-	image_size = (size_t)st.st_size;
-	image = malloc(image_size);
-	cr_assert_eq(pread(data_fd, image, image_size, 0), (ssize_t)image_size);
+	image = tu_read_region(data_fd, &image_size);
+	cr_assert_not_null(image);
 }
 
 static void teardown(void)

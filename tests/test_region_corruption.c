@@ -50,11 +50,8 @@ static void build_base(void)
 			     0);
 	}
 	cr_assert_eq(sb_bridge_data_fd(b, &fd), 0);
-	struct stat st;
-	cr_assert_eq(fstat(fd, &st), 0);
-	image_size = (size_t)st.st_size;
-	base_image = malloc(image_size);
-	cr_assert_eq(pread(fd, base_image, image_size, 0), (ssize_t)image_size);
+	base_image = tu_read_region(fd, &image_size);
+	cr_assert_not_null(base_image);
 	close(fd);
 	sb_bridge_destroy(b);
 }

@@ -1,6 +1,9 @@
 #include "testutil.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static uint8_t pattern(uint64_t seed, size_t i)
 {
@@ -53,4 +56,19 @@ void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_event
 	cfg->max_events = max_events;
 	cfg->log_bytes = log_bytes;
 	cfg->aux_bytes = SB_LOG_BYTES_MIN;
+}
+
+uint8_t *tu_read_region(int fd, size_t *size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		return NULL;
+	uint8_t *p = malloc((size_t)st.st_size);
+	if (p && pread(fd, p, (size_t)st.st_size, 0) != st.st_size) {
+		free(p);
+		return NULL;
+	}
+	*size = (size_t)st.st_size;
+	return p;
 }

@@ -16,6 +16,12 @@ size_t tu_report(uint8_t *buf, size_t n, uint64_t seed);
 /* Whether a report made by tu_report() holds exactly the seeded bytes; returns the seed. */
 int tu_report_check(const void *report, size_t len, uint64_t *seed_out);
 
+/*
+ * A private copy of fd's whole region (what a saved image holds); NULL on
+ * failure. The caller frees it.
+ */
+uint8_t *tu_read_region(int fd, size_t *size);
+
 /* A minimal bridge config for tests. */
 void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_events,
 	       uint64_t log_bytes);
