@@ -79,13 +79,13 @@ static int attach(struct sb_consumer *c, uint32_t flags)
 		 * every record at or after this head has a store_seq above this one,
 		 * and any store in between counts as lapped.
 		 */
-		c->cursor = sb_load_acquire(&c->hot->store_seq);
-		c->pos = sb_load_acquire(&c->hot->log_head);
+		c->cursor = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
+		c->pos = sb_load_acquire(&c->hot->log_head);     /* R1: pairs with W3 */
 		c->gap_ok = true;
 		c->ev_cursor = sb__event_head(&c->events);
 	} else {
 		/* Stores older than the tail were reclaimed before we came: lapped. */
-		c->pos = sb_load_acquire(&c->hot->log_tail);
+		c->pos = sb_load_acquire(&c->hot->log_tail); /* pairs with W1 */
 		c->gap_ok = true;
 	}
 	return 0;
@@ -301,8 +301,9 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 			/* The writer reused bytes we had not read: resume at its tail. */
 			if (++laps > SB_DRAIN_MAX_LAPS)
 				break;
-			c->pos = sb_load_acquire(&c->hot->log_tail);
-			head = sb_load_acquire(&c->hot->log_head); /* not older than the tail */
+			c->pos = sb_load_acquire(&c->hot->log_tail); /* pairs with W1 */
+			/* R1 again, after the tail, so the head is not older than it. */
+			head = sb_load_acquire(&c->hot->log_head);
 			c->gap_ok = true;
 			continue;
 		}
@@ -374,7 +375,7 @@ int sb_consumer_store_count(const struct sb_consumer *c, uint64_t *out)
 {
 	if (!c || !out)
 		return sb__fail(-EINVAL, "sb_consumer_store_count: NULL argument");
-	*out = sb_load_acquire(&c->hot->store_seq);
+	*out = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
 	return 0;
 }
 

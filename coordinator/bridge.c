@@ -135,7 +135,8 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	sb__header_init(b->hdr, &cfg, &plan);
 	b->hdr->coord_pid = getpid();
 	b->hdr->coord_start_time = sb__proc_start_time(getpid());
-	sb_store_release(&b->hdr->heartbeat_ns, now_ns());
+	/* Nothing reads the region before a descriptor leaves: no pair needed yet. */
+	sb_store_relaxed(&b->hdr->heartbeat_ns, now_ns());
 	*out = b;
 	return 0;
 fail:
@@ -151,9 +152,12 @@ void sb_bridge_destroy(struct sb_bridge *b)
 {
 	if (!b)
 		return;
-	/* Readers that still hold the memfd see a clean shutdown. */
+	/*
+	 * Readers that still hold the memfd see a clean shutdown. Release: a
+	 * reader that sees closed also sees every store before it.
+	 */
 	sb_store_release(&b->hdr->closed, 1);
-	sb_fetch_add_release(&b->hot->wake_gen, 1);
+	sb_fetch_add_relaxed(&b->hot->wake_gen, 1);
 	sb__tagindex_fini(&b->index);
 	sb__shm_destroy(&b->data);
 	free(b->slot_node);
@@ -460,7 +464,7 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	rec->boundary_offset_ms = a->boundary_offset_ms;
 	rec->step_index = a->step_index;
 	sb__log_publish(&b->log, pos + len);
-	/* Pairs with consumers' acquire of store_seq: the header is published. */
+	/* P1: after W3, so a reader that sees seq finds its header below the head. */
 	sb_store_release(&b->hot->store_seq, seq);
 
 	if (self_evicted) {
@@ -515,7 +519,8 @@ unlock:
 	if (a->stats_len)
 		memcpy(body, a->stats, a->stats_len);
 	sb__rec_commit(rec);
-	sb_fetch_add_release(&b->hot->wake_gen, 1);
+	/* A generation readers can watch for "something new"; the commit is the publication. */
+	sb_fetch_add_relaxed(&b->hot->wake_gen, 1);
 	return 0;
 }
 
