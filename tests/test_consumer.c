@@ -353,3 +353,37 @@ Test(consumer, missing_reason_with_huge_container_counts_is_refused_without_allo
 	cr_assert(strstr(sb_last_error(), "not a bounded msgpack map"), "message: %s",
 		  sb_last_error());
 }
+
+Test(consumer, default_log_holds_the_cap_of_256_kib_reports_without_byte_eviction,
+     .timeout = 30, .fini = teardown)
+{
+	struct seen s = { 0 };
+	struct sb_drain_counts d;
+	char tag[16];
+
+	cr_assert_eq(sb_bridge_create(NULL, NULL, &bridge), 0);
+	open_consumer(0);
+	/* Twice the cap of full-size reports, with schema and missing stats. */
+	for (int i = 0; i < 2 * SB_DEFAULT_MAX_SNAPSHOTS; i++) {
+		struct sb_report r = { .schema = "dump.v1", .msgpack = reportbuf };
+		struct sb_stats st = { .kind = SB_STATS_MISSING,
+				       .missing = { .kind = SB_MISSING_DURING_FREEZE } };
+
+		r.msgpack_len = tu_report(reportbuf, 256 << 10, (uint64_t)i);
+		snprintf(tag, sizeof(tag), "periodic_%03d", i);
+		cr_assert_eq(sb_bridge_store_with_stats(bridge, tag, &r, &st, NULL), 0);
+	}
+	cr_assert_eq(sb_consumer_drain(consumer, collect, &s, &d), 0);
+	assert_adds_up(&d, 2 * SB_DEFAULT_MAX_SNAPSHOTS);
+	cr_assert_eq(d.delivered, SB_DEFAULT_MAX_SNAPSHOTS, "the newest 64 are all resident");
+	cr_assert_eq(d.evicted + d.lapped, SB_DEFAULT_MAX_SNAPSHOTS,
+		     "the older ones were evicted at the cap (some bytes since reused)");
+	cr_assert_eq(s.bad_payloads, 0);
+
+	struct sb_events ev;
+	cr_assert_eq(sb_bridge_drain_events(bridge, &ev), 0);
+	for (size_t i = 0; i < ev.count; i++)
+		cr_assert_neq(ev.items[i].cause, SB_EVICT_BYTES,
+			      "a cap's worth of 256 KiB reports fits the default log");
+	sb_events_free(&ev);
+}
