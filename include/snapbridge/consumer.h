@@ -38,7 +38,11 @@ struct sb_consumer;
 enum sb_consumer_flags {
 	/* Deliver every stored version still in the log, not only resident ones. */
 	SB_CONSUMER_ALL_VERSIONS = 1u << 0,
-	/* Start at the newest store instead of the oldest (skip history). */
+	/*
+	 * Start at the newest store instead of the oldest still in the log
+	 * (skip history). Without it, stores older than the log's tail at
+	 * attach count as lapped in the first drain.
+	 */
 	SB_CONSUMER_START_AT_END = 1u << 1,
 };
 
@@ -81,7 +85,11 @@ typedef int (*sb_entry_fn)(void *user, const struct sb_entry *entry);
  * Drain from the cursor to the newest committed record. counts (optional)
  * receives this call's outcomes; the cursor moves past every store
  * accounted for. A record still being written by a live writer ends the
- * drain; the next drain resumes there.
+ * drain; the next drain resumes there. One call reads at most one log's
+ * worth of records, so a caller that wants everything drains until the
+ * cursor reaches sb_consumer_store_count(). A record that fails
+ * validation is reported (-EBADMSG / -EPROTO) and leaves the cursor and
+ * counts as they were.
  */
 int sb_consumer_drain(struct sb_consumer *consumer, sb_entry_fn fn, void *user,
 		      struct sb_drain_counts *counts);
