@@ -183,12 +183,6 @@ int sb_bridge_data_fd(const struct sb_bridge *b, int *fd_out)
 
 /* ---- events (under the lock) ------------------------------------------ */
 
-static void push_event(struct sb_bridge *b, enum sb_event_kind kind, const char *tag,
-		       const char *detail, uint64_t cap, uint64_t count, enum sb_evict_cause cause)
-{
-	sb__event_push(&b->events, kind, tag, detail, cap, count, cause);
-}
-
 static void bump(uint64_t *counter)
 {
 	/* Informational counters: the lock orders writers, readers want no ordering. */
@@ -203,8 +197,8 @@ static void slot_name(const struct sb_slot *s, char tag[SB_TAG_MAX + 1])
 	tag[s->tag_len] = '\0';
 }
 
-/* Drop the resident report in slot: clear the slot, unindex the tag, free the slot. */
-static void unresident(struct sb_bridge *b, uint32_t slot)
+/* Unindex the tag in slot and mark the slot empty for readers. */
+static void clear_slot(struct sb_bridge *b, uint32_t slot)
 {
 	struct sb_slot *s = &b->slots[slot];
 
@@ -213,6 +207,12 @@ static void unresident(struct sb_bridge *b, uint32_t slot)
 	sb__slot_write_begin(s);
 	s->flags = 0;
 	sb__slot_write_end(s);
+}
+
+/* Drop the resident report in slot: clear it and return it to the free list. */
+static void unresident(struct sb_bridge *b, uint32_t slot)
+{
+	clear_slot(b, slot);
 	b->free_slots[b->nfree++] = slot;
 	b->resident--;
 	sb_store_relaxed(&b->hot->resident, b->resident);
@@ -230,8 +230,7 @@ static bool slot_holds(const struct sb_bridge *b, const struct sb_rec *rec)
 /* rec is resident and in FIFO order (the reference's `order` as well). */
 static bool is_resident_record(const struct sb_bridge *b, const struct sb_rec *rec)
 {
-	return rec->kind == SB_REC_SNAPSHOT && sb_load_relaxed(&rec->fate) == SB_FATE_RESIDENT &&
-	       slot_holds(b, rec);
+	return sb_load_relaxed(&rec->fate) == SB_FATE_RESIDENT && slot_holds(b, rec);
 }
 
 static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate, const char *new_tag)
@@ -243,8 +242,8 @@ static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate, co
 	sb_store_relaxed(&rec->fate, (uint32_t)fate);
 	unresident(b, rec->slot);
 	bump(by_bytes ? &b->hot->evicted_bytes : &b->hot->evicted_cap);
-	push_event(b, SB_EVENT_EVICTION, tag, new_tag, b->cfg.max_snapshots, 0,
-		   by_bytes ? SB_EVICT_BYTES : SB_EVICT_CAP);
+	sb__event_push(&b->events, SB_EVENT_EVICTION, tag, new_tag, b->cfg.max_snapshots, 0,
+		       by_bytes ? SB_EVICT_BYTES : SB_EVICT_CAP);
 }
 
 /*
@@ -264,19 +263,15 @@ static void clear_after_cap_violation(struct sb_bridge *b)
 		struct sb_rec *rec = sb__log_rec(&b->log, s->record_pos);
 		if (slot_holds(b, rec))
 			sb_store_relaxed(&rec->fate, (uint32_t)SB_FATE_EVICTED_CAP);
-		sb__tagindex_del_held(&b->index, b->slot_node[i]);
-		b->slot_node[i] = NULL;
-		sb__slot_write_begin(s);
-		s->flags = 0;
-		sb__slot_write_end(s);
+		clear_slot(b, i);
 	}
 	for (uint32_t i = 0; i < b->cfg.max_snapshots; i++)
 		b->free_slots[i] = b->cfg.max_snapshots - 1 - i;
 	b->nfree = b->cfg.max_snapshots;
 	b->resident = 0;
 	sb_store_relaxed(&b->hot->resident, 0);
-	push_event(b, SB_EVENT_CAP_INVARIANT_VIOLATION, NULL, NULL, b->cfg.max_snapshots, n,
-		   SB_EVICT_CAP);
+	sb__event_push(&b->events, SB_EVENT_CAP_INVARIANT_VIOLATION, NULL, NULL,
+		       b->cfg.max_snapshots, n, SB_EVICT_CAP);
 }
 
 /*
@@ -438,7 +433,8 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 		sb_store_relaxed(&sb__log_rec(&b->log, s->record_pos)->fate,
 				 (uint32_t)SB_FATE_SUPERSEDED);
 		bump(&b->hot->overwrites);
-		push_event(b, SB_EVENT_OVERWRITE, a->tag, prior_schema, 0, 0, SB_EVICT_CAP);
+		sb__event_push(&b->events, SB_EVENT_OVERWRITE, a->tag, prior_schema, 0, 0,
+			       SB_EVICT_CAP);
 	} else if (b->resident >= b->cfg.max_snapshots && !make_room(b, a->tag)) {
 		self_evicted = true;
 		slot = UINT32_MAX;
@@ -469,8 +465,8 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 
 	if (self_evicted) {
 		bump(&b->hot->evicted_cap);
-		push_event(b, SB_EVENT_EVICTION, a->tag, a->tag, b->cfg.max_snapshots, 0,
-			   SB_EVICT_CAP);
+		sb__event_push(&b->events, SB_EVENT_EVICTION, a->tag, a->tag, b->cfg.max_snapshots,
+			       0, SB_EVICT_CAP);
 		goto unlock;
 	}
 	struct sb_slot *s = &b->slots[slot];
@@ -583,7 +579,8 @@ static int capture(struct sb_bridge *b, const char *tag, const uint16_t *step, b
 	if (!b->ops.capture || b->ops.capture(b->ops.user, tag, &report) != 1) {
 		pthread_mutex_lock(&b->lock);
 		bump(&b->hot->capture_unavailable);
-		push_event(b, SB_EVENT_CAPTURE_UNAVAILABLE, tag, NULL, 0, 0, SB_EVICT_CAP);
+		sb__event_push(&b->events, SB_EVENT_CAPTURE_UNAVAILABLE, tag, NULL, 0, 0,
+			       SB_EVICT_CAP);
 		pthread_mutex_unlock(&b->lock);
 		return 0;
 	}
@@ -754,8 +751,9 @@ static int drain(struct sb_bridge *b, enum drain_variant v, struct sb_entries *o
 					 (uint32_t)SB_FATE_DRAINED);
 			bump(&b->hot->drained);
 			if (i >= n_ordered && v != DRAIN_PLAIN)
-				push_event(b, SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION,
-					   items[i].tag, variant_names[v], 0, 0, SB_EVICT_CAP);
+				sb__event_push(&b->events,
+					       SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION,
+					       items[i].tag, variant_names[v], 0, 0, SB_EVICT_CAP);
 		}
 		sb__rcu_enter();
 		for (uint32_t i = 0; i < b->cfg.max_snapshots; i++)

@@ -102,6 +102,28 @@ bool sb__log_lapped(const struct sb_log *log, uint64_t pos)
 	return (int64_t)(pos - sb_load_relaxed(log->tail)) < 0;
 }
 
+/*
+ * Copy n bytes of the record at pos into buf, then R3. The reader advances
+ * by the copy's length, so it must equal the one already bounded (len).
+ */
+static int copy_checked(const struct sb_log *log, uint64_t pos, const struct sb_rec *rec, size_t n,
+			uint32_t len, struct sb_buf *buf, uint32_t *fate)
+{
+	int err = buf_reserve(buf, n);
+
+	if (err)
+		return err;
+	memcpy(buf->p, rec, n);
+	if (fate)
+		*fate = sb_load_relaxed(&rec->fate);
+	if (sb__log_lapped(log, pos))
+		return SB_READ_LAPPED;
+	if (((const struct sb_rec *)buf->p)->len != len)
+		return sb__fail(-EBADMSG, "log record at %llu changed length while being read",
+				(unsigned long long)pos);
+	return SB_READ_OK;
+}
+
 int sb__log_copy(const struct sb_log *log, uint64_t pos, uint64_t head, struct sb_buf *buf,
 		 uint32_t *fate)
 {
@@ -121,17 +143,8 @@ int sb__log_copy(const struct sb_log *log, uint64_t pos, uint64_t head, struct s
 
 	if (commit == SB_REC_BUSY && len_ok) {
 		/* The header was complete before head moved past it (W2 before W3). */
-		int err = buf_reserve(buf, sizeof(*rec));
-		if (err)
-			return err;
-		memcpy(buf->p, rec, sizeof(*rec));
-		if (sb__log_lapped(log, pos))
-			return SB_READ_LAPPED;
-		/* The reader advances by the copy's length: it must be the one checked. */
-		if (((const struct sb_rec *)buf->p)->len != len)
-			return sb__fail(-EBADMSG, "log record at %llu changed length while busy",
-					(unsigned long long)pos);
-		return SB_READ_BUSY;
+		int r = copy_checked(log, pos, rec, sizeof(*rec), len, buf, NULL);
+		return r == SB_READ_OK ? SB_READ_BUSY : r;
 	}
 	if (commit != SB_REC_COMMITTED || !len_ok) {
 		/* Garbage is expected if the writer is reusing these bytes. */
@@ -143,16 +156,6 @@ int sb__log_copy(const struct sb_log *log, uint64_t pos, uint64_t head, struct s
 				(unsigned long long)pos, commit, len,
 				(unsigned long long)room_to_end, (unsigned long long)(head - pos));
 	}
-	int err = buf_reserve(buf, len);
-	if (err)
-		return err;
-	memcpy(buf->p, rec, len);
-	*fate = sb_load_relaxed(&rec->fate);
-	if (sb__log_lapped(log, pos))
-		return SB_READ_LAPPED;
-	/* The copy is now known to be the record as committed. */
-	if (((const struct sb_rec *)buf->p)->len != len)
-		return sb__fail(-EBADMSG, "log record at %llu changed length while committed",
-				(unsigned long long)pos);
-	return SB_READ_OK;
+	/* On SB_READ_OK the copy is the record as committed. */
+	return copy_checked(log, pos, rec, len, len, buf, fate);
 }
