@@ -27,34 +27,9 @@
 #include "../ring/log.h"
 #include "../ring/record.h"
 #include "../shm/shm.h"
+#include "consumer_internal.h"
 
-struct sb_consumer {
-	const uint8_t *base;
-	size_t size;
-	bool mapped; /* munmap base on close; else free it (an image) */
-	/*
-	 * The header as validated. The writer could change the shared one after
-	 * validation, so every size and offset comes from this copy.
-	 */
-	struct sb_header hdr;
-	const struct sb_hot *hot;
-	const struct sb_slot *slots;
-	uint32_t max_snapshots;
-	struct sb_log log; /* read-only use: the pointers are never stored through */
-	struct sb_evring events;
-
-	uint32_t flags;
-	bool writer_gone;
-	bool gap_ok;	    /* stores may be missing before the next record: we were lapped */
-	uint64_t cursor;    /* store_seq of the last store accounted for */
-	uint64_t pos;	    /* log position of the next record to read */
-	uint64_t ev_cursor; /* last event sequence taken */
-	struct sb_drain_counts totals;
-	struct sb_buf buf;
-	char text[SB_REASON_MAX + 1];
-};
-
-static int attach(struct sb_consumer *c, uint32_t flags)
+int sb__consumer_attach(struct sb_consumer *c, uint32_t flags)
 {
 	const struct sb_header *h = &c->hdr;
 	int err;
@@ -80,7 +55,7 @@ static int attach(struct sb_consumer *c, uint32_t flags)
 		 * and any store in between counts as lapped.
 		 */
 		c->cursor = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
-		c->pos = sb_load_acquire(&c->hot->log_head);     /* R1: pairs with W3 */
+		c->pos = sb_load_acquire(&c->hot->log_head);	 /* R1: pairs with W3 */
 		c->gap_ok = true;
 		c->ev_cursor = sb__event_head(&c->events);
 	} else {
@@ -88,43 +63,6 @@ static int attach(struct sb_consumer *c, uint32_t flags)
 		c->pos = sb_load_acquire(&c->hot->log_tail); /* pairs with W1 */
 		c->gap_ok = true;
 	}
-	return 0;
-}
-
-int sb_consumer_open_fd(int fd, uint32_t flags, struct sb_consumer **out)
-{
-	uint64_t size;
-	const void *map;
-	int err;
-
-	if (!out)
-		return sb__fail(-EINVAL, "sb_consumer_open_fd: out is NULL");
-	*out = NULL;
-	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END))
-		return sb__fail(-EINVAL, "unknown consumer flags 0x%x", flags);
-	err = sb__shm_check_fd(fd, &size);
-	if (err)
-		return err;
-	if (size < sizeof(struct sb_header))
-		return sb__fail(-EBADMSG, "region is %llu bytes, smaller than its header",
-				(unsigned long long)size);
-	err = sb__shm_map_ro(fd, size, &map);
-	if (err)
-		return err;
-	struct sb_consumer *c = calloc(1, sizeof(*c));
-	if (!c) {
-		munmap((void *)map, size);
-		return sb__fail(-ENOMEM, "out of memory for a consumer");
-	}
-	c->base = map;
-	c->size = size;
-	c->mapped = true;
-	err = attach(c, flags);
-	if (err) {
-		sb_consumer_close(c);
-		return err;
-	}
-	*out = c;
 	return 0;
 }
 
@@ -151,7 +89,7 @@ int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer 
 		return sb__fail(-EBADMSG, "%s is %lld bytes: not a snapbridge image", path,
 				(long long)st.st_size);
 	}
-	struct sb_consumer *c = calloc(1, sizeof(*c));
+	struct sb_consumer *c = sb__consumer_new();
 	uint8_t *data = malloc((size_t)st.st_size);
 	if (!c || !data) {
 		free(c);
@@ -177,7 +115,7 @@ int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer 
 		return sb__fail(-EIO, "short read of %s (%zu of %lld bytes)", path, got,
 				(long long)st.st_size);
 	}
-	err = attach(c, flags);
+	err = sb__consumer_attach(c, flags);
 	if (err) {
 		char why[400];
 
@@ -187,18 +125,6 @@ int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer 
 	}
 	*out = c;
 	return 0;
-}
-
-void sb_consumer_close(struct sb_consumer *c)
-{
-	if (!c)
-		return;
-	if (c->mapped)
-		munmap((void *)c->base, c->size);
-	else
-		free((void *)c->base);
-	sb__buf_free(&c->buf);
-	free(c);
 }
 
 int sb_consumer_set_writer_gone(struct sb_consumer *c, bool gone)
@@ -280,10 +206,17 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 {
 	struct sb_drain_counts d = { 0 };
 	unsigned laps = 0;
+	bool busy = false;
 	int ret = 0;
 
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
+	/*
+	 * Before the head: a commit after this load bumps wake_gen past what we
+	 * record, so a wait after this drain cannot sleep through it.
+	 */
+	c->gen_rec = sb_load_acquire(&c->hot->wake_gen); /* pairs with N1 */
+	c->gen_rec_set = true;
 	uint64_t head = sb_load_acquire(&c->hot->log_head); /* R1: pairs with W3 */
 	/* A hostile head may promise 2^64 bytes: read at most one ring's worth per call. */
 	uint64_t budget = c->log.size / SB_REC_ALIGN + 1;
@@ -318,8 +251,10 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 				       (unsigned long long)c->pos, rec->kind);
 			break;
 		}
-		if (r == SB_READ_BUSY && !c->writer_gone)
-			break; /* being written; the next drain resumes here */
+		if (r == SB_READ_BUSY && !c->writer_gone) {
+			busy = true;
+			break; /* being written; its commit bumps wake_gen, and we resume here */
+		}
 		uint64_t gap = 0;
 		ret = store_gap(c, rec->seq, &gap);
 		if (ret)
@@ -349,7 +284,10 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		if (fn)
 			ret = fn(user, &view);
 	}
+	/* Stopped by the per-call bound with records left: a wait must not sleep on them. */
+	c->more = ret == 0 && !busy && c->pos != head;
 	add_counts(&c->totals, &d);
+	sb__consumer_touch(c);
 	if (counts)
 		*counts = d;
 	return ret;
@@ -385,6 +323,8 @@ int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
 		return sb__fail(-EINVAL, "sb_consumer_drain_events: NULL argument");
 	out->count = 0;
 	out->items = NULL;
+	c->gen_ev = sb_load_acquire(&c->hot->wake_gen); /* pairs with N1; see sb_consumer_drain */
+	c->gen_ev_set = true;
 	uint64_t head = sb__event_head(&c->events); /* V0: pairs with E3 */
 	uint64_t pending = head - c->ev_cursor;
 	uint64_t n_ring = c->events.n;

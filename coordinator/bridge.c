@@ -17,6 +17,8 @@
 #include "bridge_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 #include "../ring/atomics.h"
 #include "../ring/codec.h"
 #include "../ring/error.h"
+#include "../ring/futex.h"
 #include "../ring/index.h"
 #include "../ring/record.h"
 
@@ -96,6 +99,9 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	if (!b)
 		return sb__fail(-ENOMEM, "out of memory for a bridge");
 	b->data.fd = -1;
+	b->ctl_shm.fd = -1;
+	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++)
+		b->wake_efd[i] = -1;
 	b->cfg = cfg;
 	if (ops)
 		b->ops = *ops;
@@ -114,9 +120,16 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 		goto fail;
 
 	sb__layout_plan(&cfg, &plan);
-	err = sb__shm_create("snapbridge-data", plan.region_size, &b->data);
+	err = sb__shm_create("snapbridge-data", plan.region_size, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL,
+			     &b->data);
 	if (err)
 		goto fail;
+
+	err = sb__shm_create("snapbridge-ctl", SB_CTL_SIZE, F_SEAL_SEAL, &b->ctl_shm);
+	if (err)
+		goto fail;
+	b->ctl = b->ctl_shm.map;
+	sb__ctl_init(b->ctl);
 
 	uint8_t *base = b->data.map;
 	b->hdr = (struct sb_header *)base;
@@ -140,6 +153,8 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	*out = b;
 	return 0;
 fail:
+	sb__shm_destroy(&b->data);
+	sb__shm_destroy(&b->ctl_shm);
 	sb__tagindex_fini(&b->index);
 	free(b->slot_node);
 	free(b->free_slots);
@@ -154,12 +169,20 @@ void sb_bridge_destroy(struct sb_bridge *b)
 		return;
 	/*
 	 * Readers that still hold the memfd see a clean shutdown. Release: a
-	 * reader that sees closed also sees every store before it.
+	 * reader that sees closed also sees every store before it. closed is
+	 * set before any connection is hung up, so a consumer that sees the
+	 * hang-up and then reads closed tells "closed" from "died".
 	 */
 	sb_store_release(&b->hdr->closed, 1);
-	sb_fetch_add_relaxed(&b->hot->wake_gen, 1);
+	sb_fetch_add_seqcst(&b->hot->wake_gen, 1);
+	sb__bridge_wake_all(b);
+	sb__serve_stop(b);
+	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++)
+		if (b->wake_efd[i] >= 0)
+			close(b->wake_efd[i]);
 	sb__tagindex_fini(&b->index);
 	sb__shm_destroy(&b->data);
+	sb__shm_destroy(&b->ctl_shm);
 	free(b->slot_node);
 	free(b->free_slots);
 	pthread_mutex_destroy(&b->lock);
@@ -179,6 +202,40 @@ int sb_bridge_data_fd(const struct sb_bridge *b, int *fd_out)
 	if (!b || !fd_out)
 		return sb__fail(-EINVAL, "sb_bridge_data_fd: NULL argument");
 	return sb__shm_ro_fd(&b->data, fd_out);
+}
+
+int sb_bridge_control_fd(const struct sb_bridge *b, int *fd_out)
+{
+	if (!b || !fd_out)
+		return sb__fail(-EINVAL, "sb_bridge_control_fd: NULL argument");
+	int fd = fcntl(b->ctl_shm.fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return sb__fail(-errno, "duplicating the control memfd: %s", strerror(errno));
+	*fd_out = fd;
+	return 0;
+}
+
+void sb__bridge_wake_all(struct sb_bridge *b)
+{
+	static const uint64_t one = 1;
+
+	sb_fetch_add_relaxed(&b->hot->wakes, 1); /* informational: stat and tests */
+	sb__futex_wake(&b->hot->wake_gen, INT_MAX);
+	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
+		int efd = sb_load_relaxed(&b->wake_efd[i]);
+		/* waiting is a hint: a wrong value costs one spurious or missed poll wake-up. */
+		if (efd >= 0 && sb_load_relaxed(&b->ctl->slots[i].waiting) == SB_CTL_WAIT_POLL)
+			(void)!write(efd, &one, sizeof(one));
+	}
+}
+
+int sb_bridge_consumers(struct sb_bridge *b, struct sb_consumer_info *out, size_t cap, size_t *n)
+{
+	if (!b || !n || (cap && !out))
+		return sb__fail(-EINVAL, "sb_bridge_consumers: NULL argument");
+	uint64_t stores = sb_load_acquire(&b->hot->store_seq); /* pairs with P1 */
+	*n = sb__ctl_list(b->ctl, stores, now_ns(), out, cap);
+	return 0;
 }
 
 /* ---- events (under the lock) ------------------------------------------ */
@@ -515,8 +572,7 @@ unlock:
 	if (a->stats_len)
 		memcpy(body, a->stats, a->stats_len);
 	sb__rec_commit(rec);
-	/* A generation readers can watch for "something new"; the commit is the publication. */
-	sb_fetch_add_relaxed(&b->hot->wake_gen, 1);
+	sb__bridge_notify(b);
 	return 0;
 }
 
@@ -582,6 +638,7 @@ static int capture(struct sb_bridge *b, const char *tag, const uint16_t *step, b
 		sb__event_push(&b->events, SB_EVENT_CAPTURE_UNAVAILABLE, tag, NULL, 0, 0,
 			       SB_EVICT_CAP);
 		pthread_mutex_unlock(&b->lock);
+		sb__bridge_notify(b);
 		return 0;
 	}
 	err = store_full(b, tag, &report, NULL, NULL, NULL, step);
@@ -763,6 +820,8 @@ static int drain(struct sb_bridge *b, enum drain_variant v, struct sb_entries *o
 		b->resident_cursor = sb_load_relaxed(&b->hot->log_head);
 	}
 	pthread_mutex_unlock(&b->lock);
+	if (!err && n)
+		sb__bridge_notify(b); /* fates changed, and maybe events were pushed */
 out:
 	free(positions);
 	free(seen);

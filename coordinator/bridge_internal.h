@@ -9,14 +9,28 @@
 
 #include <snapbridge/bridge.h>
 
+#include "../ring/atomics.h"
+#include "../ring/control.h"
 #include "../ring/events.h"
 #include "../ring/layout.h"
 #include "../ring/log.h"
 #include "../shm/shm.h"
 #include "tagindex.h"
 
+struct sb_server;
+
 struct sb_bridge {
 	struct sb_shm data;
+	struct sb_shm ctl_shm;
+	struct sb_ctl *ctl; /* the control page; every value read from it is a hint */
+	/*
+	 * Per control slot, the eventfd handed to the consumer in that slot
+	 * (-1 until the serving thread first assigns the slot). Written by the
+	 * serving thread, read by storing threads with relaxed loads; closed only
+	 * by sb_bridge_destroy().
+	 */
+	int wake_efd[SB_CTL_SLOTS];
+	struct sb_server *server; /* NULL unless sb_bridge_serve() ran */
 	struct sb_header *hdr;
 	struct sb_hot *hot;
 	struct sb_slot *slots;
@@ -35,6 +49,24 @@ struct sb_bridge {
 	uint64_t resident_cursor; /* log position before which no record is resident */
 	uint64_t events_drained;  /* event sequence the coordinator's own drain reached */
 };
+
+/* Wake every sleeping and polling consumer (N2's slow path; see ring/control.h). */
+void sb__bridge_wake_all(struct sb_bridge *b);
+
+/*
+ * N1-N2, after anything was published: bump the futex word, and wake the
+ * consumers only if one armed the wake. With nobody waiting this is one
+ * atomic add and one load, no system call.
+ */
+static inline void sb__bridge_notify(struct sb_bridge *b)
+{
+	sb_fetch_add_seqcst(&b->hot->wake_gen, 1); /* N1: pairs with C2 */
+	if (sb_load_seqcst(&b->ctl->armed) != 0 && sb_exchange_seqcst(&b->ctl->armed, 0) != 0)
+		sb__bridge_wake_all(b); /* N2: pairs with C1 */
+}
+
+/* Stop the serving thread, hang up on every consumer, remove the socket. */
+void sb__serve_stop(struct sb_bridge *b);
 
 /* 0 when tag is 1..SB_TAG_MAX bytes, with *len set; else -EINVAL / -ENAMETOOLONG. */
 int sb__check_tag(const char *tag, size_t *len);

@@ -21,6 +21,20 @@
 #define sb_fetch_add_release(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELEASE)
 
 /*
+ * Sequentially consistent accesses, for the one place that needs them:
+ * the wake protocol's store-buffer pattern (ring/control.h, C1-C2 and
+ * N1-N2), where each side stores one word and then loads the other's.
+ */
+#define sb_fetch_add_seqcst(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
+#define sb_load_seqcst(p)	  __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define sb_store_seqcst(p, v)	  __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define sb_exchange_seqcst(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+#define sb_fence_seqcst()	  __atomic_thread_fence(__ATOMIC_SEQ_CST)
+/* Compare-and-swap: true when *p held *expected and now holds v; else *expected = *p. */
+#define sb_cas(p, expected, v)                                                                     \
+	__atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
+
+/*
  * Seqlock-style fences. A writer that publishes "these bytes are about to
  * change" (a tail, a stamp) and then rewrites them puts sb_fence_release()
  * between the two; a reader that copies bytes and then re-checks that word

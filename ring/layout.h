@@ -86,9 +86,9 @@ struct sb_header {
 	uint64_t coord_start_time; /* /proc/PID/stat starttime, clock ticks after boot */
 	uint8_t reserved2[96];
 	/* Liveness, on its own line: writer stores, readers load. */
-	uint64_t heartbeat_ns; /* CLOCK_MONOTONIC of the last beat */
-	uint32_t closed;       /* 1 once the coordinator shut down cleanly */
-	uint32_t reserved3;
+	uint64_t heartbeat_ns;	      /* CLOCK_MONOTONIC of the last beat */
+	uint32_t closed;	      /* 1 once the coordinator shut down cleanly */
+	uint32_t heartbeat_period_ms; /* beat interval while serving; 0: no beat */
 	uint8_t reserved4[48];
 	uint8_t tail[SB_PAGE - 384];
 };
@@ -105,6 +105,7 @@ SB_ASSERT_LAYOUT(struct sb_header, coord_pid, 208);
 SB_ASSERT_LAYOUT(struct sb_header, coord_start_time, 216);
 SB_ASSERT_LAYOUT(struct sb_header, heartbeat_ns, 320);
 SB_ASSERT_LAYOUT(struct sb_header, closed, 328);
+SB_ASSERT_LAYOUT(struct sb_header, heartbeat_period_ms, 332);
 SB_ASSERT_SIZE(struct sb_header, SB_PAGE);
 
 /* One hot word and the rest of its cache line. */
@@ -125,7 +126,12 @@ struct sb_hot {
 	SB_HOT_WORD(aux_head);
 	SB_HOT_WORD(aux_tail);
 	SB_HOT_WORD(aux_seq);
-	SB_HOT_WORD(wake_gen); /* low 32 bits are the futex word consumers sleep on */
+	/*
+	 * The futex word consumers sleep on: bumped after every publication
+	 * (record commit, event, close). 32 bits, as futexes are.
+	 */
+	uint32_t wake_gen;
+	uint8_t wake_gen_pad[SB_LINE - 4];
 	SB_HOT_WORD(resident); /* resident report count */
 	/* Monotonic counters for stat; relaxed, informational. */
 	SB_HOT_WORD(overwrites);
@@ -133,6 +139,7 @@ struct sb_hot {
 	SB_HOT_WORD(evicted_bytes);
 	SB_HOT_WORD(drained);
 	SB_HOT_WORD(capture_unavailable);
+	SB_HOT_WORD(wakes); /* times the writer woke waiting consumers */
 };
 SB_ASSERT_LAYOUT(struct sb_hot, store_seq, 0);
 SB_ASSERT_LAYOUT(struct sb_hot, log_head, 64);
@@ -144,7 +151,8 @@ SB_ASSERT_LAYOUT(struct sb_hot, aux_seq, 384);
 SB_ASSERT_LAYOUT(struct sb_hot, wake_gen, 448);
 SB_ASSERT_LAYOUT(struct sb_hot, resident, 512);
 SB_ASSERT_LAYOUT(struct sb_hot, capture_unavailable, 832);
-SB_ASSERT_SIZE(struct sb_hot, 896);
+SB_ASSERT_LAYOUT(struct sb_hot, wakes, 896);
+SB_ASSERT_SIZE(struct sb_hot, 960);
 
 /* Slot flags (sb_slot.flags) and record flags (sb_rec.flags). */
 enum {

@@ -11,7 +11,7 @@
 
 #include "../ring/error.h"
 
-int sb__shm_create(const char *name, size_t size, struct sb_shm *out)
+int sb__shm_create(const char *name, size_t size, int late_seals, struct sb_shm *out)
 {
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	int err;
@@ -34,10 +34,9 @@ int sb__shm_create(const char *name, size_t size, struct sb_shm *out)
 			       strerror(errno));
 		goto fail;
 	}
-	/* Our writable mapping exists; from now on nobody gets another one. */
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0) {
-		err =
-		    sb__fail(-errno, "sealing memfd %s against writes: %s", name, strerror(errno));
+	/* Our writable mapping exists; for the data region nobody gets another one. */
+	if (fcntl(fd, F_ADD_SEALS, late_seals) != 0) {
+		err = sb__fail(-errno, "sealing memfd %s: %s", name, strerror(errno));
 		munmap(map, size);
 		goto fail;
 	}
@@ -103,6 +102,30 @@ int sb__shm_map_ro(int fd, size_t size, const void **out)
 	if (map == MAP_FAILED)
 		return sb__fail(-errno, "mapping the region read-only (%zu bytes): %s", size,
 				strerror(errno));
+	*out = map;
+	return 0;
+}
+
+int sb__shm_map_ctl(int fd, size_t size, void **out)
+{
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		return sb__fail(-EBADF, "control descriptor %d is not a memfd", fd);
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & SB_CTL_SEALS) != SB_CTL_SEALS)
+		return sb__fail(-EPERM,
+				"control descriptor %d lacks seals (has 0x%x, needs 0x%x: shrink, "
+				"grow, seal)",
+				fd, seals < 0 ? 0 : seals, SB_CTL_SEALS);
+	if ((uint64_t)st.st_size != size)
+		return sb__fail(-EBADMSG, "control memfd is %lld bytes, expected %zu",
+				(long long)st.st_size, size);
+	if ((fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR)
+		return sb__fail(-EBADF, "control descriptor %d is not open read-write", fd);
+	void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return sb__fail(-errno, "mapping the control page: %s", strerror(errno));
 	*out = map;
 	return 0;
 }

@@ -354,8 +354,8 @@ Test(consumer, missing_reason_with_huge_container_counts_is_refused_without_allo
 		  sb_last_error());
 }
 
-Test(consumer, default_log_holds_the_cap_of_256_kib_reports_without_byte_eviction,
-     .timeout = 30, .fini = teardown)
+Test(consumer, default_log_holds_the_cap_of_256_kib_reports_without_byte_eviction, .timeout = 30,
+     .fini = teardown)
 {
 	struct seen s = { 0 };
 	struct sb_drain_counts d;

@@ -37,11 +37,13 @@ static void build_base(void)
 		char tag[16];
 		uint64_t elapsed = (uint64_t)i;
 		struct sb_report r = { .schema = "s", .placeholder = i % 7 == 0, .msgpack = buf };
-		struct sb_stats ok = { .kind = SB_STATS_OK, .msgpack = "\x81\xa1k\x01", .msgpack_len = 4 };
-		struct sb_stats missing = { .kind = SB_STATS_MISSING,
-					    .missing = { .kind = SB_MISSING_SCHEDULER_ERROR,
-							 .err = 5,
-							 .text = "args" } };
+		struct sb_stats ok = { .kind = SB_STATS_OK,
+				       .msgpack = "\x81\xa1k\x01",
+				       .msgpack_len = 4 };
+		struct sb_stats missing = {
+			.kind = SB_STATS_MISSING,
+			.missing = { .kind = SB_MISSING_SCHEDULER_ERROR, .err = 5, .text = "args" }
+		};
 
 		r.msgpack_len = tu_report(buf, (size_t)(i * 997) % (10 << 10) + 16, (uint64_t)i);
 		snprintf(tag, sizeof(tag), "t%d", i % 12);
@@ -63,9 +65,9 @@ static int sealed_memfd(const uint8_t *image)
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, image, image_size), (ssize_t)image_size);
-	cr_assert_eq(fcntl(fd, F_ADD_SEALS,
-			   F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL),
-		     0);
+	cr_assert_eq(
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL),
+	    0);
 	return fd;
 }
 

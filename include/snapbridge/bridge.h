@@ -99,6 +99,64 @@ int sb_bridge_config(const struct sb_bridge *bridge, struct sb_config *out);
 int sb_bridge_data_fd(const struct sb_bridge *bridge, int *fd_out);
 
 /*
+ * A new read-write descriptor of the control memfd (the page where
+ * consumers announce themselves and ask to be woken). With
+ * sb_bridge_data_fd() it lets a coordinator hand a consumer both
+ * descriptors by a route of its own (inheritance, its own socket); see
+ * sb_consumer_open_fds(). The caller owns and closes it.
+ */
+int sb_bridge_control_fd(const struct sb_bridge *bridge, int *fd_out);
+
+/* Defaults of sb_serve_config_default(). */
+#define SB_DEFAULT_HEARTBEAT_MS 100
+
+struct sb_serve_config {
+	/*
+	 * Where consumers connect: a filesystem path (created 0600, or 0660
+	 * with allowed_gid), or "@name" for a name in the abstract namespace.
+	 */
+	const char *socket;
+	/* -1: only peers with the coordinator's uid. Else members of this group too. */
+	int64_t allowed_gid;
+	uint32_t heartbeat_ms; /* liveness beat interval, 10..60000 */
+	uint32_t reserved;     /* must be 0 */
+	/*
+	 * Where refusals, reclaimed consumer slots and serving errors are
+	 * reported, one line each without a newline. NULL: stderr.
+	 */
+	void (*log)(void *user, const char *line);
+	void *log_user;
+};
+
+void sb_serve_config_default(struct sb_serve_config *cfg);
+
+/*
+ * Serve consumers on a Unix socket, from a thread of the bridge's own.
+ * Each peer is checked with SO_PEERCRED (same uid, or allowed_gid) and
+ * gets a versioned hello with a read-only data descriptor, a read-write
+ * control descriptor and a wake eventfd; anyone else is refused with the
+ * reason logged and sent back. The thread also writes the heartbeat and
+ * reclaims the control slots of consumers that died. It never takes the
+ * bridge lock: serving never slows a store.
+ *
+ * A socket path that a dead coordinator left behind is replaced; one a
+ * live coordinator serves is not (-EADDRINUSE), and a path that is not a
+ * socket is never removed (-EEXIST). sb_bridge_destroy() stops serving,
+ * wakes every waiting consumer with "closed" and removes the socket.
+ * Returns 0, -EALREADY (serving already), -EINVAL, -ENAMETOOLONG, or the
+ * errno of the socket call that failed.
+ */
+int sb_bridge_serve(struct sb_bridge *bridge, const struct sb_serve_config *cfg);
+
+/*
+ * The attached consumers (their control-page slots): up to cap of them
+ * into out, and *n = how many are attached (may exceed cap). The values
+ * come from the consumers and are hints: see struct sb_consumer_info.
+ */
+int sb_bridge_consumers(struct sb_bridge *bridge, struct sb_consumer_info *out, size_t cap,
+			size_t *n);
+
+/*
  * Store a report under tag (1..SB_TAG_MAX bytes). Overwrites an existing
  * tag (event Overwrite, FIFO position refreshed, every parallel field
  * replaced or cleared); at the cap, evicts the oldest tag (event

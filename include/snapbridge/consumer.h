@@ -21,11 +21,24 @@
  * yields -EBADMSG (or -EPROTO for a protocol violation) and a message from
  * sb_last_error(), never a crash or an out-of-bounds read.
  *
+ * Attaching: over the coordinator's socket (sb_consumer_connect), by the
+ * coordinator's pid for a privileged tool (sb_consumer_open_pid), from
+ * descriptors handed over some other way (sb_consumer_open_fds), or from
+ * a saved image (sb_consumer_open_image). A live attachment takes a slot
+ * in the coordinator's control page, where it says how far it has read
+ * and whether it sleeps; that page is the only memory a consumer writes.
+ *
+ * Waiting: sb_consumer_wait() sleeps on a futex in the data region until
+ * the writer publishes, the coordinator closes or dies, or a deadline;
+ * sb_consumer_pollfd() gives a descriptor for an epoll loop instead.
+ *
  * Thread safety: a consumer handle is used by one thread at a time.
  * Consumers never write to the data region and never block the writer.
  */
 #ifndef SNAPBRIDGE_CONSUMER_H
 #define SNAPBRIDGE_CONSUMER_H
+
+#include <sys/types.h>
 
 #include <snapbridge/types.h>
 
@@ -66,13 +79,113 @@ struct sb_drain_counts {
 int sb_consumer_open_fd(int fd, uint32_t flags, struct sb_consumer **out);
 
 /*
+ * As sb_consumer_open_fd(), plus the control memfd (sb_bridge_control_fd)
+ * so that the consumer takes a control slot and can be woken from
+ * sb_consumer_wait(). ctl_fd may be -1 (then waits poll every 10 ms, as
+ * nobody knows to wake them). The caller keeps both descriptors.
+ * Additionally -EBUSY when every control slot is taken.
+ */
+int sb_consumer_open_fds(int data_fd, int ctl_fd, uint32_t flags, struct sb_consumer **out);
+
+/*
+ * Connect to a coordinator serving on socket (a path, or "@name" for an
+ * abstract name; see sb_bridge_serve), check its hello, the descriptors'
+ * seals and sizes and the region's header, map the data read-only and the
+ * control page read-write. Waits at most 5 s for the hello. Returns
+ * -ENOENT / -ECONNREFUSED (nobody serves there), -EACCES (the coordinator
+ * refused this uid), -EBUSY (no free consumer slot), -EPROTO (another
+ * snapbridge version), -EBADMSG (a malformed hello or region), -ETIMEDOUT,
+ * -ECONNRESET (hung up before the hello); sb_last_error() says more.
+ */
+int sb_consumer_connect(const char *socket, uint32_t flags, struct sb_consumer **out);
+
+/*
+ * Attach to the bridge of a running coordinator by its pid, taking its
+ * memfds with pidfd_getfd() (Linux 5.6+). Needs ptrace access to pid
+ * (same uid with a permissive kernel.yama.ptrace_scope, or
+ * CAP_SYS_PTRACE): -EPERM otherwise, -ESRCH when there is no such
+ * process, -ENOENT when it has no snapbridge region, -ENOTUNIQ when it has
+ * several (connect to its socket instead), -ENOSYS on older kernels.
+ */
+int sb_consumer_open_pid(pid_t pid, uint32_t flags, struct sb_consumer **out);
+
+/*
  * Open a region image saved to a file. It is read into private memory
  * and validated like a live region; the writer is treated as gone, so an
  * unfinished record counts as torn.
  */
 int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer **out);
 
+/* Unmap, free the control slot, close every descriptor the consumer made. */
 void sb_consumer_close(struct sb_consumer *consumer);
+
+enum sb_wait_status {
+	SB_WAIT_READY = 1, /* something was published since the last drain: drain now */
+	SB_WAIT_TIMEOUT,   /* the deadline passed with nothing new */
+	SB_WAIT_CLOSED,	   /* the coordinator shut down cleanly; nothing more will come */
+	SB_WAIT_DEAD,	   /* the coordinator died; what it committed is still readable */
+	SB_WAIT_ARMED,	   /* sb_consumer_arm(): poll sb_consumer_pollfd() now */
+};
+
+/*
+ * Block until the writer publishes something this consumer has not
+ * drained (records since the last sb_consumer_drain(), events since the
+ * last sb_consumer_drain_events(), whichever of the two it has used), the
+ * coordinator closes or dies, or timeout_ms passes (-1: no limit, 0: do
+ * not block). News is reported before closed or dead, so draining until
+ * the status is CLOSED or DEAD loses nothing.
+ *
+ * It spins briefly (adaptively, a few microseconds), then sleeps on a
+ * futex in the read-only data region after telling the control page it
+ * waits; the writer wakes it with one system call per waiting period.
+ * The coordinator's death is noticed through the socket's hang-up or a
+ * pidfd within 50 ms, without relying on the heartbeat. Once CLOSED or
+ * DEAD, later drains count an unfinished record as torn.
+ * Returns 0 with *status set, or -EINVAL.
+ */
+int sb_consumer_wait(struct sb_consumer *consumer, int timeout_ms, enum sb_wait_status *status);
+
+/*
+ * A descriptor for poll/epoll that becomes readable when the consumer
+ * should call sb_consumer_arm() again: the writer published after an arm,
+ * or the coordinator closed or died. The consumer owns it; do not close
+ * it. Only for consumers attached over the socket (-EOPNOTSUPP
+ * otherwise: nobody could signal it).
+ */
+int sb_consumer_pollfd(struct sb_consumer *consumer, int *fd);
+
+/*
+ * Before polling sb_consumer_pollfd(): *status = SB_WAIT_ARMED means
+ * "nothing new, poll now"; READY, CLOSED or DEAD mean act on that instead
+ * (as for sb_consumer_wait). Never blocks.
+ */
+int sb_consumer_arm(struct sb_consumer *consumer, enum sb_wait_status *status);
+
+enum sb_coord_state {
+	SB_COORD_ALIVE = 1,
+	SB_COORD_CLOSED, /* shut down cleanly */
+	SB_COORD_DEAD,	 /* gone without closing: killed or crashed */
+};
+
+/* "alive", "closed", "dead". */
+const char *sb_coord_state_name(enum sb_coord_state state);
+
+/*
+ * Is the coordinator alive, closed or dead? Closed is read from the
+ * region. Dead is the socket's hang-up or the pidfd of the coordinator
+ * when the consumer has one; otherwise (an image, or a plain descriptor
+ * whose coordinator is not visible) a heartbeat older than four periods
+ * and a pid that is gone or was reused (its start time differs). Never
+ * blocks. Once closed or dead, the answer does not change.
+ */
+int sb_consumer_coordinator(struct sb_consumer *consumer, enum sb_coord_state *out);
+
+/*
+ * The consumers attached to the same coordinator (as sb_bridge_consumers,
+ * read from the control page; -EOPNOTSUPP without one).
+ */
+int sb_consumer_peers(struct sb_consumer *consumer, struct sb_consumer_info *out, size_t cap,
+		      size_t *n);
 
 /*
  * Called once per delivered record, in store order. The entry's pointers

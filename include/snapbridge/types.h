@@ -133,6 +133,23 @@ struct sb_events {
 
 void sb_events_free(struct sb_events *events);
 
+/*
+ * One consumer attached to a coordinator, as its control-page slot
+ * describes it. The consumer writes those values itself, so they are
+ * what it claims, bounded and sanity-checked but not proof.
+ */
+struct sb_consumer_info {
+	uint32_t slot;
+	int32_t pid;
+	uint64_t cursor;	   /* the last store_seq it accounted for */
+	uint64_t lag;		   /* stores it has not accounted for yet (when lag_valid) */
+	uint64_t heartbeat_age_ns; /* since it last drained or waited */
+	uint64_t attached_ns;	   /* CLOCK_MONOTONIC when it attached */
+	bool lag_valid;		   /* false when its cursor is ahead of the stores */
+	bool waiting;		   /* asleep in sb_consumer_wait() or armed for polling */
+	bool polling;		   /* ... on its pollable descriptor */
+};
+
 /* "NoSchedulerBinary", "Overwrite", ...: the reference's variant names. */
 const char *sb_missing_kind_name(enum sb_missing_kind kind);
 const char *sb_event_kind_name(enum sb_event_kind kind);

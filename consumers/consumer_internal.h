@@ -1,0 +1,69 @@
+/*
+ * consumers/consumer_internal.h - a consumer's private state, shared by
+ * consumer.c (attach to a region, drain) and attach.c (connect, wait,
+ * liveness). Not installed.
+ */
+#ifndef SB_CONSUMERS_CONSUMER_INTERNAL_H
+#define SB_CONSUMERS_CONSUMER_INTERNAL_H
+
+#include <snapbridge/consumer.h>
+
+#include "../ring/codec.h"
+#include "../ring/control.h"
+#include "../ring/events.h"
+#include "../ring/layout.h"
+#include "../ring/log.h"
+
+struct sb_consumer {
+	const uint8_t *base;
+	size_t size;
+	bool mapped; /* munmap base on close; else free it (an image) */
+	/*
+	 * The header as validated. The writer could change the shared one after
+	 * validation, so every size and offset comes from this copy.
+	 */
+	struct sb_header hdr;
+	const struct sb_hot *hot;
+	const struct sb_slot *slots;
+	uint32_t max_snapshots;
+	struct sb_log log; /* read-only use: the pointers are never stored through */
+	struct sb_evring events;
+
+	uint32_t flags;
+	bool writer_gone;
+	bool gap_ok;	    /* stores may be missing before the next record: we were lapped */
+	uint64_t cursor;    /* store_seq of the last store accounted for */
+	uint64_t pos;	    /* log position of the next record to read */
+	uint64_t ev_cursor; /* last event sequence taken */
+	struct sb_drain_counts totals;
+	struct sb_buf buf;
+	char text[SB_REASON_MAX + 1];
+
+	/* Wake-ups (attach.c): "news" is wake_gen moving past what a drain saw. */
+	uint32_t gen_rec; /* wake_gen when sb_consumer_drain() last started */
+	uint32_t gen_ev;  /* ... when sb_consumer_drain_events() last started */
+	bool gen_rec_set, gen_ev_set;
+	bool more;	  /* the last drain stopped at its per-call bound, not at the head */
+	uint64_t spin_ns; /* the adaptive spin before sleeping */
+
+	/* The control page and liveness; absent (NULL / -1) for an image. */
+	struct sb_ctl *ctl;  /* mapped read-write; every value in it may be hostile */
+	int32_t ctl_slot;    /* our slot, or -1 */
+	int32_t ctl_claimer; /* pid we claimed it under; 0 when the coordinator claimed it */
+	int conn_fd;	     /* the socket: its hang-up means the coordinator is gone */
+	int pidfd;	     /* the coordinator process: readable once it exits */
+	int wake_fd;	     /* eventfd the coordinator signals for a polling consumer */
+	int epoll_fd;	     /* sb_consumer_pollfd(): wake_fd + conn_fd/pidfd */
+	int coord_final;     /* 0, or SB_COORD_CLOSED / SB_COORD_DEAD once known */
+};
+
+/* A zeroed consumer with every descriptor -1 and no control slot; NULL on ENOMEM. */
+struct sb_consumer *sb__consumer_new(void);
+
+/* Validate the mapped header and set up the views; flags as sb_consumer_open_fd(). */
+int sb__consumer_attach(struct sb_consumer *c, uint32_t flags);
+
+/* Update our control slot after a drain (cursor, heartbeat, not waiting). */
+void sb__consumer_touch(struct sb_consumer *c);
+
+#endif

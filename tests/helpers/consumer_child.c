@@ -1,0 +1,106 @@
+/*
+ * sb_test_consumer - a consumer process the multi-process tests fork and
+ * exec: it attaches over a coordinator's socket and either drains
+ * everything until the coordinator closes or dies ("drain"), or just
+ * stays attached asleep until it is killed ("hold").
+ *
+ *   sb_test_consumer SOCKET drain [all]   prints one result line at the end
+ *   sb_test_consumer SOCKET hold          prints "attached" and sleeps in wait
+ *
+ * Every delivered report must hold the bytes tu_report() makes from its
+ * store_seq; anything else counts as bad.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../testutil.h"
+
+struct tally {
+	uint64_t last_seq;
+	uint64_t delivered;
+	uint64_t bad;
+};
+
+static int check(void *user, const struct sb_entry *e)
+{
+	struct tally *t = user;
+	uint64_t seed;
+
+	if (tu_report_check(e->report, e->report_len, &seed) != 0 || seed != e->store_seq ||
+	    e->store_seq <= t->last_seq)
+		t->bad++;
+	t->last_seq = e->store_seq;
+	t->delivered++;
+	return 0;
+}
+
+/* Drain until the cursor reaches the last store or stops moving (a record in flight). */
+static int drain_all(struct sb_consumer *c, struct tally *t)
+{
+	uint64_t before, after, stores;
+
+	do {
+		sb_consumer_cursor(c, &before);
+		if (sb_consumer_drain(c, check, t, NULL) != 0)
+			return -1;
+		sb_consumer_cursor(c, &after);
+		sb_consumer_store_count(c, &stores);
+	} while (after < stores && after != before);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sb_consumer *c;
+	struct tally t = { 0 };
+	enum sb_wait_status st = SB_WAIT_READY;
+	uint64_t waits = 0;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s SOCKET drain [all] | hold\n", argv[0]);
+		return 2;
+	}
+	uint32_t flags = argc > 3 && strcmp(argv[3], "all") == 0 ? SB_CONSUMER_ALL_VERSIONS : 0;
+	if (sb_consumer_connect(argv[1], flags, &c) != 0) {
+		printf("error %s\n", sb_last_error());
+		return 1;
+	}
+	printf("attached\n");
+	fflush(stdout);
+	if (strcmp(argv[2], "hold") == 0) {
+		for (;;) {
+			sb_consumer_wait(c, -1, &st);
+			if (st == SB_WAIT_CLOSED || st == SB_WAIT_DEAD)
+				return 0;
+			sb_consumer_drain(c, NULL, NULL, NULL);
+		}
+	}
+	for (;;) {
+		if (sb_consumer_wait(c, -1, &st) != 0)
+			return 1;
+		waits++;
+		if (st != SB_WAIT_READY)
+			break;
+		if (drain_all(c, &t) != 0) {
+			printf("error %s\n", sb_last_error());
+			return 1;
+		}
+	}
+	if (drain_all(c, &t) != 0) {
+		printf("error %s\n", sb_last_error());
+		return 1;
+	}
+	struct sb_drain_counts d;
+	sb_consumer_totals(c, &d);
+	printf("stores=%llu delivered=%llu superseded=%llu evicted=%llu lapped=%llu torn=%llu "
+	       "seen=%llu bad=%llu waits=%llu state=%s\n",
+	       (unsigned long long)d.stores, (unsigned long long)d.delivered,
+	       (unsigned long long)d.superseded, (unsigned long long)d.evicted,
+	       (unsigned long long)d.lapped, (unsigned long long)d.torn,
+	       (unsigned long long)t.delivered, (unsigned long long)t.bad,
+	       (unsigned long long)waits, st == SB_WAIT_CLOSED ? "closed" : "dead");
+	sb_consumer_close(c);
+	return 0;
+}
