@@ -531,18 +531,20 @@ static void *wait_thread(void *arg)
 	return NULL;
 }
 
-/* Until the waiter's control slot says it sleeps. */
+/* Until the waiter's control slot says it sleeps and the wake is armed. */
 static void until_asleep(struct sb_bridge *b)
 {
 	struct sb_consumer_info info;
 	size_t n;
+	bool asleep;
 	uint64_t until = now_ms() + 10000;
 
 	do {
 		usleep(1000);
 		cr_assert_eq(sb_bridge_consumers(b, &info, 1, &n), 0);
-	} while (!(n == 1 && info.waiting) && now_ms() < until);
-	cr_assert(n == 1 && info.waiting, "the consumer never went to sleep");
+		asleep = n == 1 && info.waiting && sb_load_seqcst(&b->ctl->armed) == 1;
+	} while (!asleep && now_ms() < until);
+	cr_assert(asleep, "the consumer never went to sleep");
 }
 
 Test(serve, wait_times_out_when_nothing_is_published)
@@ -561,20 +563,36 @@ Test(serve, wait_times_out_when_nothing_is_published)
 	sb_bridge_destroy(b);
 }
 
-Test(serve, sleeping_consumer_is_woken_by_a_store)
+/* A consumer process that drained everything and now sleeps in one wait. */
+static pid_t sleeping_consumer(struct sb_bridge *b, FILE **out)
+{
+	pid_t pid = spawn_consumer("wait", "", out);
+
+	expect_line(*out, "attached");
+	if (b)
+		until_asleep(b);
+	return pid;
+}
+
+static void expect_woken(FILE *out, pid_t pid, const char *status)
+{
+	int st;
+
+	expect_line(out, status);
+	fclose(out);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+Test(serve, sleeping_consumer_process_is_woken_by_a_store)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct waiter w = { .c = caught_up() };
-	pthread_t t;
+	FILE *out;
+	pid_t pid = sleeping_consumer(b, &out);
 
-	pthread_create(&t, NULL, wait_thread, &w);
-	until_asleep(b);
 	store_seeded(b, "wake", 64);
-	pthread_join(t, NULL);
-	cr_assert_eq(w.rc, 0);
-	cr_assert_eq(w.st, SB_WAIT_READY);
-	cr_assert_geq(sb_load_relaxed(&b->hot->wakes), 1, "the store called FUTEX_WAKE");
-	sb_consumer_close(w.c);
+	expect_woken(out, pid, "status=ready");
+	cr_assert_eq(sb_load_relaxed(&b->hot->wakes), 1, "the store called FUTEX_WAKE once");
 	sb_bridge_destroy(b);
 }
 
@@ -595,21 +613,14 @@ Test(serve, sleeping_consumer_is_woken_by_an_event_alone)
 	sb_bridge_destroy(b);
 }
 
-Test(serve, sleeping_consumer_is_woken_by_a_clean_close)
+Test(serve, sleeping_consumer_process_is_woken_by_a_clean_close)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct waiter w = { .c = caught_up() };
-	enum sb_coord_state cs;
-	pthread_t t;
+	FILE *out;
+	pid_t pid = sleeping_consumer(b, &out);
 
-	pthread_create(&t, NULL, wait_thread, &w);
-	until_asleep(b);
 	sb_bridge_destroy(b);
-	pthread_join(t, NULL);
-	cr_assert_eq(w.st, SB_WAIT_CLOSED);
-	cr_assert_eq(sb_consumer_coordinator(w.c, &cs), 0);
-	cr_assert_eq(cs, SB_COORD_CLOSED);
-	sb_consumer_close(w.c);
+	expect_woken(out, pid, "status=closed");
 }
 
 Test(serve, burst_of_stores_costs_one_wake_per_waiting_period)
@@ -797,24 +808,61 @@ static void drain_to_end(struct sb_consumer *c, struct tally *t)
 	} while (after < stores && after != before);
 }
 
-Test(serve, sleeping_consumer_is_woken_by_the_coordinators_sigkill)
+Test(serve, sleeping_consumer_process_is_woken_by_the_coordinators_sigkill)
 {
 	struct coord_child k = storing_coordinator(SB_LOG_BYTES_MIN, 0);
-	struct sb_consumer *c = caught_up();
-	enum sb_wait_status st;
+	FILE *out;
+	pid_t pid = sleeping_consumer(NULL, &out);
+	struct sb_consumer *c;
 	enum sb_coord_state cs;
 
+	/* A second consumer here, to see the coordinator alive and then dead. */
+	cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
 	cr_assert_eq(sb_consumer_coordinator(c, &cs), 0);
 	cr_assert_eq(cs, SB_COORD_ALIVE);
+	usleep(100000); /* let the other consumer fall asleep */
+	uint64_t t0 = now_ms();
 	kill(k.pid, SIGKILL);
 	waitpid(k.pid, NULL, 0);
-	uint64_t t0 = now_ms();
-	cr_assert_eq(sb_consumer_wait(c, 20000, &st), 0);
-	cr_assert_eq(st, SB_WAIT_DEAD);
-	cr_assert_lt(now_ms() - t0, 5000, "noticed by the hang-up, not a 20 s deadline");
+	expect_woken(out, pid, "status=dead");
+	cr_assert_lt(now_ms() - t0, 5000, "noticed by the hang-up, not the 20 s deadline");
 	cr_assert_eq(sb_consumer_coordinator(c, &cs), 0);
 	cr_assert_eq(cs, SB_COORD_DEAD);
 	sb_consumer_close(c);
+}
+
+Test(serve, image_of_a_live_coordinator_reads_alive_and_of_a_killed_one_dead)
+{
+	struct coord_child k = storing_coordinator(SB_LOG_BYTES_MIN, 10);
+	struct sb_consumer *c, *img;
+	enum sb_coord_state cs;
+	char path[160];
+	size_t size;
+
+	cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
+	snprintf(path, sizeof(path), "%s/region.img", dir);
+	/* Save the region the way a post-mortem tool would. */
+	const uint8_t *copy = c->base;
+	size = c->size;
+	FILE *f = fopen(path, "w");
+	cr_assert_eq(fwrite(copy, 1, size, f), size);
+	fclose(f);
+	cr_assert_eq(sb_consumer_open_image(path, 0, &img), 0, "%s", sb_last_error());
+	cr_assert_eq(sb_consumer_coordinator(img, &cs), 0);
+	cr_assert_eq(cs, SB_COORD_ALIVE, "fresh heartbeat, pid alive with its start time");
+	sb_consumer_close(img);
+	kill(k.pid, SIGKILL);
+	waitpid(k.pid, NULL, 0);
+	usleep(4 * SB_DEFAULT_HEARTBEAT_MS * 1000 + 100000); /* the saved beat goes stale */
+	cr_assert_eq(sb_consumer_open_image(path, 0, &img), 0, "%s", sb_last_error());
+	cr_assert_eq(sb_consumer_coordinator(img, &cs), 0);
+	cr_assert_eq(cs, SB_COORD_DEAD, "stale heartbeat and its pid is gone");
+	struct sb_drain_counts d;
+	cr_assert_eq(sb_consumer_drain(img, NULL, NULL, &d), 0);
+	cr_assert_eq(d.stores, 10, "the image still holds every store");
+	sb_consumer_close(img);
+	sb_consumer_close(c);
+	unlink(path);
 }
 
 Test(serve, consumer_drains_every_record_committed_before_the_coordinators_sigkill, .timeout = 120)

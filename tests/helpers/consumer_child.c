@@ -6,6 +6,8 @@
  *
  *   sb_test_consumer SOCKET drain [all]   prints one result line at the end
  *   sb_test_consumer SOCKET hold          prints "attached" and sleeps in wait
+ *   sb_test_consumer SOCKET wait          drains, prints "attached", waits once
+ *                                         (20 s at most) and prints the status
  *
  * Every delivered report must hold the bytes tu_report() makes from its
  * store_seq; anything else counts as bad.
@@ -59,13 +61,32 @@ int main(int argc, char **argv)
 	uint64_t waits = 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s SOCKET drain [all] | hold\n", argv[0]);
+		fprintf(stderr, "usage: %s SOCKET drain [all] | hold | wait\n", argv[0]);
 		return 2;
 	}
 	uint32_t flags = argc > 3 && strcmp(argv[3], "all") == 0 ? SB_CONSUMER_ALL_VERSIONS : 0;
 	if (sb_consumer_connect(argv[1], flags, &c) != 0) {
 		printf("error %s\n", sb_last_error());
 		return 1;
+	}
+	if (strcmp(argv[2], "wait") == 0) {
+		static const char *const names[] = { [SB_WAIT_READY] = "ready",
+						     [SB_WAIT_TIMEOUT] = "timeout",
+						     [SB_WAIT_CLOSED] = "closed",
+						     [SB_WAIT_DEAD] = "dead",
+						     [SB_WAIT_ARMED] = "armed" };
+		struct sb_events ev;
+
+		if (sb_consumer_drain(c, NULL, NULL, NULL) != 0 || sb_consumer_drain_events(c, &ev))
+			return 1;
+		sb_events_free(&ev);
+		printf("attached\n");
+		fflush(stdout);
+		if (sb_consumer_wait(c, 20000, &st) != 0)
+			return 1;
+		printf("status=%s\n", names[st]);
+		sb_consumer_close(c);
+		return 0;
 	}
 	printf("attached\n");
 	fflush(stdout);
