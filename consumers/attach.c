@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -66,7 +65,7 @@ struct sb_consumer *sb__consumer_new(void)
 	if (!c)
 		return NULL;
 	c->ctl_slot = -1;
-	c->conn_fd = c->pidfd = c->wake_fd = c->epoll_fd = -1;
+	c->conn_fd = c->pidfd = -1;
 	c->spin_ns = SPIN_START_NS;
 	return c;
 }
@@ -173,44 +172,44 @@ int sb_consumer_open_fd(int fd, uint32_t flags, struct sb_consumer **out)
 	return sb_consumer_open_fds(fd, -1, flags, out);
 }
 
-/* The wake descriptor from a hello must really be an eventfd (never a blocking pipe). */
-static int check_eventfd(int fd)
-{
-	char path[64], target[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return sb__fail(-EBADF, "wake descriptor %d is unreadable: %s", fd,
-				strerror(errno));
-	target[n] = '\0';
-	if (strcmp(target, "anon_inode:[eventfd]") != 0)
-		return sb__fail(-EBADMSG, "wake descriptor is %s, not an eventfd", target);
-	return 0;
-}
-
-static int connect_socket(const char *name, int *fd_out)
+/*
+ * Connect without ever blocking past deadline_ms: a coordinator whose
+ * accept backlog is full makes a blocking connect() wait indefinitely.
+ */
+static int connect_socket(const char *name, int deadline_ms, int *fd_out)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	size_t len = strlen(name);
 	bool abstract = name[0] == '@';
+	uint64_t give_up = mono_ns() + (uint64_t)deadline_ms * 1000000ull;
 
-	if (len >= sizeof(addr.sun_path) || (abstract && len < 2))
+	if (len >= sizeof(addr.sun_path) || (abstract && len < 2) || len == 0)
 		return sb__fail(-ENAMETOOLONG, "socket name \"%s\" is not 1..%zu bytes", name,
 				sizeof(addr.sun_path) - 1);
 	memcpy(addr.sun_path, name, len);
 	if (abstract)
 		addr.sun_path[0] = '\0';
 	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + !abstract);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return sb__fail(-errno, "socket(AF_UNIX): %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&addr, alen) != 0) {
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&addr, alen) == 0)
+			break;
 		int e = errno;
+		if ((e == EAGAIN || e == EINTR) && mono_ns() < give_up) {
+			usleep(e == EAGAIN ? 10000 : 0); /* the backlog is full: try again */
+			continue;
+		}
 		close(fd);
 		if (e == ENOENT || e == ECONNREFUSED)
 			return sb__fail(-e, "no coordinator serves %s (%s); is it running?", name,
 					strerror(e));
+		if (e == EAGAIN)
+			return sb__fail(-ETIMEDOUT,
+					"the coordinator at %s accepts no connection "
+					"(its backlog stayed full for %d ms)",
+					name, deadline_ms);
 		return sb__fail(-e, "connecting to %s: %s", name, strerror(e));
 	}
 	*fd_out = fd;
@@ -219,7 +218,7 @@ static int connect_socket(const char *name, int *fd_out)
 
 int sb_consumer_connect(const char *socket_name, uint32_t flags, struct sb_consumer **out)
 {
-	int fds[SB_HELLO_FDS] = { -1, -1, -1 };
+	int fds[SB_HELLO_FDS] = { -1, -1 };
 	struct sb_hello hello;
 	struct ucred cred = { 0 };
 	socklen_t clen = sizeof(cred);
@@ -231,7 +230,7 @@ int sb_consumer_connect(const char *socket_name, uint32_t flags, struct sb_consu
 	err = check_flags(flags);
 	if (err)
 		return err;
-	err = connect_socket(socket_name, &sock);
+	err = connect_socket(socket_name, HELLO_TIMEOUT_MS, &sock);
 	if (err)
 		return err;
 	err = sb__hello_recv(sock, HELLO_TIMEOUT_MS, &hello, fds);
@@ -257,12 +256,8 @@ int sb_consumer_connect(const char *socket_name, uint32_t flags, struct sb_consu
 			       (unsigned long long)hello.data_size);
 	if (!err)
 		err = map_ctl(c, fds[SB_HELLO_FD_CTL], (int32_t)hello.ctl_slot);
-	if (!err)
-		err = check_eventfd(fds[SB_HELLO_FD_WAKE]);
 	if (err)
 		goto fail;
-	c->wake_fd = fds[SB_HELLO_FD_WAKE];
-	fds[SB_HELLO_FD_WAKE] = -1;
 	/* The socket's peer, in our pid namespace: a pidfd on it too. */
 	if (getsockopt(c->conn_fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
 		watch_pid(c, cred.pid);
@@ -433,7 +428,7 @@ void sb_consumer_close(struct sb_consumer *c)
 		else
 			free((void *)c->base);
 	}
-	int fds[] = { c->epoll_fd, c->wake_fd, c->pidfd, c->conn_fd };
+	int fds[] = { c->pidfd, c->conn_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -486,9 +481,18 @@ const char *sb_coord_state_name(enum sb_coord_state state)
 	return "unknown";
 }
 
-static bool readable_now(int fd)
+/* Did the peer of a connection hang up? (Wake bytes make it readable too.) */
+static bool hung_up(int fd)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* A pidfd is readable once its process has exited. */
+static bool exited(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
 
 	return poll(&p, 1, 0) > 0 && p.revents != 0;
 }
@@ -524,10 +528,14 @@ static enum sb_coord_state coordinator_state(struct sb_consumer *c)
 	if (sb_load_acquire(&shared->closed))
 		return settle(c, SB_COORD_CLOSED);
 	bool gone;
-	if (c->conn_fd >= 0)
-		gone = readable_now(c->conn_fd); /* the coordinator never sends after its hello */
-	else if (c->pidfd >= 0)
-		gone = readable_now(c->pidfd);
+	/*
+	 * Either signal suffices: the pidfd covers a coordinator whose forked
+	 * children keep the connection open, the hang-up one whose pid we
+	 * cannot see (another pid namespace).
+	 */
+	if (c->conn_fd >= 0 || c->pidfd >= 0)
+		gone =
+		    (c->conn_fd >= 0 && hung_up(c->conn_fd)) || (c->pidfd >= 0 && exited(c->pidfd));
 	else
 		gone = looks_dead(c);
 	if (!gone)
@@ -687,37 +695,30 @@ int sb_consumer_pollfd(struct sb_consumer *c, int *fd)
 {
 	if (!c || !fd)
 		return sb__fail(-EINVAL, "sb_consumer_pollfd: NULL argument");
-	if (c->wake_fd < 0)
+	if (c->conn_fd < 0)
 		return sb__fail(-EOPNOTSUPP, "only a consumer attached with sb_consumer_connect() "
 					     "has a pollable descriptor");
-	if (c->epoll_fd < 0) {
-		int ep = epoll_create1(EPOLL_CLOEXEC);
-		if (ep < 0)
-			return sb__fail(-errno, "epoll_create1: %s", strerror(errno));
-		struct epoll_event ev = { .events = EPOLLIN };
-		int gone_fd = c->conn_fd >= 0 ? c->conn_fd : c->pidfd;
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, c->wake_fd, &ev) != 0 ||
-		    (gone_fd >= 0 &&
-		     epoll_ctl(ep, EPOLL_CTL_ADD, gone_fd,
-			       &(struct epoll_event){ .events = EPOLLIN | EPOLLRDHUP }) != 0)) {
-			int e = errno;
-			close(ep);
-			return sb__fail(-e, "epoll_ctl: %s", strerror(e));
-		}
-		c->epoll_fd = ep;
-	}
-	*fd = c->epoll_fd;
+	*fd = c->conn_fd;
 	return 0;
+}
+
+/* Take the wake messages already delivered; they were for earlier arms. */
+static void drop_wakes(struct sb_consumer *c)
+{
+	char sink[16];
+
+	for (int i = 0; i < 1024; i++)
+		if (recv(c->conn_fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+			return;
 }
 
 int sb_consumer_arm(struct sb_consumer *c, enum sb_wait_status *status)
 {
-	uint64_t stale;
 	uint32_t gen;
 
 	if (!c || !status)
 		return sb__fail(-EINVAL, "sb_consumer_arm: NULL argument");
-	if (c->wake_fd < 0)
+	if (c->conn_fd < 0)
 		return sb__fail(-EOPNOTSUPP, "only a consumer attached with sb_consumer_connect() "
 					     "can be armed for polling");
 	if (news(c, sb_load_acquire(wake_word(c))) && !closed_flag(c)) { /* pairs with N1 */
@@ -729,8 +730,7 @@ int sb_consumer_arm(struct sb_consumer *c, enum sb_wait_status *status)
 		*status = final_status(c, st);
 		return 0;
 	}
-	/* Clear wake-ups already consumed; one arriving after this is for the new arm. */
-	(void)!read(c->wake_fd, &stale, sizeof(stale));
+	drop_wakes(c);
 	if (arm(c, SB_CTL_WAIT_POLL, &gen)) {
 		disarm(c);
 		*status = SB_WAIT_READY;

@@ -284,8 +284,11 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		if (fn)
 			ret = fn(user, &view);
 	}
-	/* Stopped by the per-call bound with records left: a wait must not sleep on them. */
-	c->more = ret == 0 && !busy && c->pos != head;
+	/*
+	 * Stopped before the head (the per-call bound, the callback, an error)
+	 * rather than at a record in flight: a wait must not sleep on what is left.
+	 */
+	c->more = !busy && c->pos != head;
 	add_counts(&c->totals, &d);
 	sb__consumer_touch(c);
 	if (counts)

@@ -50,10 +50,8 @@ struct sb_consumer {
 	struct sb_ctl *ctl;  /* mapped read-write; every value in it may be hostile */
 	int32_t ctl_slot;    /* our slot, or -1 */
 	int32_t ctl_claimer; /* pid we claimed it under; 0 when the coordinator claimed it */
-	int conn_fd;	     /* the socket: its hang-up means the coordinator is gone */
+	int conn_fd;	     /* the socket: hang-up = coordinator gone; wake bytes when polling */
 	int pidfd;	     /* the coordinator process: readable once it exits */
-	int wake_fd;	     /* eventfd the coordinator signals for a polling consumer */
-	int epoll_fd;	     /* sb_consumer_pollfd(): wake_fd + conn_fd/pidfd */
 	int coord_final;     /* 0, or SB_COORD_CLOSED / SB_COORD_DEAD once known */
 };
 

@@ -100,8 +100,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 		return sb__fail(-ENOMEM, "out of memory for a bridge");
 	b->data.fd = -1;
 	b->ctl_shm.fd = -1;
-	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++)
-		b->wake_efd[i] = -1;
+	b->kick_fd = -1;
 	b->cfg = cfg;
 	if (ops)
 		b->ops = *ops;
@@ -174,12 +173,8 @@ void sb_bridge_destroy(struct sb_bridge *b)
 	 * hang-up and then reads closed tells "closed" from "died".
 	 */
 	sb_store_release(&b->hdr->closed, 1);
-	sb_fetch_add_seqcst(&b->hot->wake_gen, 1);
 	sb__bridge_wake_all(b);
 	sb__serve_stop(b);
-	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++)
-		if (b->wake_efd[i] >= 0)
-			close(b->wake_efd[i]);
 	sb__tagindex_fini(&b->index);
 	sb__shm_destroy(&b->data);
 	sb__shm_destroy(&b->ctl_shm);
@@ -218,14 +213,25 @@ int sb_bridge_control_fd(const struct sb_bridge *b, int *fd_out)
 void sb__bridge_wake_all(struct sb_bridge *b)
 {
 	static const uint64_t one = 1;
+	int kick = sb_load_relaxed(&b->kick_fd);
 
+	/*
+	 * N3: bump wake_gen again before waking. The arm we just took may
+	 * belong to a consumer that has not reached FUTEX_WAIT yet, sleeping
+	 * on the value it read after our N1; this bump makes that FUTEX_WAIT
+	 * fail with EAGAIN instead of sleeping through the wake below.
+	 */
+	sb_fetch_add_seqcst(&b->hot->wake_gen, 1);
 	sb_fetch_add_relaxed(&b->hot->wakes, 1); /* informational: stat and tests */
 	sb__futex_wake(&b->hot->wake_gen, INT_MAX);
+	if (kick < 0)
+		return;
 	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
-		int efd = sb_load_relaxed(&b->wake_efd[i]);
 		/* waiting is a hint: a wrong value costs one spurious or missed poll wake-up. */
-		if (efd >= 0 && sb_load_relaxed(&b->ctl->slots[i].waiting) == SB_CTL_WAIT_POLL)
-			(void)!write(efd, &one, sizeof(one));
+		if (sb_load_relaxed(&b->ctl->slots[i].waiting) == SB_CTL_WAIT_POLL) {
+			(void)!write(kick, &one, sizeof(one)); /* non-blocking, ours alone */
+			return;
+		}
 	}
 }
 

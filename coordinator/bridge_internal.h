@@ -24,12 +24,13 @@ struct sb_bridge {
 	struct sb_shm ctl_shm;
 	struct sb_ctl *ctl; /* the control page; every value read from it is a hint */
 	/*
-	 * Per control slot, the eventfd handed to the consumer in that slot
-	 * (-1 until the serving thread first assigns the slot). Written by the
-	 * serving thread, read by storing threads with relaxed loads; closed only
-	 * by sb_bridge_destroy().
+	 * The serving thread's private eventfd (-1 when not serving): a store
+	 * that finds a polling consumer armed writes it once, and the serving
+	 * thread fans the wake-up out over the connections. Nobody outside
+	 * this process holds it, so the write can never block. Set before the
+	 * thread starts, read by storing threads (relaxed), closed by destroy.
 	 */
-	int wake_efd[SB_CTL_SLOTS];
+	int kick_fd;
 	struct sb_server *server; /* NULL unless sb_bridge_serve() ran */
 	struct sb_header *hdr;
 	struct sb_hot *hot;
@@ -56,7 +57,7 @@ void sb__bridge_wake_all(struct sb_bridge *b);
 /*
  * N1-N2, after anything was published: bump the futex word, and wake the
  * consumers only if one armed the wake. With nobody waiting this is one
- * atomic add and one load, no system call.
+ * atomic add and one load, no system call. (ring/control.h has the protocol.)
  */
 static inline void sb__bridge_notify(struct sb_bridge *b)
 {

@@ -5,17 +5,24 @@
  *
  * One thread per serving bridge, with every signal blocked, polling:
  *   - a stop eventfd (sb__serve_stop),
+ *   - the kick eventfd: a store found a polling consumer armed; send one
+ *     byte (MSG_DONTWAIT) on the connection of every slot that says POLL,
  *   - the listening SOCK_SEQPACKET socket: accept, check SO_PEERCRED,
  *     claim a control slot for the peer's pid, send the hello with the
- *     three descriptors (ring/hello.h),
- *   - one connection per attached consumer, kept open only so that its
+ *     two descriptors (ring/hello.h),
+ *   - one connection per attached consumer, kept open so that its
  *     hang-up tells us the consumer is gone (its slot is freed at once).
  * Every heartbeat period it stores CLOCK_MONOTONIC into the header and
  * frees slots claimed by pid-attached consumers whose process is gone.
  *
  * It never takes the bridge lock and never touches the log or the index,
  * so stores do not wait for it. Everything it reads from the control page
- * is a hint (ring/control.h); every value from a peer is checked.
+ * is a hint (ring/control.h); every value from a peer is checked; every
+ * descriptor a peer shares with us is used only with MSG_DONTWAIT.
+ *
+ * Caveat: a coordinator that fork()s without exec() hands its children
+ * the listening socket, the lock and the connections; consumers then see
+ * no hang-up when it dies (they still have its pidfd).
  */
 #define _GNU_SOURCE
 #include "bridge_internal.h"
@@ -54,10 +61,13 @@ struct sb_server {
 	struct sockaddr_un addr;
 	socklen_t addrlen;
 	bool abstract;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* absolute */
 	char lock_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 	int listen_fd;
 	int lock_fd;
 	int stop_fd;
+	int kick_fd;
+	uint64_t accept_paused_until; /* out of descriptors: stop accepting for a while */
 	pthread_t thread;
 	uid_t uid;
 	struct conn conns[SB_CTL_SLOTS];
@@ -161,10 +171,23 @@ static int clear_stale(struct sb_server *s)
 	return 0;
 }
 
-static int open_listener(struct sb_server *s, const char *name)
+static int open_listener(struct sb_server *s, const char *given)
 {
-	size_t len = strlen(name);
+	const char *name = given;
 	int err;
+
+	/* Keep an absolute path: a later chdir() must not make us unlink another file. */
+	if (given[0] != '@' && given[0] != '/') {
+		char cwd[sizeof(s->path)];
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    snprintf(s->path, sizeof(s->path), "%s/%s", cwd, given) >= (int)sizeof(s->path))
+			return sb__fail(-ENAMETOOLONG,
+					"socket path %s is too long once made absolute (limit %zu "
+					"bytes)",
+					given, sizeof(s->path) - 1);
+		name = s->path;
+	}
+	size_t len = strlen(name);
 
 	s->addr.sun_family = AF_UNIX;
 	s->abstract = name[0] == '@';
@@ -234,17 +257,26 @@ fail:
 
 static bool in_group(int fd, gid_t gid, gid_t primary)
 {
-	gid_t groups[256];
-	socklen_t len = sizeof(groups);
+	socklen_t len = 64 * sizeof(gid_t);
+	gid_t *groups = NULL;
+	bool found = primary == gid;
 
-	if (primary == gid)
-		return true;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0)
-		return false;
-	for (socklen_t i = 0; i < len / sizeof(gid_t); i++)
-		if (groups[i] == gid)
-			return true;
-	return false;
+	/* SO_PEERGROUPS answers ERANGE with the size it needs. */
+	for (int attempt = 0; !found && attempt < 2; attempt++) {
+		gid_t *g = realloc(groups, len);
+		if (!g)
+			break;
+		groups = g;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+			for (socklen_t i = 0; i < len / sizeof(gid_t); i++)
+				found = found || groups[i] == gid;
+			break;
+		}
+		if (errno != ERANGE || len > (1u << 20))
+			break;
+	}
+	free(groups);
+	return found;
 }
 
 static void refuse(int fd, int status, const char *why)
@@ -254,23 +286,6 @@ static void refuse(int fd, int status, const char *why)
 	sb__hello_refuse(&h, status, "%s", why);
 	(void)sb__hello_send(fd, &h, NULL, 0);
 	close(fd);
-}
-
-/* The slot's eventfd, made the first time the slot is handed out. */
-static int wake_fd(struct sb_server *s, uint32_t slot)
-{
-	int efd = s->b->wake_efd[slot];
-	uint64_t stale;
-
-	if (efd < 0) {
-		efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (efd < 0)
-			return sb__fail(-errno, "eventfd: %s", strerror(errno));
-		sb_store_relaxed(&s->b->wake_efd[slot], efd); /* read by storing threads */
-	}
-	/* A previous owner's unread wake-ups would look like news to the new one. */
-	(void)!read(efd, &stale, sizeof(stale));
-	return efd;
 }
 
 static void admit(struct sb_server *s, int fd)
@@ -306,15 +321,11 @@ static void admit(struct sb_server *s, int fd)
 		refuse(fd, -EBUSY, sb_last_error());
 		return;
 	}
-	int fds[SB_HELLO_FDS] = { -1, -1, -1 };
+	int fds[SB_HELLO_FDS] = { -1, -1 };
 	struct sb_hello h;
 	int err = sb__shm_ro_fd(&s->b->data, &fds[SB_HELLO_FD_DATA]);
 	if (!err) {
 		fds[SB_HELLO_FD_CTL] = s->b->ctl_shm.fd;
-		fds[SB_HELLO_FD_WAKE] = wake_fd(s, (uint32_t)slot);
-		err = fds[SB_HELLO_FD_WAKE] < 0 ? fds[SB_HELLO_FD_WAKE] : 0;
-	}
-	if (!err) {
 		sb__hello_accept(&h, (uint32_t)slot, s->b->data.size, s->b->hdr->coord_pid,
 				 s->b->hdr->coord_start_time);
 		err = sb__hello_send(fd, &h, fds, SB_HELLO_FDS);
@@ -327,8 +338,16 @@ static void admit(struct sb_server *s, int fd)
 		close(fd);
 		return;
 	}
-	/* The claim succeeded, so slot was free and no connection holds it. */
 	struct conn *c = &s->conns[slot];
+	/*
+	 * The claim found the slot free, yet a connection may still hold it: its
+	 * consumer zeroed its own owner word. That connection loses the slot.
+	 */
+	if (c->fd >= 0) {
+		say(s, "pid %d gave up control slot %d by hand; closing its connection", c->pid,
+		    slot);
+		close(c->fd);
+	}
 	c->fd = fd;
 	c->pid = cred.pid;
 	c->slot = (uint32_t)slot;
@@ -340,14 +359,33 @@ static void accept_all(struct sb_server *s)
 {
 	for (;;) {
 		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				say(s, "accept on the consumer socket: %s", strerror(errno));
-			if (errno != EINTR && errno != ECONNABORTED)
-				return;
+		if (fd >= 0) {
+			admit(s, fd);
 			continue;
 		}
-		admit(s, fd);
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno != EAGAIN) {
+			/* EMFILE and friends: the backlog waits; do not spin on it. */
+			say(s, "accept on the consumer socket: %s; pausing for a second",
+			    strerror(errno));
+			s->accept_paused_until = mono_ns() + 1000000000ull;
+		}
+		return;
+	}
+}
+
+/* A store found a polling consumer armed: one byte to each slot that polls. */
+static void fan_out(struct sb_server *s)
+{
+	uint64_t kicks;
+	char wake = 'w';
+
+	(void)!read(s->kick_fd, &kicks, sizeof(kicks));
+	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
+		struct conn *c = &s->conns[i];
+		if (c->fd >= 0 && sb_load_relaxed(&s->b->ctl->slots[i].waiting) == SB_CTL_WAIT_POLL)
+			(void)send(c->fd, &wake, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 }
 
@@ -415,27 +453,31 @@ static void beat(struct sb_server *s)
 static void *serve_main(void *arg)
 {
 	struct sb_server *s = arg;
-	struct pollfd pfd[2 + SB_CTL_SLOTS];
-	struct conn *owner[2 + SB_CTL_SLOTS];
+	struct pollfd pfd[3 + SB_CTL_SLOTS];
+	struct conn *owner[3 + SB_CTL_SLOTS];
 	uint64_t period = (uint64_t)s->cfg.heartbeat_ms * 1000000ull;
 	uint64_t next_beat = mono_ns() + period;
 
 	for (;;) {
 		nfds_t n = 0;
 
+		uint64_t now = mono_ns();
+		bool accepting = now >= s->accept_paused_until;
+
 		pfd[n++] = (struct pollfd){ .fd = s->stop_fd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = s->kick_fd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = accepting ? s->listen_fd : -1, .events = POLLIN };
 		for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
 			if (s->conns[i].fd < 0)
 				continue;
 			owner[n] = &s->conns[i];
 			pfd[n++] = (struct pollfd){ .fd = s->conns[i].fd, .events = POLLIN };
 		}
-		uint64_t now = mono_ns();
 		int timeout = now >= next_beat ? 0 : (int)((next_beat - now + 999999) / 1000000);
 		int r = poll(pfd, n, timeout);
 		if (r < 0 && errno != EINTR) {
 			say(s, "serving thread: poll: %s", strerror(errno));
+			usleep(10000);
 			continue;
 		}
 		if (pfd[0].revents)
@@ -449,8 +491,10 @@ static void *serve_main(void *arg)
 		if (r <= 0)
 			continue;
 		if (pfd[1].revents)
+			fan_out(s);
+		if (pfd[2].revents)
 			accept_all(s);
-		for (nfds_t i = 2; i < n; i++)
+		for (nfds_t i = 3; i < n; i++)
 			if (pfd[i].revents && owner[i]->fd == pfd[i].fd)
 				service(s, owner[i], pfd[i].revents);
 	}
@@ -463,6 +507,8 @@ static void server_free(struct sb_server *s)
 		close(s->listen_fd);
 	if (s->stop_fd >= 0)
 		close(s->stop_fd);
+	if (s->kick_fd >= 0)
+		close(s->kick_fd);
 	if (s->lock_fd >= 0) {
 		/* Still holding the lock, so no other coordinator is between these two. */
 		unlink(s->lock_path);
@@ -495,12 +541,13 @@ int sb_bridge_serve(struct sb_bridge *b, const struct sb_serve_config *cfg)
 	s->b = b;
 	s->cfg = *cfg;
 	s->cfg.socket = NULL; /* not kept: the caller's string may go away */
-	s->listen_fd = s->lock_fd = -1;
+	s->listen_fd = s->lock_fd = s->kick_fd = -1;
 	s->uid = geteuid();
 	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++)
 		s->conns[i].fd = -1;
 	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->stop_fd < 0) {
+	s->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->stop_fd < 0 || s->kick_fd < 0) {
 		err = sb__fail(-errno, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
@@ -522,6 +569,7 @@ int sb_bridge_serve(struct sb_bridge *b, const struct sb_serve_config *cfg)
 		goto fail;
 	}
 	b->server = s;
+	sb_store_relaxed(&b->kick_fd, s->kick_fd); /* storing threads may kick from now on */
 	return 0;
 fail:
 	server_free(s);
@@ -535,6 +583,7 @@ void sb__serve_stop(struct sb_bridge *b)
 
 	if (!s)
 		return;
+	sb_store_relaxed(&b->kick_fd, -1);
 	(void)!write(s->stop_fd, &one, sizeof(one));
 	pthread_join(s->thread, NULL);
 	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++)

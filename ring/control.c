@@ -46,6 +46,12 @@ int sb__ctl_validate(const struct sb_ctl *ctl)
 
 int sb__ctl_claim(struct sb_ctl *ctl, int32_t pid, uint64_t start_time, uint64_t now_ns)
 {
+	/* 0 means free: a claim for pid 0 would succeed on a free slot and leave it free. */
+	if (pid <= 0)
+		return sb__fail(-EINVAL,
+				"cannot claim a consumer slot for pid %d (a peer in "
+				"another pid namespace?)",
+				pid);
 	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
 		struct sb_ctl_slot *s = &ctl->slots[i];
 		int32_t free_owner = 0;
@@ -68,6 +74,9 @@ int sb__ctl_release(struct sb_ctl *ctl, uint32_t i, int32_t pid)
 	if (i >= SB_CTL_SLOTS || pid == 0)
 		return 0;
 	struct sb_ctl_slot *s = &ctl->slots[i];
+	/* Clear waiting only in a slot that is still ours; a new owner sets its own. */
+	if (sb_load_relaxed(&s->owner) != pid)
+		return 0;
 	sb_store_relaxed(&s->waiting, (uint32_t)SB_CTL_WAIT_NONE);
 	return sb_cas(&s->owner, &pid, 0) ? 1 : 0;
 }

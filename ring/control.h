@@ -18,25 +18,41 @@
  * fault) but not against writes.
  *
  * Trust: any consumer can write any byte of this page. The coordinator
- * reads it only as hints - whether to call FUTEX_WAKE, which eventfds to
- * signal, the lag it reports - never as an index, a length or a pointer.
- * A hostile value can cost a spurious wake-up or a wrong line in a
- * listing, nothing more.
+ * reads it only as hints - whether to call FUTEX_WAKE, whether to kick
+ * the serving thread, the lag it reports - never as an index, a length
+ * or a pointer, and never in a way that can block. What a hostile
+ * consumer (same uid, or the allowed group) can do with it: make every
+ * store pay one FUTEX_WAKE and one eventfd write, delay other consumers'
+ * wake-ups by up to their 50 ms sleep slice (by clearing armed), fill
+ * the slot table, or spoil the header so later attaches fail. It cannot
+ * change a byte of the data region or make the coordinator wait.
  *
  * Wake protocol (pairs with the wake_gen word in the data region):
- *   consumer, about to sleep on wake_gen == g:
- *     C1  store slot.waiting, store armed = 1
- *     C2  full fence, load wake_gen: changed since g -> do not sleep
- *     C3  FUTEX_WAIT(wake_gen, g) (or poll its eventfd)
+ *   consumer, about to sleep on wake_gen:
+ *     C1  store slot.waiting; exchange(armed, 1)          (seq_cst)
+ *     C2  g = load wake_gen (seq_cst): moved past what the last drain
+ *         saw -> do not sleep
+ *     C3  FUTEX_WAIT(wake_gen, g), or poll the connection socket
  *   writer, after publishing anything:
- *     N1  fetch_add(wake_gen, 1)         (seq_cst)
- *     N2  load armed; if 1, exchange it to 0 and FUTEX_WAKE every sleeper,
- *         and write the eventfd of every slot that waits by polling
+ *     N1  fetch_add(wake_gen, 1)                           (seq_cst)
+ *     N2  load armed; if 1 and exchange(armed, 0) was 1:
+ *     N3    fetch_add(wake_gen, 1), FUTEX_WAKE every sleeper, and if a
+ *           slot says POLL, kick the serving thread, which sends one
+ *           byte on each polling consumer's connection
  *   C1/C2 against N1/N2 is the store-buffer pattern: with both sides
  *   sequentially consistent, either the consumer sees the new wake_gen
- *   at C2, or the writer sees armed at N2. FUTEX_WAIT itself re-checks
+ *   at C2, or the writer sees armed at N2. FUTEX_WAIT re-checks
  *   wake_gen == g in the kernel, so a wake between C2 and C3 is not lost.
+ *   N3's second bump covers a late N2: a writer delayed between N1 and N2
+ *   can take an arm made after its N1 (by a consumer that already saw
+ *   that N1 and found nothing new); the bump makes that consumer's
+ *   FUTEX_WAIT return at once instead of sleeping on a spent arm.
+ *   C1 is an exchange, not a store, so that each arm extends the release
+ *   sequence the writer's exchange reads from: whichever consumer's arm it
+ *   takes, every earlier slot.waiting store is visible to it.
  *   A burst of stores costs one wake: the first takes armed, the rest see 0.
+ *   An arm nobody takes (the consumer found news at C2, timed out or
+ *   died) costs the next store one FUTEX_WAKE with nobody to wake.
  */
 #ifndef SB_RING_CONTROL_H
 #define SB_RING_CONTROL_H
@@ -54,7 +70,7 @@
 enum sb_ctl_waiting {
 	SB_CTL_WAIT_NONE = 0,
 	SB_CTL_WAIT_FUTEX = 1, /* asleep on wake_gen */
-	SB_CTL_WAIT_POLL = 2,  /* waits on its eventfd (sb_consumer_pollfd) */
+	SB_CTL_WAIT_POLL = 2,  /* polls its connection (sb_consumer_pollfd) */
 };
 
 struct sb_ctl_header {
@@ -113,7 +129,7 @@ int sb__ctl_validate(const struct sb_ctl *ctl);
 
 /*
  * Claim a free slot for pid (CAS owner 0 -> pid) and fill in the rest.
- * Returns the slot index, or -EBUSY when all are taken.
+ * Returns the slot index, -EBUSY when all are taken, -EINVAL for pid <= 0.
  */
 int sb__ctl_claim(struct sb_ctl *ctl, int32_t pid, uint64_t start_time, uint64_t now_ns);
 

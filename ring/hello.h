@@ -23,10 +23,10 @@
 
 #define SB_HELLO_MAGIC	 "SNAPHELO"
 #define SB_HELLO_VERSION 1
-#define SB_HELLO_FDS	 3
+#define SB_HELLO_FDS	 2
 #define SB_HELLO_REASON	 200
 
-enum { SB_HELLO_FD_DATA = 0, SB_HELLO_FD_CTL = 1, SB_HELLO_FD_WAKE = 2 };
+enum { SB_HELLO_FD_DATA = 0, SB_HELLO_FD_CTL = 1 };
 
 struct sb_hello {
 	char magic[8]; /* "SNAPHELO", no NUL */

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -29,6 +30,7 @@
 
 #include "../consumers/consumer_internal.h"
 #include "../coordinator/bridge_internal.h"
+#include "../ring/futex.h"
 #include "../ring/hello.h"
 #include "testutil.h"
 
@@ -351,7 +353,7 @@ Test(serve, allowed_group_admits_its_members_and_opens_the_socket_file_to_it)
 
 /* ---- a fake coordinator that says the wrong things ------------------------------- */
 
-enum fake { FAKE_GARBAGE, FAKE_OLD_VERSION, FAKE_HANG_UP, FAKE_UNSEALED, FAKE_PIPE_WAKE };
+enum fake { FAKE_GARBAGE, FAKE_OLD_VERSION, FAKE_HANG_UP, FAKE_UNSEALED, FAKE_ONE_FD };
 
 static pid_t fake_coordinator(enum fake kind)
 {
@@ -367,7 +369,7 @@ static pid_t fake_coordinator(enum fake kind)
 	int fd = accept(ls, NULL, NULL);
 	struct sb_hello h;
 	struct sb_bridge *b;
-	int fds[3], p[2];
+	int fds[2];
 	sb__hello_accept(&h, 0, 0, getpid(), 0);
 	switch (kind) {
 	case FAKE_GARBAGE:
@@ -380,17 +382,17 @@ static pid_t fake_coordinator(enum fake kind)
 	case FAKE_HANG_UP:
 		break;
 	case FAKE_UNSEALED:
-	case FAKE_PIPE_WAKE:
+	case FAKE_ONE_FD:
 		sb_bridge_create(NULL, NULL, &b);
 		sb_bridge_data_fd(b, &fds[0]);
 		sb_bridge_control_fd(b, &fds[1]);
-		if (pipe(p) != 0)
-			_exit(1);
-		fds[2] = p[0];
-		if (kind == FAKE_UNSEALED)
-			fds[0] = memfd_create("imposter", 0), ftruncate(fds[0], b->data.size);
+		if (kind == FAKE_UNSEALED) {
+			fds[0] = memfd_create("imposter", 0);
+			if (ftruncate(fds[0], (off_t)b->data.size) != 0)
+				_exit(1);
+		}
 		h.data_size = b->data.size;
-		sb__hello_send(fd, &h, fds, 3);
+		sb__hello_send(fd, &h, fds, kind == FAKE_ONE_FD ? 1 : 2);
 		break;
 	}
 	usleep(200000);
@@ -429,9 +431,9 @@ Test(serve, data_descriptor_that_is_not_a_sealed_memfd_is_refused)
 	expect_refusal(FAKE_UNSEALED, -EPERM, "lacks seals");
 }
 
-Test(serve, wake_descriptor_that_is_not_an_eventfd_is_refused)
+Test(serve, hello_whose_descriptors_do_not_match_its_count_is_refused)
 {
-	expect_refusal(FAKE_PIPE_WAKE, -EBADMSG, "not an eventfd");
+	expect_refusal(FAKE_ONE_FD, -EBADMSG, "promises 2 descriptors and carries 1");
 }
 
 Test(serve, connecting_where_nobody_serves_says_so)
@@ -449,7 +451,7 @@ Test(serve, data_descriptor_a_consumer_receives_cannot_write_the_region)
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct sb_hello h;
-	int fds[3], s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fds[SB_HELLO_FDS], s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
 	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock);
 	cr_assert_eq(connect(s, (struct sockaddr *)&addr, sizeof(addr)), 0);
@@ -483,7 +485,7 @@ Test(serve, data_descriptor_a_consumer_receives_cannot_write_the_region)
 	cr_assert_eq(errno, EPERM, "and write()");
 	close(rw);
 	munmap(ro, 4096);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < SB_HELLO_FDS; i++)
 		close(fds[i]);
 	close(s);
 	sb_bridge_destroy(b);
@@ -503,6 +505,24 @@ Test(serve, consumers_own_mapping_of_the_data_region_stays_read_only)
 }
 
 /* ---- wake-ups ------------------------------------------------------------------ */
+
+static int stop_after_one(void *user, const struct sb_entry *e)
+{
+	(void)user;
+	(void)e;
+	return 1;
+}
+
+static int open_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
 
 /* A consumer in this process, drained so that only new publications are news. */
 static struct sb_consumer *caught_up(void)
@@ -638,6 +658,49 @@ Test(serve, burst_of_stores_costs_one_wake_per_waiting_period)
 	cr_assert_eq(sb_load_relaxed(&b->hot->wakes), 1, "one waiting period, one wake");
 	cr_assert_eq(sb_load_relaxed(&b->ctl->armed), 0);
 	sb_consumer_close(w.c);
+	sb_bridge_destroy(b);
+}
+
+Test(serve, late_wake_from_a_delayed_writer_is_not_slept_through)
+{
+	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
+	struct timespec one_s = { 1, 0 };
+
+	/* A writer runs N1 for its store, then stalls before N2. */
+	sb_fetch_add_seqcst(&b->hot->wake_gen, 1);
+	/* A consumer saw that N1, found nothing new, armed (C1, C2) and is about to sleep. */
+	uint32_t g = sb_load_seqcst(&b->hot->wake_gen);
+	(void)sb_exchange_seqcst(&b->ctl->armed, 1);
+	cr_assert_eq(sb_load_seqcst(&b->hot->wake_gen), g);
+	/* The stalled writer's N2 takes that arm and wakes nobody yet asleep. */
+	if (sb_load_seqcst(&b->ctl->armed) != 0 && sb_exchange_seqcst(&b->ctl->armed, 0) != 0)
+		sb__bridge_wake_all(b);
+	/* C3 must not sleep on the spent arm: the wake moved the futex word. */
+	cr_assert_eq(sb__futex_wait(&b->hot->wake_gen, g, &one_s), -EAGAIN);
+	sb_bridge_destroy(b);
+}
+
+Test(serve, drain_stopped_by_its_callback_leaves_the_rest_as_news)
+{
+	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
+	struct sb_consumer *c = caught_up();
+	enum sb_wait_status st;
+	struct sb_drain_counts d;
+	struct sb_events ev;
+
+	for (int i = 0; i < 3; i++)
+		store_seeded(b, i == 0 ? "a" : i == 1 ? "b" : "c", 64);
+	cr_assert_eq(sb_consumer_drain(c, stop_after_one, NULL, &d), 1);
+	cr_assert_eq(d.delivered, 1);
+	cr_assert_eq(sb_consumer_drain_events(c, &ev), 0);
+	sb_events_free(&ev);
+	cr_assert_eq(sb_consumer_wait(c, 0, &st), 0);
+	cr_assert_eq(st, SB_WAIT_READY, "two records are still there");
+	cr_assert_eq(sb_consumer_drain(c, NULL, NULL, &d), 0);
+	cr_assert_eq(d.delivered, 2);
+	cr_assert_eq(sb_consumer_wait(c, 0, &st), 0);
+	cr_assert_eq(st, SB_WAIT_TIMEOUT);
+	sb_consumer_close(c);
 	sb_bridge_destroy(b);
 }
 
@@ -865,6 +928,47 @@ Test(serve, image_of_a_live_coordinator_reads_alive_and_of_a_killed_one_dead)
 	unlink(path);
 }
 
+Test(serve, coordinator_killed_while_its_forked_child_keeps_the_connection_is_dead)
+{
+	int go[2], ready[2];
+	char byte;
+
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(ready), 0);
+	pid_t coord = fork();
+	if (coord == 0) {
+		serving_bridge(sock, SB_LOG_BYTES_MIN);
+		(void)!write(ready[1], "r", 1);
+		/* Once a consumer is attached, fork a child that inherits its connection. */
+		if (read(go[0], &byte, 1) != 1)
+			_exit(1);
+		pid_t child = fork();
+		if (child == 0)
+			pause();
+		(void)!write(ready[1], &child, sizeof(child));
+		pause();
+	}
+	cr_assert_eq(read(ready[0], &byte, 1), 1);
+	struct sb_consumer *c;
+	enum sb_wait_status st;
+	cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	pid_t child;
+	cr_assert_eq(read(ready[0], &child, sizeof(child)), (ssize_t)sizeof(child));
+	cr_assert_gt(child, 0);
+	cr_assert_geq(c->pidfd, 0, "the consumer watches the coordinator's pid");
+	kill(coord, SIGKILL);
+	waitpid(coord, NULL, 0);
+	do {
+		cr_assert_eq(sb_consumer_drain(c, NULL, NULL, NULL), 0);
+		cr_assert_eq(sb_consumer_wait(c, 10000, &st), 0);
+	} while (st == SB_WAIT_READY);
+	kill(child, SIGKILL);
+	cr_assert_eq(st, SB_WAIT_DEAD, "the pidfd tells, though the connection stays open (%d)",
+		     st);
+	sb_consumer_close(c);
+}
+
 Test(serve, consumer_drains_every_record_committed_before_the_coordinators_sigkill, .timeout = 120)
 {
 	/* Different kill points; a 64 MiB log so that nothing is lapped. */
@@ -977,6 +1081,30 @@ Test(serve, killed_consumers_slot_is_reclaimed_and_the_coordinator_goes_on)
 	wait_attached(b, 1);
 	sb_consumer_close(c);
 	wait_attached(b, 0);
+	sb_bridge_destroy(b);
+}
+
+Test(serve, consumer_that_frees_its_own_slot_by_hand_costs_the_coordinator_nothing)
+{
+	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
+	struct sb_consumer *c;
+
+	cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
+	sb_consumer_close(c);
+	wait_attached(b, 0);
+	int before = open_fds();
+	for (int i = 0; i < 50; i++) {
+		cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
+		/* Hostile: zero our owner word, so the same slot is handed out again. */
+		sb_store_relaxed(&c->ctl->slots[c->ctl_slot].owner, 0);
+		struct sb_consumer *again;
+		cr_assert_eq(sb_consumer_connect(sock, 0, &again), 0, "%s", sb_last_error());
+		sb_consumer_close(again);
+		sb_consumer_close(c);
+	}
+	wait_attached(b, 0);
+	usleep(50000);
+	cr_assert_leq(open_fds(), before + 1, "no connection is left behind in the coordinator");
 	sb_bridge_destroy(b);
 }
 

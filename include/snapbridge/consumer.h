@@ -146,11 +146,14 @@ enum sb_wait_status {
 int sb_consumer_wait(struct sb_consumer *consumer, int timeout_ms, enum sb_wait_status *status);
 
 /*
- * A descriptor for poll/epoll that becomes readable when the consumer
- * should call sb_consumer_arm() again: the writer published after an arm,
- * or the coordinator closed or died. The consumer owns it; do not close
- * it. Only for consumers attached over the socket (-EOPNOTSUPP
- * otherwise: nobody could signal it).
+ * A descriptor for poll/epoll (POLLIN) that becomes readable when the
+ * consumer should call sb_consumer_arm() again: the writer published
+ * after an arm, or the coordinator closed or died. It is the connection
+ * to the coordinator; the consumer owns it: do not read, write or close
+ * it. Only for consumers attached with sb_consumer_connect() (-EOPNOTSUPP
+ * otherwise). A polling consumer's wake-up goes through the coordinator's
+ * serving thread, so it costs a few microseconds more than
+ * sb_consumer_wait().
  */
 int sb_consumer_pollfd(struct sb_consumer *consumer, int *fd);
 
