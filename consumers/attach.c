@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../ring/atomics.h"
+#include "../ring/clock.h"
 #include "../ring/error.h"
 #include "../ring/futex.h"
 #include "../ring/hello.h"
@@ -40,14 +41,6 @@
 #define SPIN_MAX_NS	 50000
 /* A heartbeat older than this many periods is stale. */
 #define STALE_PERIODS 4
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static inline void cpu_relax(void)
 {
@@ -115,7 +108,7 @@ static int map_ctl(struct sb_consumer *c, int fd, int32_t given_slot)
 		return 0;
 	}
 	int32_t me = getpid();
-	int slot = sb__ctl_claim(c->ctl, me, sb__proc_start_time(me), mono_ns());
+	int slot = sb__ctl_claim(c->ctl, me, sb__proc_start_time(me), sb__mono_ns());
 	if (slot < 0)
 		return slot;
 	c->ctl_slot = slot;
@@ -181,7 +174,7 @@ static int connect_socket(const char *name, int deadline_ms, int *fd_out)
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	size_t len = strlen(name);
 	bool abstract = name[0] == '@';
-	uint64_t give_up = mono_ns() + (uint64_t)deadline_ms * 1000000ull;
+	uint64_t give_up = sb__mono_ns() + (uint64_t)deadline_ms * 1000000ull;
 
 	if (len >= sizeof(addr.sun_path) || (abstract && len < 2) || len == 0)
 		return sb__fail(-ENAMETOOLONG, "socket name \"%s\" is not 1..%zu bytes", name,
@@ -197,7 +190,7 @@ static int connect_socket(const char *name, int deadline_ms, int *fd_out)
 		if (connect(fd, (struct sockaddr *)&addr, alen) == 0)
 			break;
 		int e = errno;
-		if ((e == EAGAIN || e == EINTR) && mono_ns() < give_up) {
+		if ((e == EAGAIN || e == EINTR) && sb__mono_ns() < give_up) {
 			usleep(e == EAGAIN ? 10000 : 0); /* the backlog is full: try again */
 			continue;
 		}
@@ -450,7 +443,7 @@ void sb__consumer_touch(struct sb_consumer *c)
 	if (!s)
 		return;
 	sb_store_relaxed(&s->cursor, c->cursor);
-	sb_store_relaxed(&s->heartbeat_ns, mono_ns());
+	sb_store_relaxed(&s->heartbeat_ns, sb__mono_ns());
 	sb_store_relaxed(&s->waiting, (uint32_t)SB_CTL_WAIT_NONE);
 }
 
@@ -462,7 +455,7 @@ int sb_consumer_peers(struct sb_consumer *c, struct sb_consumer_info *out, size_
 		return sb__fail(-EOPNOTSUPP, "this consumer has no control page (an image, or "
 					     "opened without one)");
 	uint64_t stores = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
-	*n = sb__ctl_list(c->ctl, stores, mono_ns(), out, cap);
+	*n = sb__ctl_list(c->ctl, stores, sb__mono_ns(), out, cap);
 	return 0;
 }
 
@@ -503,7 +496,7 @@ static bool looks_dead(struct sb_consumer *c)
 	uint64_t beat = sb_load_relaxed(&((const struct sb_header *)c->base)->heartbeat_ns);
 	uint32_t period =
 	    sb_load_relaxed(&((const struct sb_header *)c->base)->heartbeat_period_ms);
-	uint64_t now = mono_ns();
+	uint64_t now = sb__mono_ns();
 
 	if (period && now >= beat && now - beat < (uint64_t)period * STALE_PERIODS * 1000000ull)
 		return false;
@@ -600,7 +593,7 @@ static const uint32_t *wake_word(const struct sb_consumer *c)
 /* Spin up to c->spin_ns for news; adapt the budget to whether spinning pays. */
 static bool spin(struct sb_consumer *c)
 {
-	uint64_t start = mono_ns();
+	uint64_t start = sb__mono_ns();
 
 	for (unsigned i = 1;; i++) {
 		if (news(c, sb_load_acquire(wake_word(c)))) { /* pairs with N1 */
@@ -609,7 +602,7 @@ static bool spin(struct sb_consumer *c)
 			return true;
 		}
 		cpu_relax();
-		if ((i & 31) == 0 && mono_ns() - start >= c->spin_ns)
+		if ((i & 31) == 0 && sb__mono_ns() - start >= c->spin_ns)
 			break;
 	}
 	if (c->spin_ns > SPIN_MIN_NS)
@@ -627,7 +620,7 @@ static bool arm(struct sb_consumer *c, uint32_t how, uint32_t *gen)
 	struct sb_ctl_slot *s = my_slot(c);
 
 	if (s) {
-		sb_store_relaxed(&s->heartbeat_ns, mono_ns());
+		sb_store_relaxed(&s->heartbeat_ns, sb__mono_ns());
 		sb_store_relaxed(&s->waiting, how);
 	}
 	sb_store_seqcst(&c->ctl->armed, 1);  /* C1: pairs with N2 */
@@ -653,7 +646,7 @@ int sb_consumer_wait(struct sb_consumer *c, int timeout_ms, enum sb_wait_status 
 	if (!c || !status)
 		return sb__fail(-EINVAL, "sb_consumer_wait: NULL argument");
 	uint64_t deadline =
-	    timeout_ms < 0 ? UINT64_MAX : mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	    timeout_ms < 0 ? UINT64_MAX : sb__mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 	bool spun = false;
 
 	for (;;) {
@@ -668,7 +661,7 @@ int sb_consumer_wait(struct sb_consumer *c, int timeout_ms, enum sb_wait_status 
 			*status = final_status(c, st);
 			return 0;
 		}
-		uint64_t now = mono_ns();
+		uint64_t now = sb__mono_ns();
 		if (now >= deadline) {
 			*status = SB_WAIT_TIMEOUT;
 			return 0;

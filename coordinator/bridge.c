@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../ring/atomics.h"
+#include "../ring/clock.h"
 #include "../ring/codec.h"
 #include "../ring/error.h"
 #include "../ring/futex.h"
@@ -66,14 +67,6 @@ static int check_config(struct sb_config *cfg)
 		return sb__fail(-EINVAL, "config.reserved must be 0");
 	int err = check_ring_bytes("log_bytes", &cfg->log_bytes);
 	return err ? err : check_ring_bytes("aux_bytes", &cfg->aux_bytes);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops *ops,
@@ -148,7 +141,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	b->hdr->coord_pid = getpid();
 	b->hdr->coord_start_time = sb__proc_start_time(getpid());
 	/* Nothing reads the region before a descriptor leaves: no pair needed yet. */
-	sb_store_relaxed(&b->hdr->heartbeat_ns, now_ns());
+	sb_store_relaxed(&b->hdr->heartbeat_ns, sb__mono_ns());
 	*out = b;
 	return 0;
 fail:
@@ -240,7 +233,7 @@ int sb_bridge_consumers(struct sb_bridge *b, struct sb_consumer_info *out, size_
 	if (!b || !n || (cap && !out))
 		return sb__fail(-EINVAL, "sb_bridge_consumers: NULL argument");
 	uint64_t stores = sb_load_acquire(&b->hot->store_seq); /* pairs with P1 */
-	*n = sb__ctl_list(b->ctl, stores, now_ns(), out, cap);
+	*n = sb__ctl_list(b->ctl, stores, sb__mono_ns(), out, cap);
 	return 0;
 }
 

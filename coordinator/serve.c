@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../ring/clock.h"
 #include "../ring/error.h"
 #include "../ring/hello.h"
 
@@ -74,14 +75,6 @@ struct sb_server {
 	bool slot_connected[SB_CTL_SLOTS]; /* owned by a live connection: HUP frees it */
 	bool suspect[SB_CTL_SLOTS];	   /* start time mismatched at the last scan */
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void say(struct sb_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(struct sb_server *s, const char *fmt, ...)
@@ -315,7 +308,7 @@ static void admit(struct sb_server *s, int fd)
 		refuse(fd, -EACCES, why);
 		return;
 	}
-	int slot = sb__ctl_claim(s->b->ctl, cred.pid, sb__proc_start_time(cred.pid), mono_ns());
+	int slot = sb__ctl_claim(s->b->ctl, cred.pid, sb__proc_start_time(cred.pid), sb__mono_ns());
 	if (slot < 0) {
 		say(s, "refused pid %d: %s", cred.pid, sb_last_error());
 		refuse(fd, -EBUSY, sb_last_error());
@@ -369,7 +362,7 @@ static void accept_all(struct sb_server *s)
 			/* EMFILE and friends: the backlog waits; do not spin on it. */
 			say(s, "accept on the consumer socket: %s; pausing for a second",
 			    strerror(errno));
-			s->accept_paused_until = mono_ns() + 1000000000ull;
+			s->accept_paused_until = sb__mono_ns() + 1000000000ull;
 		}
 		return;
 	}
@@ -447,7 +440,7 @@ static void reclaim(struct sb_server *s)
 static void beat(struct sb_server *s)
 {
 	/* Relaxed: the beat orders nothing, readers compare it with their clock. */
-	sb_store_relaxed(&s->b->hdr->heartbeat_ns, mono_ns());
+	sb_store_relaxed(&s->b->hdr->heartbeat_ns, sb__mono_ns());
 }
 
 static void *serve_main(void *arg)
@@ -456,12 +449,12 @@ static void *serve_main(void *arg)
 	struct pollfd pfd[3 + SB_CTL_SLOTS];
 	struct conn *owner[3 + SB_CTL_SLOTS];
 	uint64_t period = (uint64_t)s->cfg.heartbeat_ms * 1000000ull;
-	uint64_t next_beat = mono_ns() + period;
+	uint64_t next_beat = sb__mono_ns() + period;
 
 	for (;;) {
 		nfds_t n = 0;
 
-		uint64_t now = mono_ns();
+		uint64_t now = sb__mono_ns();
 		bool accepting = now >= s->accept_paused_until;
 
 		pfd[n++] = (struct pollfd){ .fd = s->stop_fd, .events = POLLIN };
@@ -482,7 +475,7 @@ static void *serve_main(void *arg)
 		}
 		if (pfd[0].revents)
 			break;
-		now = mono_ns();
+		now = sb__mono_ns();
 		if (now >= next_beat) {
 			beat(s);
 			reclaim(s);
