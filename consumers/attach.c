@@ -623,7 +623,8 @@ static bool arm(struct sb_consumer *c, uint32_t how, uint32_t *gen)
 		sb_store_relaxed(&s->heartbeat_ns, sb__mono_ns());
 		sb_store_relaxed(&s->waiting, how);
 	}
-	sb_store_seqcst(&c->ctl->armed, 1);  /* C1: pairs with N2 */
+	/* C1: pairs with N2. An exchange, to extend the release sequence N2 reads. */
+	(void)sb_exchange_seqcst(&c->ctl->armed, 1);
 	*gen = sb_load_seqcst(wake_word(c)); /* C2: pairs with N1 */
 	return news(c, *gen);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ck_stack.h>
 #include <urcu-bp.h>
 #include <urcu/rculfhash.h>
 
@@ -19,11 +20,13 @@ struct sb_tagnode {
 	struct cds_lfht_node node;
 	struct rcu_head rcu;
 	struct sb_tagindex *idx;
-	struct sb_tagnode *next_spare;
+	struct ck_stack_entry spare;
 	uint32_t slot;
 	uint32_t len;
 	char tag[64];
 };
+
+CK_STACK_CONTAINER(struct sb_tagnode, spare, node_of_spare)
 
 struct key {
 	const char *tag;
@@ -59,41 +62,21 @@ int sb__tagindex_init(struct sb_tagindex *idx, uint32_t capacity)
 	idx->ht = cds_lfht_new(buckets, buckets, buckets, 0, NULL);
 	if (!idx->ht)
 		return sb__fail(-ENOMEM, "out of memory for a %lu-bucket tag index", buckets);
-	pthread_mutex_init(&idx->spare_lock, NULL);
-	idx->spare = NULL;
-	idx->nspare = 0;
-	idx->max_spare = 2 * capacity;
+	ck_stack_init(&idx->spare);
 	return 0;
 }
 
 void sb__tagnode_put(struct sb_tagindex *idx, struct sb_tagnode *n)
 {
-	if (!n)
-		return;
-	pthread_mutex_lock(&idx->spare_lock);
-	if (idx->nspare < idx->max_spare) {
-		n->next_spare = idx->spare;
-		idx->spare = n;
-		idx->nspare++;
-		n = NULL;
-	}
-	pthread_mutex_unlock(&idx->spare_lock);
-	free(n);
+	if (n)
+		ck_stack_push_mpmc(&idx->spare, &n->spare);
 }
 
 struct sb_tagnode *sb__tagnode_new(struct sb_tagindex *idx)
 {
-	struct sb_tagnode *n;
+	struct ck_stack_entry *e = ck_stack_pop_mpmc(&idx->spare);
+	struct sb_tagnode *n = e ? node_of_spare(e) : malloc(sizeof(*n));
 
-	pthread_mutex_lock(&idx->spare_lock);
-	n = idx->spare;
-	if (n) {
-		idx->spare = n->next_spare;
-		idx->nspare--;
-	}
-	pthread_mutex_unlock(&idx->spare_lock);
-	if (!n)
-		n = malloc(sizeof(*n));
 	if (n)
 		n->idx = idx;
 	return n;
@@ -129,12 +112,8 @@ void sb__tagindex_fini(struct sb_tagindex *idx)
 	rcu_barrier(); /* every free_node has run */
 	cds_lfht_destroy(idx->ht, NULL);
 	idx->ht = NULL;
-	while (idx->spare) {
-		struct sb_tagnode *n = idx->spare;
-		idx->spare = n->next_spare;
-		free(n);
-	}
-	pthread_mutex_destroy(&idx->spare_lock);
+	for (struct ck_stack_entry *e; (e = ck_stack_pop_mpmc(&idx->spare));)
+		free(node_of_spare(e));
 }
 
 void sb__rcu_enter(void)

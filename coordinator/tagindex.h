@@ -9,7 +9,7 @@
 #ifndef SB_COORD_TAGINDEX_H
 #define SB_COORD_TAGINDEX_H
 
-#include <pthread.h>
+#include <ck_stack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,12 +22,14 @@ struct sb_tagindex {
 	/*
 	 * Nodes whose grace period has passed, kept for reuse: call_rcu frees
 	 * in its own thread, and handing memory back to the storing thread's
-	 * malloc from there costs more than the whole lookup.
+	 * malloc from there costs more than the whole lookup. A lock-free
+	 * stack (ck_stack, generation-counted pop, so no ABA): a mutex here
+	 * made the storing thread sleep on the call_rcu thread. Nodes are
+	 * never freed before sb__tagindex_fini(), which is what makes a
+	 * concurrent pop's read of a popped node safe; their number is the
+	 * peak of resident plus not-yet-reclaimed tags.
 	 */
-	pthread_mutex_t spare_lock;
-	struct sb_tagnode *spare;
-	uint32_t nspare;
-	uint32_t max_spare;
+	struct ck_stack spare __attribute__((aligned(16)));
 };
 
 int sb__tagindex_init(struct sb_tagindex *idx, uint32_t capacity);
