@@ -11,7 +11,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
                libmsgpack-dev libcriterion-dev libjansson-dev
 
-.PHONY: all deps build demo test test-asan format clean
+.PHONY: all deps build demo test test-asan bench-serve format clean
 
 all: build
 
@@ -47,8 +47,15 @@ test: build
 test-asan:
 	$(MAKE) test BUILD=build-asan CMAKE_ARGS="-DSNAPBRIDGE_SANITIZE=address $(CMAKE_ARGS)"
 
+# The serving benchmark (docs/BENCHMARKS.md), in an optimised build of its own.
+# BENCH_ARGS=--quick for a 5-second run.
+BENCH_ARGS ?=
+bench-serve:
+	$(MAKE) build BUILD=build-bench CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Release -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS)"
+	./build-bench/bench/snapbridge-bench-serve $(BENCH_ARGS)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-bench
