@@ -29,31 +29,11 @@ struct child_report {
 			(rep)->failed_check = __LINE__;                                            \
 	} while (0)
 
-struct verify {
-	uint64_t last_seq;
-	uint64_t delivered;
-	int bad;
-};
-
-static int verify_entry(void *user, const struct sb_entry *e)
-{
-	struct verify *v = user;
-	uint64_t seed;
-
-	/* Payload seed = store_seq, so every byte is checkable. */
-	if (tu_report_check(e->report, e->report_len, &seed) != 0 || seed != e->store_seq ||
-	    e->store_seq <= v->last_seq)
-		v->bad++;
-	v->last_seq = e->store_seq;
-	v->delivered++;
-	return 0;
-}
-
 static void run_child(int fd, int out, uint64_t expect_stores, uint32_t flags)
 {
 	struct child_report rep = { 0 };
 	struct sb_consumer *c = NULL;
-	struct verify v = { 0 };
+	struct tu_tally v = { 0 };
 	uint64_t cursor = 0;
 
 	CHILD_CHECK(&rep, sb_consumer_open_fd(fd, flags, &c) == 0);
@@ -63,7 +43,7 @@ static void run_child(int fd, int out, uint64_t expect_stores, uint32_t flags)
 		CHILD_CHECK(&rep, w == MAP_FAILED && (errno == EACCES || errno == EPERM));
 		CHILD_CHECK(&rep, write(fd, "x", 1) == -1);
 		while (cursor < expect_stores && !rep.failed_check) {
-			CHILD_CHECK(&rep, sb_consumer_drain(c, verify_entry, &v, NULL) == 0);
+			CHILD_CHECK(&rep, sb_consumer_drain(c, tu_tally_entry, &v, NULL) == 0);
 			sb_consumer_cursor(c, &cursor);
 			sched_yield();
 		}

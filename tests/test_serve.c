@@ -842,30 +842,14 @@ static struct coord_child storing_coordinator(uint64_t log_bytes, uint64_t count
 	return (struct coord_child){ pid, 0 };
 }
 
-struct tally {
-	uint64_t last_seq, delivered, bad;
-};
-
-static int check_entry(void *user, const struct sb_entry *e)
-{
-	struct tally *t = user;
-	uint64_t seed;
-
-	if (tu_report_check(e->report, e->report_len, &seed) != 0 || seed != e->store_seq ||
-	    e->store_seq != t->last_seq + 1)
-		t->bad++;
-	t->last_seq = e->store_seq;
-	t->delivered++;
-	return 0;
-}
-
-static void drain_to_end(struct sb_consumer *c, struct tally *t)
+static void drain_to_end(struct sb_consumer *c, struct tu_tally *t)
 {
 	uint64_t before, after, stores;
 
 	do {
 		sb_consumer_cursor(c, &before);
-		cr_assert_eq(sb_consumer_drain(c, check_entry, t, NULL), 0, "%s", sb_last_error());
+		cr_assert_eq(sb_consumer_drain(c, tu_tally_entry, t, NULL), 0, "%s",
+			     sb_last_error());
 		sb_consumer_cursor(c, &after);
 		sb_consumer_store_count(c, &stores);
 	} while (after < stores && after != before);
@@ -975,7 +959,7 @@ Test(serve, consumer_drains_every_record_committed_before_the_coordinators_sigki
 	for (int round = 0; round < 5; round++) {
 		struct coord_child k = storing_coordinator(64u << 20, UINT64_MAX);
 		struct sb_consumer *live, *late;
-		struct tally tl = { 0 }, tt = { 0 };
+		struct tu_tally tl = { .contiguous = true }, tt = { .contiguous = true };
 		enum sb_wait_status st = SB_WAIT_READY;
 		struct sb_drain_counts dl, dt;
 		uint64_t stores;
@@ -1007,7 +991,7 @@ Test(serve, consumer_drains_every_record_committed_before_the_coordinators_sigki
 		sb_consumer_totals(live, &dl);
 		sb_consumer_totals(late, &dt);
 		const struct sb_drain_counts *all[] = { &dl, &dt };
-		const struct tally *tal[] = { &tl, &tt };
+		const struct tu_tally *tal[] = { &tl, &tt };
 		for (int i = 0; i < 2; i++) {
 			const struct sb_drain_counts *d = all[i];
 			/* A kill between publishing a record and counting it leaves one more. */
@@ -1033,7 +1017,7 @@ Test(serve, half_written_record_at_the_kill_is_torn_never_delivered)
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
 	struct sb_consumer *c = caught_up();
 	struct sb_drain_counts d;
-	struct tally t = { 0 };
+	struct tu_tally t = { .contiguous = true };
 
 	store_seeded(b, "whole", 100);
 	store_seeded(b, "half", 100);
@@ -1044,11 +1028,11 @@ Test(serve, half_written_record_at_the_kill_is_torn_never_delivered)
 	uint64_t pos = sb_load_relaxed(&b->slots[i].record_pos);
 	struct sb_rec *rec = sb__log_rec(&b->log, pos);
 	sb_store_relaxed(&rec->commit, SB_REC_BUSY);
-	cr_assert_eq(sb_consumer_drain(c, check_entry, &t, &d), 0);
+	cr_assert_eq(sb_consumer_drain(c, tu_tally_entry, &t, &d), 0);
 	cr_assert_eq(d.delivered, 1, "the writer is alive: the busy record is waited for");
 	cr_assert_eq(d.torn, 0);
 	sb_consumer_set_writer_gone(c, true);
-	cr_assert_eq(sb_consumer_drain(c, check_entry, &t, &d), 0);
+	cr_assert_eq(sb_consumer_drain(c, tu_tally_entry, &t, &d), 0);
 	cr_assert_eq(d.torn, 1);
 	cr_assert_eq(d.delivered, 0);
 	cr_assert_eq(t.delivered, 1);

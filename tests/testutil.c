@@ -48,6 +48,21 @@ int tu_report_check(const void *report, size_t len, uint64_t *seed_out)
 	return 0;
 }
 
+int tu_tally_entry(void *tally, const struct sb_entry *e)
+{
+	struct tu_tally *t = tally;
+	uint64_t seed;
+	bool in_order =
+	    t->contiguous ? e->store_seq == t->last_seq + 1 : e->store_seq > t->last_seq;
+
+	if (tu_report_check(e->report, e->report_len, &seed) != 0 || seed != e->store_seq ||
+	    !in_order)
+		t->bad++;
+	t->last_seq = e->store_seq;
+	t->delivered++;
+	return 0;
+}
+
 void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_events,
 	       uint64_t log_bytes)
 {

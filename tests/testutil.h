@@ -2,6 +2,7 @@
 #ifndef SB_TESTUTIL_H
 #define SB_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,22 @@ int tu_report_check(const void *report, size_t len, uint64_t *seed_out);
  * failure. The caller frees it.
  */
 uint8_t *tu_read_region(int fd, size_t *size);
+
+/*
+ * A drain callback's tally of reports made by tu_report() with seed =
+ * store_seq: bad counts entries whose bytes do not match their seed or
+ * whose store_seq does not grow (by exactly one when contiguous is set:
+ * no store may be missing).
+ */
+struct tu_tally {
+	bool contiguous;
+	uint64_t last_seq;
+	uint64_t delivered;
+	uint64_t bad;
+};
+
+/* An sb_entry_fn for a struct tu_tally. */
+int tu_tally_entry(void *tally, const struct sb_entry *e);
 
 /* A minimal bridge config for tests. */
 void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_events,

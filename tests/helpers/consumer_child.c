@@ -19,33 +19,14 @@
 
 #include "../testutil.h"
 
-struct tally {
-	uint64_t last_seq;
-	uint64_t delivered;
-	uint64_t bad;
-};
-
-static int check(void *user, const struct sb_entry *e)
-{
-	struct tally *t = user;
-	uint64_t seed;
-
-	if (tu_report_check(e->report, e->report_len, &seed) != 0 || seed != e->store_seq ||
-	    e->store_seq <= t->last_seq)
-		t->bad++;
-	t->last_seq = e->store_seq;
-	t->delivered++;
-	return 0;
-}
-
 /* Drain until the cursor reaches the last store or stops moving (a record in flight). */
-static int drain_all(struct sb_consumer *c, struct tally *t)
+static int drain_all(struct sb_consumer *c, struct tu_tally *t)
 {
 	uint64_t before, after, stores;
 
 	do {
 		sb_consumer_cursor(c, &before);
-		if (sb_consumer_drain(c, check, t, NULL) != 0)
+		if (sb_consumer_drain(c, tu_tally_entry, t, NULL) != 0)
 			return -1;
 		sb_consumer_cursor(c, &after);
 		sb_consumer_store_count(c, &stores);
@@ -56,7 +37,7 @@ static int drain_all(struct sb_consumer *c, struct tally *t)
 int main(int argc, char **argv)
 {
 	struct sb_consumer *c;
-	struct tally t = { 0 };
+	struct tu_tally t = { 0 };
 	enum sb_wait_status st = SB_WAIT_READY;
 	uint64_t waits = 0;
 
