@@ -1092,6 +1092,27 @@ Test(serve, consumer_that_frees_its_own_slot_by_hand_costs_the_coordinator_nothi
 	sb_bridge_destroy(b);
 }
 
+Test(serve, polling_consumer_that_never_reads_cannot_stall_the_coordinator)
+{
+	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
+	struct sb_consumer *c = caught_up(), *late;
+	enum sb_wait_status st;
+
+	cr_assert_eq(sb_consumer_arm(c, &st), 0);
+	cr_assert_eq(st, SB_WAIT_ARMED);
+	/* Hostile: re-arm before every store and never read the wake bytes. */
+	for (int i = 0; i < 20000; i++) {
+		sb_store_seqcst(&b->ctl->armed, 1);
+		store_seeded(b, "flood", 64);
+	}
+	cr_assert_geq(sb_load_relaxed(&b->hot->wakes), 20000, "every store took the arm");
+	/* The serving thread is not stuck on the full connection: it still admits. */
+	cr_assert_eq(sb_consumer_connect(sock, 0, &late), 0, "%s", sb_last_error());
+	sb_consumer_close(late);
+	sb_consumer_close(c);
+	sb_bridge_destroy(b);
+}
+
 Test(serve, consumer_lag_listing_bounds_what_the_control_page_claims)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
