@@ -410,8 +410,11 @@ void sb_consumer_close(struct sb_consumer *c)
 	if (!c)
 		return;
 	if (c->ctl) {
-		/* A slot the coordinator gave us is freed by it when the socket closes. */
-		if (c->ctl_claimer)
+		/*
+		 * A slot the coordinator gave us is freed by it when the socket
+		 * closes; one we claimed is ours to free, but not a fork()ed child's.
+		 */
+		if (c->ctl_claimer && c->ctl_claimer == getpid())
 			sb__ctl_release(c->ctl, (uint32_t)c->ctl_slot, c->ctl_claimer);
 		munmap(c->ctl, SB_CTL_SIZE);
 	}

@@ -217,6 +217,13 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 	 */
 	c->gen_rec = sb_load_acquire(&c->hot->wake_gen); /* pairs with N1 */
 	c->gen_rec_set = true;
+	/*
+	 * wake_gen counts events too. If none is pending now, those before this
+	 * wake_gen are read, so the event side has no news either; else a
+	 * consumer that once drained events would wake for every store.
+	 */
+	if (c->gen_ev_set && sb__event_head(&c->events) == c->ev_cursor) /* V0: pairs with E3 */
+		c->gen_ev = c->gen_rec;
 	uint64_t head = sb_load_acquire(&c->hot->log_head); /* R1: pairs with W3 */
 	/* A hostile head may promise 2^64 bytes: read at most one ring's worth per call. */
 	uint64_t budget = c->log.size / SB_REC_ALIGN + 1;
@@ -326,8 +333,8 @@ int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
 		return sb__fail(-EINVAL, "sb_consumer_drain_events: NULL argument");
 	out->count = 0;
 	out->items = NULL;
-	c->gen_ev = sb_load_acquire(&c->hot->wake_gen); /* pairs with N1; see sb_consumer_drain */
-	c->gen_ev_set = true;
+	uint32_t gen =
+	    sb_load_acquire(&c->hot->wake_gen);	    /* pairs with N1; see sb_consumer_drain */
 	uint64_t head = sb__event_head(&c->events); /* V0: pairs with E3 */
 	uint64_t pending = head - c->ev_cursor;
 	uint64_t n_ring = c->events.n;
@@ -359,6 +366,11 @@ int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
 		k++;
 	}
 	c->ev_cursor = head;
+	/* Only a drain that succeeded moves the mark; the same for the record side. */
+	c->gen_ev = gen;
+	c->gen_ev_set = true;
+	if (c->gen_rec_set && !c->more && c->pos == sb_load_acquire(&c->hot->log_head))
+		c->gen_rec = gen; /* R1: pairs with W3 */
 	out->items = items;
 	out->count = k;
 	return 0;

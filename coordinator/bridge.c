@@ -206,7 +206,8 @@ int sb_bridge_control_fd(const struct sb_bridge *b, int *fd_out)
 void sb__bridge_wake_all(struct sb_bridge *b)
 {
 	static const uint64_t one = 1;
-	int kick = sb_load_relaxed(&b->kick_fd);
+	/* After N2's exchange (acquire): pairs with the release in sb_bridge_serve. */
+	int kick = sb_load_acquire(&b->kick_fd);
 
 	/*
 	 * N3: bump wake_gen again before waking. The arm we just took may

@@ -27,8 +27,9 @@ struct sb_bridge {
 	 * The serving thread's private eventfd (-1 when not serving): a store
 	 * that finds a polling consumer armed writes it once, and the serving
 	 * thread fans the wake-up out over the connections. Nobody outside
-	 * this process holds it, so the write can never block. Set before the
-	 * thread starts, read by storing threads (relaxed), closed by destroy.
+	 * this process holds it, so the write can never block. Set (release)
+	 * before the thread starts, read (acquire) by storing threads, closed by
+	 * destroy.
 	 */
 	int kick_fd;
 	struct sb_server *server; /* NULL unless sb_bridge_serve() ran */

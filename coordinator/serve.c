@@ -107,6 +107,30 @@ void sb_serve_config_default(struct sb_serve_config *cfg)
  * a held lock means a live coordinator; the inode check catches a lock
  * file that its previous owner unlinked between our open and our flock.
  */
+#define SB_LOCK_MARK "snapbridge coordinator lock\n"
+
+/*
+ * A lock file is empty when we just created it, or holds our mark when a
+ * coordinator made it before. Anything else is somebody's file: refuse,
+ * and never unlink it (lock_fd is dropped so server_free leaves it alone).
+ */
+static int claim_lock_file(struct sb_server *s, int fd, const struct stat *st)
+{
+	char buf[sizeof(SB_LOCK_MARK)];
+	size_t mark = sizeof(SB_LOCK_MARK) - 1;
+
+	if (S_ISREG(st->st_mode) && st->st_size == 0 &&
+	    pwrite(fd, SB_LOCK_MARK, mark, 0) == (ssize_t)mark)
+		return 0;
+	if (S_ISREG(st->st_mode) && (size_t)st->st_size == mark &&
+	    pread(fd, buf, mark, 0) == (ssize_t)mark && memcmp(buf, SB_LOCK_MARK, mark) == 0)
+		return 0;
+	close(fd);
+	s->lock_fd = -1;
+	return sb__fail(-EEXIST, "%s exists and is not a snapbridge lock file; refusing to use it",
+			s->lock_path);
+}
+
 static int take_lock(struct sb_server *s)
 {
 	for (int attempt = 0; attempt < 8; attempt++) {
@@ -129,7 +153,7 @@ static int take_lock(struct sb_server *s)
 		if (fstat(fd, &held) == 0 && stat(s->lock_path, &named) == 0 &&
 		    held.st_ino == named.st_ino && held.st_dev == named.st_dev) {
 			s->lock_fd = fd;
-			return 0;
+			return claim_lock_file(s, fd, &held);
 		}
 		close(fd);
 	}
@@ -149,15 +173,22 @@ static int clear_stale(struct sb_server *s)
 	if (!S_ISSOCK(st.st_mode))
 		return sb__fail(-EEXIST, "%s exists and is not a socket; refusing to replace it",
 				path);
-	/* Belt and braces: a server without our lock (another tool) may still live there. */
-	int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (probe >= 0) {
-		int live = connect(probe, (struct sockaddr *)&s->addr, s->addrlen) == 0;
-		close(probe);
-		if (live)
-			return sb__fail(-EADDRINUSE, "a live process accepts connections on %s",
-					path);
-	}
+	/*
+	 * Belt and braces: a server without our lock (another tool) may live
+	 * there. Only "connection refused" proves nobody listens; anything else
+	 * (accepted, a full backlog, another socket type, no permission) leaves
+	 * the file alone. Non-blocking, so a full backlog cannot hang us.
+	 */
+	int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (probe < 0)
+		return sb__fail(-errno, "socket(AF_UNIX): %s", strerror(errno));
+	int rc = connect(probe, (struct sockaddr *)&s->addr, s->addrlen);
+	int e = errno;
+	close(probe);
+	if (rc == 0 || e != ECONNREFUSED)
+		return sb__fail(-EADDRINUSE,
+				"%s is in use by another process (%s); not replacing it", path,
+				rc == 0 ? "it accepts connections" : strerror(e));
 	if (unlink(path) != 0 && errno != ENOENT)
 		return sb__fail(-errno, "cannot remove stale socket %s: %s", path, strerror(errno));
 	say(s, "replaced the stale socket %s left by a coordinator that is gone", path);
@@ -169,6 +200,9 @@ static int open_listener(struct sb_server *s, const char *given)
 	const char *name = given;
 	int err;
 
+	size_t given_len = strlen(given);
+	if (given_len == 0 || given[given_len - 1] == '/')
+		return sb__fail(-EINVAL, "socket path \"%s\" names no file", given);
 	/* Keep an absolute path: a later chdir() must not make us unlink another file. */
 	if (given[0] != '@' && given[0] != '/') {
 		char cwd[sizeof(s->path)];
@@ -311,7 +345,7 @@ static void admit(struct sb_server *s, int fd)
 	int slot = sb__ctl_claim(s->b->ctl, cred.pid, sb__proc_start_time(cred.pid), sb__mono_ns());
 	if (slot < 0) {
 		say(s, "refused pid %d: %s", cred.pid, sb_last_error());
-		refuse(fd, -EBUSY, sb_last_error());
+		refuse(fd, slot, sb_last_error());
 		return;
 	}
 	int fds[SB_HELLO_FDS] = { -1, -1 };
@@ -374,6 +408,11 @@ static void fan_out(struct sb_server *s)
 	uint64_t kicks;
 	char wake = 'w';
 
+	/*
+	 * The storing thread read waiting == POLL after taking the arm and then
+	 * wrote the eventfd; our read of it orders our loads of waiting after
+	 * that (the eventfd's own lock is the pair), so we see what it saw.
+	 */
 	(void)!read(s->kick_fd, &kicks, sizeof(kicks));
 	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
 		struct conn *c = &s->conns[i];
@@ -550,19 +589,25 @@ int sb_bridge_serve(struct sb_bridge *b, const struct sb_serve_config *cfg)
 
 	sb_store_relaxed(&b->hdr->heartbeat_period_ms, cfg->heartbeat_ms);
 	beat(s);
+	/*
+	 * Before the thread can admit anyone: a consumer's arm is only visible
+	 * after its hello, and the hello after this store, so a writer that
+	 * takes that arm (N2, an acquire) also reads this kick_fd.
+	 */
+	sb_store_release(&b->kick_fd, s->kick_fd);
 	/* The thread takes no signal: SIGINT and friends stay the application's. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = -pthread_create(&s->thread, NULL, serve_main, s);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
+		sb_store_relaxed(&b->kick_fd, -1);
 		sb__fail(err, "cannot start the serving thread: %s", strerror(-err));
 		if (!s->abstract)
 			unlink(s->addr.sun_path);
 		goto fail;
 	}
 	b->server = s;
-	sb_store_relaxed(&b->kick_fd, s->kick_fd); /* storing threads may kick from now on */
 	return 0;
 fail:
 	server_free(s);

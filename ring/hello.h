@@ -6,10 +6,11 @@
  * all. It is one struct sb_hello, with SCM_RIGHTS carrying, in order:
  *   [0] the data memfd, read-only (O_RDONLY; sealed against future writes)
  *   [1] the control memfd, read-write (sealed against shrink and grow)
- *   [2] the consumer's wake eventfd (for sb_consumer_pollfd)
  * A refusal is the same struct with status < 0, a reason, and no
- * descriptors. Nothing flows the other way: after the hello the
- * connection only exists so that each side sees the other hang up.
+ * descriptors. Nothing flows from the consumer. After the hello the
+ * coordinator sends only one-byte wake messages, to a consumer whose
+ * control slot says it polls; otherwise the connection exists so that
+ * each side sees the other hang up.
  *
  * The receiver treats every byte as hostile: sizes, magic, version,
  * descriptor count and the reason string are all checked.

@@ -213,6 +213,29 @@ Test(serve, socket_file_is_private_to_the_coordinators_uid)
 	cr_assert_eq(stat(sock, &st), -1, "a clean shutdown removes the socket");
 }
 
+Test(serve, empty_socket_path_and_foreign_lock_files_are_refused_and_kept)
+{
+	struct sb_bridge *b;
+	struct sb_serve_config sc;
+	char lock[160];
+	struct stat st;
+
+	cr_assert_eq(sb_bridge_create(NULL, NULL, &b), 0);
+	sb_serve_config_default(&sc);
+	sc.socket = "";
+	cr_assert_eq(sb_bridge_serve(b, &sc), -EINVAL);
+	snprintf(lock, sizeof(lock), "%s.lock", sock);
+	int fd = open(lock, O_CREAT | O_WRONLY, 0600);
+	cr_assert_eq(write(fd, "mine", 4), 4);
+	close(fd);
+	sc.socket = sock;
+	cr_assert_eq(sb_bridge_serve(b, &sc), -EEXIST);
+	cr_assert(strstr(sb_last_error(), "not a snapbridge lock file"), "%s", sb_last_error());
+	sb_bridge_destroy(b);
+	cr_assert_eq(stat(lock, &st), 0, "somebody else's file survives");
+	cr_assert_eq(st.st_size, 4);
+}
+
 Test(serve, live_coordinators_socket_is_never_taken_over)
 {
 	struct sb_bridge *a = serving_bridge(sock, SB_LOG_BYTES_MIN), *b;
@@ -704,6 +727,31 @@ Test(serve, drain_stopped_by_its_callback_leaves_the_rest_as_news)
 	sb_bridge_destroy(b);
 }
 
+Test(serve, consumer_that_drained_events_once_is_not_woken_by_records_it_already_drained)
+{
+	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
+	struct sb_consumer *c = caught_up(); /* drained records and events once */
+	enum sb_wait_status st;
+
+	for (int i = 0; i < 3; i++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "new%d", i); /* a new tag: no Overwrite event */
+		store_seeded(b, tag, 64);
+		cr_assert_eq(sb_consumer_drain(c, NULL, NULL, NULL), 0);
+		cr_assert_eq(sb_consumer_wait(c, 0, &st), 0);
+		cr_assert_eq(st, SB_WAIT_TIMEOUT, "store %d was drained and no event is pending",
+			     i);
+	}
+	/* An event it has not drained is still news. */
+	bool stored;
+	cr_assert_eq(sb_bridge_capture(b, "nothing", &stored), 0);
+	cr_assert_eq(sb_consumer_drain(c, NULL, NULL, NULL), 0);
+	cr_assert_eq(sb_consumer_wait(c, 0, &st), 0);
+	cr_assert_eq(st, SB_WAIT_READY);
+	sb_consumer_close(c);
+	sb_bridge_destroy(b);
+}
+
 Test(serve, news_published_before_a_close_is_reported_before_the_close)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
@@ -741,14 +789,9 @@ Test(serve, pollable_descriptor_signals_a_store_and_then_the_close)
 	cr_assert_eq(epoll_wait(ep, &got, 1, 5000), 1, "readable after a store");
 	cr_assert_eq(sb_consumer_arm(c, &st), 0);
 	cr_assert_eq(st, SB_WAIT_READY, "arm says drain first");
-	struct sb_events evs;
 	cr_assert_eq(sb_consumer_drain(c, NULL, NULL, NULL), 0);
 	cr_assert_eq(sb_consumer_arm(c, &st), 0);
-	cr_assert_eq(st, SB_WAIT_READY, "events not drained yet (this consumer drains both)");
-	cr_assert_eq(sb_consumer_drain_events(c, &evs), 0);
-	sb_events_free(&evs);
-	cr_assert_eq(sb_consumer_arm(c, &st), 0);
-	cr_assert_eq(st, SB_WAIT_ARMED);
+	cr_assert_eq(st, SB_WAIT_ARMED, "drained, and the store raised no event");
 	cr_assert_eq(epoll_wait(ep, &got, 1, 50), 0, "drained and re-armed: quiet again");
 	sb_bridge_destroy(b);
 	cr_assert_eq(epoll_wait(ep, &got, 1, 5000), 1, "readable after the close");
@@ -1139,6 +1182,30 @@ Test(serve, consumer_lag_listing_bounds_what_the_control_page_claims)
 }
 
 /* ---- attach by pid ----------------------------------------------------------------- */
+
+Test(serve, forked_child_closing_an_inherited_consumer_leaves_the_parents_slot)
+{
+	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
+	struct sb_consumer *c;
+	int data, ctl;
+
+	cr_assert_eq(sb_bridge_data_fd(b, &data), 0);
+	cr_assert_eq(sb_bridge_control_fd(b, &ctl), 0);
+	cr_assert_eq(sb_consumer_open_fds(data, ctl, 0, &c), 0, "%s", sb_last_error());
+	cr_assert_eq(attached(b), 1);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sb_consumer_close(c);
+		_exit(0);
+	}
+	waitpid(pid, NULL, 0);
+	cr_assert_eq(attached(b), 1, "the parent's claim stands");
+	sb_consumer_close(c);
+	cr_assert_eq(attached(b), 0);
+	close(data);
+	close(ctl);
+	sb_bridge_destroy(b);
+}
 
 Test(serve, tool_attaches_by_pid_and_drains)
 {

@@ -133,8 +133,8 @@ void sb_serve_config_default(struct sb_serve_config *cfg);
 /*
  * Serve consumers on a Unix socket, from a thread of the bridge's own.
  * Each peer is checked with SO_PEERCRED (same uid, or allowed_gid) and
- * gets a versioned hello with a read-only data descriptor, a read-write
- * control descriptor and a wake eventfd; anyone else is refused with the
+ * gets a versioned hello with a read-only data descriptor and a
+ * read-write control descriptor; anyone else is refused with the
  * reason logged and sent back. The thread also writes the heartbeat and
  * reclaims the control slots of consumers that died. It never takes the
  * bridge lock: serving never slows a store.

@@ -93,9 +93,14 @@ int sb_consumer_open_fds(int data_fd, int ctl_fd, uint32_t flags, struct sb_cons
  * seals and sizes and the region's header, map the data read-only and the
  * control page read-write. Waits at most 5 s for the hello. Returns
  * -ENOENT / -ECONNREFUSED (nobody serves there), -EACCES (the coordinator
- * refused this uid), -EBUSY (no free consumer slot), -EPROTO (another
- * snapbridge version), -EBADMSG (a malformed hello or region), -ETIMEDOUT,
- * -ECONNRESET (hung up before the hello); sb_last_error() says more.
+ * refused this uid), -EBUSY (no free consumer slot), -EINVAL (the
+ * coordinator cannot see this process's pid: another pid namespace),
+ * -EPROTO (another snapbridge version), -EBADMSG (a malformed hello or
+ * region), -ETIMEDOUT, -ECONNRESET (hung up before the hello),
+ * -ENAMETOOLONG (a name over 107 bytes); sb_last_error() says more.
+ * Caveat: if the coordinator fork()s without exec(), its children keep
+ * the connection open after it dies; sb_consumer_wait() still notices
+ * through a pidfd, but a polling consumer sees no hang-up.
  */
 int sb_consumer_connect(const char *socket, uint32_t flags, struct sb_consumer **out);
 
