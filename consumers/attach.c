@@ -640,6 +640,25 @@ static void disarm(struct sb_consumer *c)
 		sb_store_relaxed(&s->waiting, (uint32_t)SB_CTL_WAIT_NONE);
 }
 
+/*
+ * The answer that needs no waiting, if there is one: READY for news (once
+ * closed, the positions decide instead, as the close bumps wake_gen too),
+ * CLOSED or DEAD once the coordinator is gone and everything is read.
+ */
+static bool settled(struct sb_consumer *c, uint32_t gen, enum sb_wait_status *status)
+{
+	if (news(c, gen) && !closed_flag(c)) {
+		*status = SB_WAIT_READY;
+		return true;
+	}
+	enum sb_coord_state st = coordinator_state(c);
+	if (st == SB_COORD_ALIVE)
+		return false;
+	/* What was published before the close or the death comes first. */
+	*status = final_status(c, st);
+	return true;
+}
+
 static struct timespec ms_to_ts(uint64_t ms)
 {
 	return (struct timespec){ (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
@@ -655,16 +674,8 @@ int sb_consumer_wait(struct sb_consumer *c, int timeout_ms, enum sb_wait_status 
 
 	for (;;) {
 		uint32_t gen = sb_load_acquire(wake_word(c)); /* pairs with N1 */
-		if (news(c, gen) && !closed_flag(c)) {
-			*status = SB_WAIT_READY;
+		if (settled(c, gen, status))
 			return 0;
-		}
-		enum sb_coord_state st = coordinator_state(c);
-		if (st != SB_COORD_ALIVE) {
-			/* What was published before the close or the death comes first. */
-			*status = final_status(c, st);
-			return 0;
-		}
 		uint64_t now = sb__mono_ns();
 		if (now >= deadline) {
 			*status = SB_WAIT_TIMEOUT;
@@ -718,15 +729,8 @@ int sb_consumer_arm(struct sb_consumer *c, enum sb_wait_status *status)
 	if (c->conn_fd < 0)
 		return sb__fail(-EOPNOTSUPP, "only a consumer attached with sb_consumer_connect() "
 					     "can be armed for polling");
-	if (news(c, sb_load_acquire(wake_word(c))) && !closed_flag(c)) { /* pairs with N1 */
-		*status = SB_WAIT_READY;
+	if (settled(c, sb_load_acquire(wake_word(c)), status)) /* pairs with N1 */
 		return 0;
-	}
-	enum sb_coord_state st = coordinator_state(c);
-	if (st != SB_COORD_ALIVE) {
-		*status = final_status(c, st);
-		return 0;
-	}
 	drop_wakes(c);
 	if (arm(c, SB_CTL_WAIT_POLL, &gen)) {
 		disarm(c);

@@ -887,15 +887,7 @@ static struct coord_child storing_coordinator(uint64_t log_bytes, uint64_t count
 
 static void drain_to_end(struct sb_consumer *c, struct tu_tally *t)
 {
-	uint64_t before, after, stores;
-
-	do {
-		sb_consumer_cursor(c, &before);
-		cr_assert_eq(sb_consumer_drain(c, tu_tally_entry, t, NULL), 0, "%s",
-			     sb_last_error());
-		sb_consumer_cursor(c, &after);
-		sb_consumer_store_count(c, &stores);
-	} while (after < stores && after != before);
+	cr_assert_eq(tu_drain_to_end(c, tu_tally_entry, t), 0, "%s", sb_last_error());
 }
 
 Test(serve, sleeping_consumer_process_is_woken_by_the_coordinators_sigkill)

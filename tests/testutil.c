@@ -63,6 +63,21 @@ int tu_tally_entry(void *tally, const struct sb_entry *e)
 	return 0;
 }
 
+int tu_drain_to_end(struct sb_consumer *c, sb_entry_fn fn, void *user)
+{
+	uint64_t before, after, stores;
+
+	do {
+		sb_consumer_cursor(c, &before);
+		int err = sb_consumer_drain(c, fn, user, NULL);
+		if (err)
+			return err;
+		sb_consumer_cursor(c, &after);
+		sb_consumer_store_count(c, &stores);
+	} while (after < stores && after != before);
+	return 0;
+}
+
 void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_events,
 	       uint64_t log_bytes)
 {

@@ -39,6 +39,13 @@ struct tu_tally {
 /* An sb_entry_fn for a struct tu_tally. */
 int tu_tally_entry(void *tally, const struct sb_entry *e);
 
+/*
+ * Drain until the cursor reaches the newest store or stops moving (a
+ * record in flight): one drain call reads at most a log's worth.
+ * Returns the first drain error, else 0.
+ */
+int tu_drain_to_end(struct sb_consumer *c, sb_entry_fn fn, void *user);
+
 /* A minimal bridge config for tests. */
 void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_events,
 	       uint64_t log_bytes);

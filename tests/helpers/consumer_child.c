@@ -19,21 +19,6 @@
 
 #include "../testutil.h"
 
-/* Drain until the cursor reaches the last store or stops moving (a record in flight). */
-static int drain_all(struct sb_consumer *c, struct tu_tally *t)
-{
-	uint64_t before, after, stores;
-
-	do {
-		sb_consumer_cursor(c, &before);
-		if (sb_consumer_drain(c, tu_tally_entry, t, NULL) != 0)
-			return -1;
-		sb_consumer_cursor(c, &after);
-		sb_consumer_store_count(c, &stores);
-	} while (after < stores && after != before);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct sb_consumer *c;
@@ -85,12 +70,12 @@ int main(int argc, char **argv)
 		waits++;
 		if (st != SB_WAIT_READY)
 			break;
-		if (drain_all(c, &t) != 0) {
+		if (tu_drain_to_end(c, tu_tally_entry, &t) != 0) {
 			printf("error %s\n", sb_last_error());
 			return 1;
 		}
 	}
-	if (drain_all(c, &t) != 0) {
+	if (tu_drain_to_end(c, tu_tally_entry, &t) != 0) {
 		printf("error %s\n", sb_last_error());
 		return 1;
 	}
