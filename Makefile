@@ -11,7 +11,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
                libmsgpack-dev libcriterion-dev libjansson-dev
 
-.PHONY: all deps build demo test test-asan bench-serve format clean
+.PHONY: all deps build demo test test-asan bench-serve model format clean
 
 all: build
 
@@ -54,8 +54,14 @@ bench-serve:
 	$(MAKE) build BUILD=build-bench CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Release -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS)"
 	./build-bench/bench/snapbridge-bench-serve $(BENCH_ARGS)
 
+# SPIN model checks of the record log and the slot seqlock (ring/model/):
+# exhaustive runs that must pass, and planted bugs that SPIN must catch.
+model:
+	@$(MAKE) deps DEB_PACKAGES="spin gcc"
+	ring/model/check.sh build-model
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-tsan build-bench
+	rm -rf build build-asan build-tsan build-bench build-model
