@@ -364,6 +364,7 @@ static bool make_room(struct sb_bridge *b, const char *new_tag)
 struct reclaim_ctx {
 	struct sb_bridge *b;
 	const char *new_tag;
+	int64_t replacing; /* the slot this store overwrites, or -1 */
 };
 
 static void reclaim_record(void *arg, struct sb_rec *rec, uint64_t pos)
@@ -371,8 +372,12 @@ static void reclaim_record(void *arg, struct sb_rec *rec, uint64_t pos)
 	struct reclaim_ctx *ctx = arg;
 
 	(void)pos;
-	/* The slot is the authority: a resident report never loses its bytes silently. */
-	if (slot_holds(ctx->b, rec))
+	/*
+	 * The slot is the authority: a resident report never loses its bytes
+	 * silently. The slot this store overwrites still names its old record
+	 * until the store refills it: that record is superseded, not evicted.
+	 */
+	if (slot_holds(ctx->b, rec) && (int64_t)rec->slot != ctx->replacing)
 		evict(ctx->b, rec, SB_FATE_EVICTED_BYTES, ctx->new_tag);
 }
 
@@ -499,7 +504,7 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 		slot = b->free_slots[--b->nfree];
 	}
 
-	struct reclaim_ctx ctx = { b, a->tag };
+	struct reclaim_ctx ctx = { b, a->tag, found };
 	uint64_t pos = sb__log_reserve(&b->log, len, reclaim_record, &ctx);
 	struct sb_rec *rec = sb__log_rec(&b->log, pos);
 
