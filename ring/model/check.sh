@@ -27,6 +27,8 @@ CHECKS=(
 	"log fail:!(over) -DMUTANT_TAIL_LATE -DWRITERS=1 -DSTORES=3"
 	"log fail:c_seq==id -DMUTANT_TAIL_LATE -DSKIP_P2 -DWRITERS=1 -DSTORES=3"
 	"log fail:!(over) -DMUTANT_NO_RECHECK -DWRITERS=1 -DSTORES=3"
+	# the bug the TSan harness found: an overwrite reclaiming its own old record
+	"log fail:(p==resident) -DMUTANT_RECLAIM_OWN_SLOT -DWRITERS=1 -DSTORES=4 -DCAP=2"
 	# the slot seqlock: a live writer, a writer killed mid-update
 	"slot pass -DFIELDS=3 -DUPDATES=3 -DTRIES=3"
 	"slot pass -DCRASH -DFIELDS=4 -DUPDATES=4 -DTRIES=5"

@@ -30,10 +30,14 @@
  *      end delivered + superseded + evicted + lapped == stores.
  *   P4 an honest writer never makes the reader report a corrupt record
  *      (-EBADMSG) or a protocol error (-EPROTO).
+ *   P5 (writer) after each store the resident count equals the number of
+ *      resident slots.
  *
  * Mutants (each must make SPIN find a violation; `make model` checks):
  *   MUTANT_TAIL_LATE    W1's tail store after the new header is written
  *   MUTANT_NO_RECHECK   the reader skips R3 after its copy
+ *   MUTANT_RECLAIM_OWN_SLOT  reclaim evicts the record the store is
+ *                       overwriting (the bug fixed in 38a22d5)
  */
 
 #ifndef RING
@@ -120,7 +124,7 @@ inline publish_tail(t)
 
 proctype Writer()
 {
-	byte k, t, rlen, pad, wh, wt, moved, i, o, p;
+	byte k, t, rlen, pad, wh, wt, moved, i, o, p, replacing;
 	bool self_evicted, found;
 
 	do
@@ -129,6 +133,7 @@ proctype Writer()
 		select(t : 0 .. TAGS - 1);
 		select(rlen : 1 .. MAXLEN);
 		self_evicted = false;
+		replacing = (slot_seq[t] != 0 -> t : NONE); /* store_prepared's `found` */
 		if
 		:: slot_seq[t] != 0 ->
 			/* overwrite: the old record is superseded */
@@ -162,7 +167,11 @@ proctype Writer()
 			o = OFF(wt);
 			(h_commit[o] == COMMITTED); /* sb__rec_wait_committed() */
 			if
+#ifndef MUTANT_RECLAIM_OWN_SLOT
+			:: h_kind[o] != PAD && SLOT_HOLDS(o) && h_slot[o] != replacing ->
+#else
 			:: h_kind[o] != PAD && SLOT_HOLDS(o) ->
+#endif
 				/* reclaim_record(): evicted by bytes */
 				h_fate[o] = EVICTED_BYTES;
 				d_step { slot_seq[h_slot[o]] = 0; resident-- }
@@ -220,7 +229,7 @@ proctype Writer()
 			if
 			:: !self_evicted ->
 				if
-				:: slot_seq[t] == 0 -> resident++
+				:: replacing == NONE -> resident++
 				:: else
 				fi;
 				slot_seq[t] = k;
@@ -228,7 +237,17 @@ proctype Writer()
 			:: else
 			fi
 		};
-		atomic { lk = 0; t = 0; pad = 0 };
+		/* P5: the resident count is the number of resident slots */
+		d_step {
+			i = 0; p = 0;
+			do
+			:: i < TAGS -> p = p + (slot_seq[i] != 0 -> 1 : 0); i++
+			:: else -> break
+			od;
+			assert(p == resident);
+			i = 0; p = 0
+		};
+		atomic { lk = 0; t = 0; pad = 0; replacing = 0 };
 		/* the copy, outside the lock; payload bytes clobber any old header word */
 		i = 1;
 		do
