@@ -11,7 +11,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
                libmsgpack-dev libcriterion-dev libjansson-dev
 
-.PHONY: all deps build demo test test-asan bench-serve model format clean
+.PHONY: all deps build demo test test-asan test-tsan bench-serve model format clean
 
 all: build
 
@@ -46,6 +46,24 @@ test: build
 # a TSan run needs a harness of its own; -DSNAPBRIDGE_SANITIZE=thread builds.)
 test-asan:
 	$(MAKE) test BUILD=build-asan CMAKE_ARGS="-DSNAPBRIDGE_SANITIZE=address $(CMAKE_ARGS)"
+
+# The concurrency harness under ThreadSanitizer (tests/tsan/; Criterion
+# cannot start under TSan). Any report fails with exit code 66; first a
+# planted race must be reported, or TSan is not really on. A small and a
+# larger log, TSAN_STORES stores per writer thread.
+TSAN_STORES ?= 3000
+TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$(CURDIR)/tests/tsan/tsan.supp"
+test-tsan: deps
+	@mkdir -p build-tsan
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPBRIDGE_SANITIZE=thread $(CMAKE_ARGS) \
+	  > build-tsan/configure.log 2>&1 || { cat build-tsan/configure.log; exit 1; }
+	@cmake --build build-tsan -j $(JOBS) --target sb_tsan_stress > build-tsan/build.log 2>&1 \
+	  || { cat build-tsan/build.log; exit 1; }
+	@$(TSAN_ENV) ./build-tsan/tests/tsan/sb_tsan_stress --planted-race > build-tsan/planted.log 2>&1; \
+	  rc=$$?; if [ $$rc -ne 66 ]; then cat build-tsan/planted.log; \
+	  echo "test-tsan: the planted race exited $$rc, not 66: TSan is not working"; exit 1; fi
+	$(TSAN_ENV) ./build-tsan/tests/tsan/sb_tsan_stress $(TSAN_STORES) 64
+	$(TSAN_ENV) ./build-tsan/tests/tsan/sb_tsan_stress $(TSAN_STORES) 256
 
 # The serving benchmark (docs/BENCHMARKS.md), in an optimised build of its own.
 # BENCH_ARGS=--quick for a 5-second run.
