@@ -348,6 +348,13 @@ int sb__missing_decode(const void *buf, size_t len, struct sb_missing *m, char *
 		sb__fail(err, "missing-stats reason names no known variant");
 		goto out;
 	}
+	/* Only the fields the variant has (sb_missing's contract); a writer stores no others. */
+	if (!text_key(m->kind))
+		m->text = NULL;
+	if (m->kind != SB_MISSING_SCHEDULER_ERROR)
+		m->err = 0;
+	if (!has_sizes(m->kind))
+		m->size = m->max = 0;
 	if (text_key(m->kind) && !m->text) {
 		text[0] = '\0';
 		m->text = text;
