@@ -11,7 +11,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
                libmsgpack-dev libcriterion-dev libjansson-dev
 
-.PHONY: all deps build demo test test-asan test-tsan bench-serve model format clean
+.PHONY: all deps build demo test test-asan test-tsan fuzz bench-serve model format clean
 
 all: build
 
@@ -72,6 +72,20 @@ bench-serve:
 	$(MAKE) build BUILD=build-bench CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Release -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS)"
 	./build-bench/bench/snapbridge-bench-serve $(BENCH_ARGS)
 
+# libFuzzer targets (tests/fuzz/), built with clang in build-fuzz/ and run
+# FUZZ_SECONDS each; any finding fails. llvm-14 gives readable stacks.
+FUZZ_SECONDS ?= 60
+FUZZ_PACKAGES = clang libclang-rt-14-dev llvm-14
+fuzz:
+	@$(MAKE) deps DEB_PACKAGES="$(DEB_PACKAGES) $(FUZZ_PACKAGES)"
+	@mkdir -p build-fuzz
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSNAPBRIDGE_FUZZ=ON -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS) > build-fuzz/configure.log 2>&1 \
+	  || { cat build-fuzz/configure.log; exit 1; }
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_all > build-fuzz/build.log 2>&1 \
+	  || { cat build-fuzz/build.log; exit 1; }
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 # SPIN model checks of the record log and the slot seqlock (ring/model/):
 # exhaustive runs that must pass, and planted bugs that SPIN must catch.
 model:
@@ -82,4 +96,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-tsan build-bench build-model
+	rm -rf build build-asan build-tsan build-bench build-model build-fuzz
