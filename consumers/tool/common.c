@@ -97,9 +97,9 @@ int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
 	if (src->socket) {
 		err = sb_consumer_connect(src->socket, flags, out);
 		if (err == -ENOENT || err == -ECONNREFUSED)
-			return sb_tool_fail(cmd, "no coordinator serves %s (%s): start one with "
-						 "'snapbridge coordinator --socket %s'",
-					    src->socket, sb_last_error(), src->socket);
+			return sb_tool_fail(cmd, "%s (start one with 'snapbridge coordinator "
+						 "--socket %s')",
+					    sb_last_error(), src->socket);
 		if (err)
 			return sb_tool_fail(cmd, "cannot connect to %s: %s", src->socket,
 					    sb_last_error());
