@@ -573,3 +573,53 @@ Test(cli, demo_json_parses_and_every_consumer_adds_up, .timeout = 120)
 	run_free(&r);
 	remove_dir();
 }
+
+/* ---- save against a busy writer --------------------------------------------------- */
+
+Test(cli, save_while_the_writer_stores_flat_out_gives_images_that_verify, .timeout = 120)
+{
+	char sock[300], img[300], co[300], ce[300];
+
+	make_dir();
+	snprintf(sock, sizeof(sock), "%s/busy.sock", dir);
+	snprintf(img, sizeof(img), "%s/busy.img", dir);
+	snprintf(co, sizeof(co), "%s/coord.out", dir);
+	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
+	/* A small log the writer laps every few milliseconds, stores with no pause. */
+	pid_t coord = start(co, ce,
+			    (const char *const[]){ "coordinator", "--socket", sock, "--interval-ms",
+						   "0", "--tag-mode", "unique", "--max-snapshots", "64",
+						   "--log-bytes", "262144", "--payload-bytes", "1500",
+						   NULL });
+	while (!file_has(co, "serving on")) {
+		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
+		nap_ms(10);
+	}
+	json_int_t last_stores = 0;
+	for (int i = 0; i < 5; i++) {
+		struct run r = run_args(
+		    (const char *const[]){ "save", "--socket", sock, "--output", img, NULL });
+		cr_assert_eq(r.status, 0, "save %d failed: %s", i, r.err);
+		run_free(&r);
+
+		/* --verify exits 1 on any report whose bytes are not what was stored. */
+		struct lines l;
+		r = run_args((const char *const[]){ "drain", "--file", img, "--all-versions",
+						     "--verify", NULL });
+		cr_assert_eq(r.status, 0, "image %d: %s", i, r.err);
+		check_lines(r.out, &l);
+		run_free(&r);
+		json_int_t stores = geti(l.summary, "stores");
+		assert_adds_up(l.summary, stores);
+		cr_assert_gt(stores, last_stores, "each image holds the stores made so far");
+		cr_assert_gt(geti(l.summary, "delivered"), 0);
+		cr_assert_eq(l.bad_checksums, 0);
+		cr_assert(l.seq_order_ok && l.report_seq_ok && l.verified_ok);
+		cr_assert_eq(geti(l.summary, "torn"), 0, "no record in an image is half-written");
+		last_stores = stores;
+		json_decref(l.summary);
+	}
+	kill(coord, SIGTERM);
+	cr_assert_eq(finish(coord), 0);
+	remove_dir();
+}

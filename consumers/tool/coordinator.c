@@ -297,6 +297,14 @@ static bool sleep_until(const sigset_t *stopset, uint64_t deadline_ns)
 	}
 }
 
+/* Whether a stop signal is waiting (taken here), without blocking. */
+static bool stop_pending(const sigset_t *stopset)
+{
+	struct timespec zero = { 0, 0 };
+
+	return sigtimedwait(stopset, NULL, &zero) > 0;
+}
+
 static int wait_for_consumers(struct sb_bridge *b, const sigset_t *stopset, uint64_t want,
 			      bool *stopped)
 {
@@ -382,6 +390,8 @@ int sb_cmd_coordinator(int argc, char **argv)
 		s.stored += stored;
 		next += o.interval_ms * 1000000ull;
 		if (o.interval_ms && !sleep_until(&stopset, next))
+			stopped = true;
+		else if (!o.interval_ms && s.attempts % 64 == 0 && stop_pending(&stopset))
 			stopped = true;
 	}
 	double secs = (double)(sb_tool_mono_ns() - s.start_ns) / 1e9;
