@@ -239,9 +239,10 @@ static void check_lines(const char *text, struct lines *l)
 			if ((json_int_t)json_u64(json_object_get(report, "seq")) != seq)
 				l->report_seq_ok = false;
 			/* Periodic tags carry stats: a document or a missing reason. */
-			if (!strncmp(json_string_value(json_object_get(j, "tag")), "periodic_", 9) &&
-			    !(json_is_object(stats) &&
-			      (json_object_get(stats, "missing") || json_object_get(stats, "runnable"))))
+			if (!strncmp(json_string_value(json_object_get(j, "tag")), "periodic_",
+				     9) &&
+			    !(json_is_object(stats) && (json_object_get(stats, "missing") ||
+							json_object_get(stats, "runnable"))))
 				l->stats_ok = false;
 			if (verified && !json_is_true(verified))
 				l->verified_ok = false;
@@ -306,12 +307,12 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	snprintf(be, sizeof(be), "%s/b.err", dir);
 
 	/* It stores only once both followers are attached, then lingers until SIGTERM. */
-	pid_t coord = start(co, ce,
-			    (const char *const[]){ "coordinator", "--socket", sock, "--count", "400",
-						   "--interval-ms", "1", "--tag-mode", "mixed",
-						   "--max-snapshots", "16", "--payload-bytes", "700",
-						   "--wait-consumers", "2", "--linger-ms", "600000",
-						   NULL });
+	pid_t coord =
+	    start(co, ce,
+		  (const char *const[]){ "coordinator", "--socket", sock, "--count", "400",
+					 "--interval-ms", "1", "--tag-mode", "mixed",
+					 "--max-snapshots", "16", "--payload-bytes", "700",
+					 "--wait-consumers", "2", "--linger-ms", "600000", NULL });
 	while (!file_has(co, "serving on")) {
 		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
 		nap_ms(10);
@@ -326,8 +327,8 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	/* stat until every store is made; it lists both followers. */
 	json_t *st = NULL;
 	for (;;) {
-		struct run r = run_args((const char *const[]){ "stat", "--socket", sock, "--format",
-								"json", NULL });
+		struct run r = run_args(
+		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
 		cr_assert_eq(r.status, 0, "stat failed: %s", r.err);
 		json_decref(st);
 		st = json_loads(r.out, 0, NULL);
@@ -344,8 +345,8 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	json_decref(st);
 
 	/* save: the image appears whole, with no temporary left next to it. */
-	struct run r = run_args(
-	    (const char *const[]){ "save", "--socket", sock, "--output", img, NULL });
+	struct run r =
+	    run_args((const char *const[]){ "save", "--socket", sock, "--output", img, NULL });
 	cr_assert_eq(r.status, 0, "save failed: %s", r.err);
 	run_free(&r);
 	struct stat sbuf;
@@ -496,8 +497,8 @@ Test(cli, every_usage_error_exits_2_with_a_message, .timeout = 60)
 		struct run r = run_args(cases[i]);
 
 		cr_expect_eq(r.status, 2, "case %zu (%s %s) exited %d", i,
-			     cases[i][0] ? cases[i][0] : "", cases[i][0] && cases[i][1] ? cases[i][1] : "",
-			     r.status);
+			     cases[i][0] ? cases[i][0] : "",
+			     cases[i][0] && cases[i][1] ? cases[i][1] : "", r.status);
 		cr_expect(strlen(r.err) > 0, "case %zu printed nothing on stderr", i);
 		cr_expect(strncmp(r.err, "snapbridge", 10) == 0 || strncmp(r.err, "usage", 5) == 0,
 			  "case %zu: %s", i, r.err);
@@ -588,9 +589,9 @@ Test(cli, save_while_the_writer_stores_flat_out_gives_images_that_verify, .timeo
 	/* A small log the writer laps every few milliseconds, stores with no pause. */
 	pid_t coord = start(co, ce,
 			    (const char *const[]){ "coordinator", "--socket", sock, "--interval-ms",
-						   "0", "--tag-mode", "unique", "--max-snapshots", "64",
-						   "--log-bytes", "262144", "--payload-bytes", "1500",
-						   NULL });
+						   "0", "--tag-mode", "unique", "--max-snapshots",
+						   "64", "--log-bytes", "262144", "--payload-bytes",
+						   "1500", NULL });
 	while (!file_has(co, "serving on")) {
 		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
 		nap_ms(10);
@@ -605,7 +606,7 @@ Test(cli, save_while_the_writer_stores_flat_out_gives_images_that_verify, .timeo
 		/* --verify exits 1 on any report whose bytes are not what was stored. */
 		struct lines l;
 		r = run_args((const char *const[]){ "drain", "--file", img, "--all-versions",
-						     "--verify", NULL });
+						    "--verify", NULL });
 		cr_assert_eq(r.status, 0, "image %d: %s", i, r.err);
 		check_lines(r.out, &l);
 		run_free(&r);

@@ -141,9 +141,9 @@ Test(cli_json, floats_read_back_as_the_same_double_and_non_finite_ones_are_named
 
 Test(cli_json, bytes_that_are_not_one_msgpack_object_are_refused)
 {
-	static const uint8_t two[] = { 0x01, 0x02 };	   /* two objects */
-	static const uint8_t cut[] = { 0x92, 0x01 };	   /* an array missing an item */
-	static const uint8_t bad[] = { 0xc1 };		   /* the never-used byte */
+	static const uint8_t two[] = { 0x01, 0x02 }; /* two objects */
+	static const uint8_t cut[] = { 0x92, 0x01 }; /* an array missing an item */
+	static const uint8_t bad[] = { 0xc1 };	     /* the never-used byte */
 	json_t *j = NULL;
 	char err[128];
 

@@ -50,8 +50,8 @@ int sb_tool_bad_option(const char *cmd, int c, char **argv)
 	return sb_tool_usage_error(cmd, "unknown option '%s'", arg);
 }
 
-int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t min,
-		      uint64_t max, uint64_t *out)
+int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t min, uint64_t max,
+		      uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
@@ -70,8 +70,7 @@ bad:
 				   s ? s : "");
 }
 
-int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok,
-			 bool pid_ok)
+int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok, bool pid_ok)
 {
 	int n = !!src->socket + !!src->file + !!src->pid;
 
@@ -80,10 +79,11 @@ int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file
 	if (src->pid && !pid_ok)
 		return sb_tool_usage_error(cmd, "--pid is not accepted here: give --socket PATH");
 	if (n == 0)
-		return sb_tool_usage_error(cmd, "say where to read from: %s",
-					   file_ok ? (pid_ok ? "--socket PATH, --file IMAGE or --pid PID"
-							     : "--socket PATH or --file IMAGE")
-						   : "--socket PATH");
+		return sb_tool_usage_error(
+		    cmd, "say where to read from: %s",
+		    file_ok ? (pid_ok ? "--socket PATH, --file IMAGE or --pid PID"
+				      : "--socket PATH or --file IMAGE")
+			    : "--socket PATH");
 	if (n > 1)
 		return sb_tool_usage_error(cmd, "give only one of --socket, --file and --pid");
 	return 0;
@@ -97,8 +97,9 @@ int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
 	if (src->socket) {
 		err = sb_consumer_connect(src->socket, flags, out);
 		if (err == -ENOENT || err == -ECONNREFUSED)
-			return sb_tool_fail(cmd, "%s (start one with 'snapbridge coordinator "
-						 "--socket %s')",
+			return sb_tool_fail(cmd,
+					    "%s (start one with 'snapbridge coordinator "
+					    "--socket %s')",
 					    sb_last_error(), src->socket);
 		if (err)
 			return sb_tool_fail(cmd, "cannot connect to %s: %s", src->socket,

@@ -32,39 +32,40 @@ struct coord_opts {
 
 static int usage(FILE *to, int code)
 {
-	fprintf(to,
-		"usage: snapbridge coordinator --socket PATH [options]\n"
-		"\n"
-		"Run a coordinator with a synthetic capture source and serve consumers on a\n"
-		"Unix socket. Reports are msgpack maps with a seeded byte pattern and its\n"
-		"checksum, so any consumer can verify them ('snapbridge drain --verify').\n"
-		"Periodic captures carry stats (some present, some missing with a reason),\n"
-		"elapsed and boundary offsets and a step index. It stops after --count\n"
-		"stores and --linger-ms, or on SIGINT/SIGTERM, and closes cleanly.\n"
-		"\n"
-		"options:\n"
-		"  --socket PATH          where consumers connect (a path, or @name)\n"
-		"  --count N              stores to make, 0 = until stopped (default 0)\n"
-		"  --interval-ms MS       time between captures, 0 = flat out (default 100)\n"
-		"  --payload-bytes N      pattern bytes per report (default 1024)\n"
-		"  --tag-mode MODE        periodic   periodic_000, periodic_001, ... (default)\n"
-		"                         cycle:K    K tags cycle_0..cycle_K-1, round-robin\n"
-		"                         unique     capture_1, capture_2, ... never reused\n"
-		"                         mixed      a 'hot' tag every third capture (overwrites),\n"
-		"                                    periodic tags otherwise (evictions at the cap)\n"
-		"  --max-snapshots N      resident reports kept (default %u)\n"
-		"  --max-events N         events kept (default %u)\n"
-		"  --log-bytes N          record log size in bytes (default %u)\n"
-		"  --linger-ms MS         keep serving this long after the last store (default 0)\n"
-		"  --wait-consumers N     before the first capture, wait until N consumers are\n"
-		"                         attached (at most 60 s)\n"
-		"\n"
-		"It prints one line saying where consumers connect, and one when it closes.\n"
-		"\n"
-		"examples:\n"
-		"  snapbridge coordinator --socket /tmp/sb.sock --count 1000 --interval-ms 5\n"
-		"  snapbridge coordinator --socket @demo --tag-mode cycle:8 --max-snapshots 4\n",
-		SB_DEFAULT_MAX_SNAPSHOTS, SB_DEFAULT_MAX_EVENTS, SB_DEFAULT_LOG_BYTES);
+	fprintf(
+	    to,
+	    "usage: snapbridge coordinator --socket PATH [options]\n"
+	    "\n"
+	    "Run a coordinator with a synthetic capture source and serve consumers on a\n"
+	    "Unix socket. Reports are msgpack maps with a seeded byte pattern and its\n"
+	    "checksum, so any consumer can verify them ('snapbridge drain --verify').\n"
+	    "Periodic captures carry stats (some present, some missing with a reason),\n"
+	    "elapsed and boundary offsets and a step index. It stops after --count\n"
+	    "stores and --linger-ms, or on SIGINT/SIGTERM, and closes cleanly.\n"
+	    "\n"
+	    "options:\n"
+	    "  --socket PATH          where consumers connect (a path, or @name)\n"
+	    "  --count N              stores to make, 0 = until stopped (default 0)\n"
+	    "  --interval-ms MS       time between captures, 0 = flat out (default 100)\n"
+	    "  --payload-bytes N      pattern bytes per report (default 1024)\n"
+	    "  --tag-mode MODE        periodic   periodic_000, periodic_001, ... (default)\n"
+	    "                         cycle:K    K tags cycle_0..cycle_K-1, round-robin\n"
+	    "                         unique     capture_1, capture_2, ... never reused\n"
+	    "                         mixed      a 'hot' tag every third capture (overwrites),\n"
+	    "                                    periodic tags otherwise (evictions at the cap)\n"
+	    "  --max-snapshots N      resident reports kept (default %u)\n"
+	    "  --max-events N         events kept (default %u)\n"
+	    "  --log-bytes N          record log size in bytes (default %u)\n"
+	    "  --linger-ms MS         keep serving this long after the last store (default 0)\n"
+	    "  --wait-consumers N     before the first capture, wait until N consumers are\n"
+	    "                         attached (at most 60 s)\n"
+	    "\n"
+	    "It prints one line saying where consumers connect, and one when it closes.\n"
+	    "\n"
+	    "examples:\n"
+	    "  snapbridge coordinator --socket /tmp/sb.sock --count 1000 --interval-ms 5\n"
+	    "  snapbridge coordinator --socket @demo --tag-mode cycle:8 --max-snapshots 4\n",
+	    SB_DEFAULT_MAX_SNAPSHOTS, SB_DEFAULT_MAX_EVENTS, SB_DEFAULT_LOG_BYTES);
 	return code;
 }
 
@@ -121,8 +122,8 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 						&o->interval_ms);
 			break;
 		case 'p':
-			err = sb_tool_parse_u64(cmd, "payload-bytes", optarg, 0, SB_LOG_BYTES_MAX / 2,
-						&o->payload);
+			err = sb_tool_parse_u64(cmd, "payload-bytes", optarg, 0,
+						SB_LOG_BYTES_MAX / 2, &o->payload);
 			break;
 		case 't':
 			err = parse_tag_mode(optarg, o);
@@ -142,8 +143,8 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 						SB_LOG_BYTES_MAX, &o->cfg.log_bytes);
 			break;
 		case 'l':
-			err = sb_tool_parse_u64(cmd, "linger-ms", optarg, 0, 86400000,
-						&o->linger_ms);
+			err =
+			    sb_tool_parse_u64(cmd, "linger-ms", optarg, 0, 86400000, &o->linger_ms);
 			break;
 		case 'w':
 			err = sb_tool_parse_u64(cmd, "wait-consumers", optarg, 0, 62,
@@ -323,8 +324,8 @@ static int wait_for_consumers(struct sb_bridge *b, const sigset_t *stopset, uint
 		if (n >= want)
 			return 0;
 		if (sb_tool_mono_ns() > deadline)
-			return sb_tool_fail(cmd, "only %zu of %llu consumers attached within 60 s", n,
-					    (unsigned long long)want);
+			return sb_tool_fail(cmd, "only %zu of %llu consumers attached within 60 s",
+					    n, (unsigned long long)want);
 		if (!sleep_until(stopset, sb_tool_mono_ns() + 5000000)) {
 			*stopped = true;
 			return 0;

@@ -40,14 +40,14 @@ static const char *const cmd = "demo";
 
 struct child {
 	pid_t pid;
-	int out;      /* its stdout, non-blocking; -1 once at EOF */
-	char *buf;    /* everything it printed */
+	int out;   /* its stdout, non-blocking; -1 once at EOF */
+	char *buf; /* everything it printed */
 	size_t len, cap;
-	int status;   /* from waitpid */
+	int status; /* from waitpid */
 	bool exited;
 	bool all_versions;
 	unsigned period_ms; /* 0: wakes on every store */
-	json_t *summary; /* a consumer's summary line */
+	json_t *summary;    /* a consumer's summary line */
 };
 
 struct demo {
@@ -243,10 +243,10 @@ static void progress(struct demo *d, bool tty, bool final)
 		return;
 	sb_consumer_store_count(d->monitor, &stores);
 	sb_consumer_peers(d->monitor, info, 64, &n);
-	off = snprintf(line, sizeof(line), "[%5.1fs] stores %6llu/%llu  lag",
-		       (double)(sb_tool_mono_ns() - d->started_ns) / 1e9,
-		       (unsigned long long)stores,
-		       (unsigned long long)(d->seconds * 1000 / INTERVAL_MS));
+	off =
+	    snprintf(line, sizeof(line), "[%5.1fs] stores %6llu/%llu  lag",
+		     (double)(sb_tool_mono_ns() - d->started_ns) / 1e9, (unsigned long long)stores,
+		     (unsigned long long)(d->seconds * 1000 / INTERVAL_MS));
 	for (uint64_t k = 0; k < d->consumers; k++) {
 		const char *lag = "-";
 		char buf[24];
@@ -338,21 +338,21 @@ static json_t *report(struct demo *d, double secs, bool *all_ok)
 		}
 		*all_ok = *all_ok && ok;
 		json_array_append_new(
-		    cons, json_pack("{s:i,s:s,s:o,s:O,s:b,s:i}", "pid", (int)ch->pid, "mode",
-				    ch->all_versions ? "all-versions" : "resident", "drain_every_ms",
-				    ch->period_ms ? json_integer(ch->period_ms) : json_null(), "summary",
-				    ch->summary ? ch->summary : json_null(), "adds_up", (int)adds_up,
-				    "exit_status",
-				    ch->exited && WIFEXITED(ch->status) ? WEXITSTATUS(ch->status)
-									 : -1));
+		    cons,
+		    json_pack("{s:i,s:s,s:o,s:O,s:b,s:i}", "pid", (int)ch->pid, "mode",
+			      ch->all_versions ? "all-versions" : "resident", "drain_every_ms",
+			      ch->period_ms ? json_integer(ch->period_ms) : json_null(), "summary",
+			      ch->summary ? ch->summary : json_null(), "adds_up", (int)adds_up,
+			      "exit_status",
+			      ch->exited && WIFEXITED(ch->status) ? WEXITSTATUS(ch->status) : -1));
 	}
 	double store_secs = coord_secs > 0 ? coord_secs : secs;
 	return json_pack(
 	    "{s:I,s:I,s:i,s:i,s:i,s:I,s:f,s:{s:I,s:I,s:I,s:I},s:o,s:{s:I,s:I,s:I},s:b}", "seconds",
-	    (json_int_t)d->seconds, "consumers_requested", (json_int_t)d->consumers,
-	    "report_bytes", PAYLOAD, "interval_ms", INTERVAL_MS, "max_snapshots", MAX_SNAPSHOTS,
-	    "stores", (json_int_t)stores, "stores_per_s", (double)stores / store_secs, "events",
-	    "overwrite", (json_int_t)d->ev_by_kind[SB_EVENT_OVERWRITE], "eviction",
+	    (json_int_t)d->seconds, "consumers_requested", (json_int_t)d->consumers, "report_bytes",
+	    PAYLOAD, "interval_ms", INTERVAL_MS, "max_snapshots", MAX_SNAPSHOTS, "stores",
+	    (json_int_t)stores, "stores_per_s", (double)stores / store_secs, "events", "overwrite",
+	    (json_int_t)d->ev_by_kind[SB_EVENT_OVERWRITE], "eviction",
 	    (json_int_t)d->ev_by_kind[SB_EVENT_EVICTION], "capture_unavailable",
 	    (json_int_t)d->ev_by_kind[SB_EVENT_CAPTURE_UNAVAILABLE], "truncated",
 	    (json_int_t)d->ev_truncated, "consumers", cons, "wake_latency_us_worst", "p50", p50,
@@ -390,8 +390,8 @@ static void print_table(json_t *r)
 			snprintf(wake, sizeof(wake), "%lld/%lld", (long long)geti(lat, "p50"),
 				 (long long)geti(lat, "p99"));
 		const char *kind = strcmp(json_string_value(json_object_get(c, "mode")), "resident")
-					   ? "all"
-					   : "resident";
+				       ? "all"
+				       : "resident";
 		if (json_is_integer(every))
 			snprintf(mode, sizeof(mode), "%s/%lldms", kind,
 				 (long long)json_integer_value(every));
@@ -399,8 +399,7 @@ static void print_table(json_t *r)
 			snprintf(mode, sizeof(mode), "%s/wake", kind);
 		printf("  %-3zu %7lld %-15s %7lld %9lld %10lld %7lld %6lld %4lld %7s %8lld %4lld "
 		       "%14s\n",
-		       i + 1, (long long)geti(c, "pid"),
-		       mode, (long long)geti(s, "stores"),
+		       i + 1, (long long)geti(c, "pid"), mode, (long long)geti(s, "stores"),
 		       (long long)geti(s, "delivered"), (long long)geti(s, "superseded"),
 		       (long long)geti(s, "evicted"), (long long)geti(s, "lapped"),
 		       (long long)geti(s, "torn"),
@@ -453,17 +452,35 @@ int sb_cmd_demo(int argc, char **argv)
 	sb_tool_catch_stop_signals();
 
 	char count[24], waitn[24], interval[24], payload[24], snaps[24], logb[24], evs[24];
-	snprintf(count, sizeof(count), "%llu", (unsigned long long)(d->seconds * 1000 / INTERVAL_MS));
+	snprintf(count, sizeof(count), "%llu",
+		 (unsigned long long)(d->seconds * 1000 / INTERVAL_MS));
 	snprintf(waitn, sizeof(waitn), "%llu", (unsigned long long)d->consumers + 1);
 	snprintf(interval, sizeof(interval), "%d", INTERVAL_MS);
 	snprintf(payload, sizeof(payload), "%d", PAYLOAD);
 	snprintf(snaps, sizeof(snaps), "%d", MAX_SNAPSHOTS);
 	snprintf(logb, sizeof(logb), "%u", LOG_BYTES);
 	snprintf(evs, sizeof(evs), "%d", MAX_EVENTS);
-	char *cargv[] = { "snapbridge", "coordinator", "--socket", d->socket, "--count", count,
-			  "--interval-ms", interval, "--payload-bytes", payload, "--tag-mode",
-			  "mixed", "--max-snapshots", snaps, "--log-bytes", logb, "--max-events",
-			  evs, "--wait-consumers", waitn, NULL };
+	char *cargv[] = { "snapbridge",
+			  "coordinator",
+			  "--socket",
+			  d->socket,
+			  "--count",
+			  count,
+			  "--interval-ms",
+			  interval,
+			  "--payload-bytes",
+			  payload,
+			  "--tag-mode",
+			  "mixed",
+			  "--max-snapshots",
+			  snaps,
+			  "--log-bytes",
+			  logb,
+			  "--max-events",
+			  evs,
+			  "--wait-consumers",
+			  waitn,
+			  NULL };
 	int err = spawn(d, &d->coord, cargv);
 	if (err) {
 		ret = sb_tool_fail(cmd, "cannot start the coordinator: %s", strerror(-err));
@@ -479,8 +496,8 @@ int sb_cmd_demo(int argc, char **argv)
 		 * lapped), so that every outcome shows up.
 		 */
 		char every[24];
-		char *dargv[16] = { "snapbridge", "drain", "--socket", d->socket, "--follow",
-				    "--verify", "--quiet", "--format", "jsonl" };
+		char *dargv[16] = { "snapbridge", "drain",   "--socket", d->socket, "--follow",
+				    "--verify",	  "--quiet", "--format", "jsonl" };
 		int na = 9;
 		ch->all_versions = d->consumers > 1 && k == d->consumers - 1;
 		ch->period_ms = ch->all_versions ? SLOW_MS : k ? PERIOD_MS * (unsigned)k : 0;

@@ -20,7 +20,7 @@ struct drain_opts {
 	struct sb_source src;
 	bool follow, all_versions, events, aux, verify, quiet, from_end;
 	enum format format;
-	int64_t timeout_ms; /* -1: none */
+	int64_t timeout_ms;   /* -1: none */
 	uint64_t interval_ms; /* with --follow: drain on this period instead of on wake-ups */
 };
 
@@ -44,26 +44,27 @@ struct drain_state {
 static int usage(const struct drain_opts *o, FILE *to, int code)
 {
 	if (o->events_only) {
-		fprintf(to,
-			"usage: snapbridge events (--socket PATH | --file IMAGE | --pid PID) "
-			"[--follow] [--format jsonl|table] [--timeout-ms MS]\n"
-			"\n"
-			"Print the bridge's diagnostic events (Overwrite, Eviction,\n"
-			"CaptureUnavailable, ...) in order; events the ring overwrote before\n"
-			"they were read show up as one EventLogTruncated with their count.\n"
-			"\n"
-			"options:\n"
-			"  --socket PATH      connect to a coordinator\n"
-			"  --file IMAGE       read an image made by 'snapbridge save'\n"
-			"  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
-			"  --follow           keep waiting for events until the coordinator closes\n"
-			"  --format FMT       jsonl (one JSON object per line, default) or table\n"
-			"  --timeout-ms MS    with --follow, stop after MS ms with nothing new\n"
-			"\n"
-			"examples:\n"
-			"  snapbridge events --socket /tmp/sb.sock --format table\n"
-			"  snapbridge events --socket /tmp/sb.sock --follow | jq -c 'select(.kind == "
-			"\"Eviction\")'\n");
+		fprintf(
+		    to,
+		    "usage: snapbridge events (--socket PATH | --file IMAGE | --pid PID) "
+		    "[--follow] [--format jsonl|table] [--timeout-ms MS]\n"
+		    "\n"
+		    "Print the bridge's diagnostic events (Overwrite, Eviction,\n"
+		    "CaptureUnavailable, ...) in order; events the ring overwrote before\n"
+		    "they were read show up as one EventLogTruncated with their count.\n"
+		    "\n"
+		    "options:\n"
+		    "  --socket PATH      connect to a coordinator\n"
+		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
+		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
+		    "  --follow           keep waiting for events until the coordinator closes\n"
+		    "  --format FMT       jsonl (one JSON object per line, default) or table\n"
+		    "  --timeout-ms MS    with --follow, stop after MS ms with nothing new\n"
+		    "\n"
+		    "examples:\n"
+		    "  snapbridge events --socket /tmp/sb.sock --format table\n"
+		    "  snapbridge events --socket /tmp/sb.sock --follow | jq -c 'select(.kind == "
+		    "\"Eviction\")'\n");
 		return code;
 	}
 	fprintf(to,
@@ -228,8 +229,8 @@ static void table_header(struct drain_state *s)
 	if (s->header_done)
 		return;
 	s->header_done = true;
-	fprintf(s->out, "%-6s %9s  %-24s %-14s %-3s %9s %9s %4s  %-26s %9s\n", "TYPE", "SEQ",
-		"TAG", "SCHEMA", "PH", "ELAPSED", "BOUNDARY", "STEP", "STATS", "BYTES");
+	fprintf(s->out, "%-6s %9s  %-24s %-14s %-3s %9s %9s %4s  %-26s %9s\n", "TYPE", "SEQ", "TAG",
+		"SCHEMA", "PH", "ELAPSED", "BOUNDARY", "STEP", "STATS", "BYTES");
 }
 
 static void table_u64(char *buf, size_t n, bool has, uint64_t v)
@@ -267,15 +268,14 @@ static json_t *entry_json(const struct sb_entry *e)
 
 	if (sb_mp_to_json(e->report, e->report_len, &report, err, sizeof(err)) != 0)
 		report = json_pack("{s:s}", "undecodable", err);
-	return json_pack("{s:s,s:I,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o}", "type", "snapshot",
-			 "store_seq", (json_int_t)e->store_seq, "tag",
-			 sb_tool_text_json(e->tag, strlen(e->tag)), "schema",
-			 sb_tool_text_json(e->schema, strlen(e->schema)), "placeholder",
-			 (int)e->placeholder, "elapsed_ms",
-			 opt_u64(e->meta.has_elapsed, e->meta.elapsed_ms), "boundary_offset_ms",
-			 opt_u64(e->meta.has_boundary, e->meta.boundary_offset_ms), "step_index",
-			 opt_u64(e->meta.has_step, e->meta.step_index), "stats",
-			 sb_tool_stats_json(&e->stats), "report", report);
+	return json_pack(
+	    "{s:s,s:I,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o}", "type", "snapshot", "store_seq",
+	    (json_int_t)e->store_seq, "tag", sb_tool_text_json(e->tag, strlen(e->tag)), "schema",
+	    sb_tool_text_json(e->schema, strlen(e->schema)), "placeholder", (int)e->placeholder,
+	    "elapsed_ms", opt_u64(e->meta.has_elapsed, e->meta.elapsed_ms), "boundary_offset_ms",
+	    opt_u64(e->meta.has_boundary, e->meta.boundary_offset_ms), "step_index",
+	    opt_u64(e->meta.has_step, e->meta.step_index), "stats", sb_tool_stats_json(&e->stats),
+	    "report", report);
 }
 
 static int on_entry(void *user, const struct sb_entry *e)
@@ -303,7 +303,8 @@ static int on_entry(void *user, const struct sb_entry *e)
 				    (uint32_t)((s->wake_ns - info.stored_ns) / 1000);
 		} else {
 			s->bad++;
-			fprintf(stderr, "snapbridge %s: store_seq %llu (tag %s) fails --verify: %s\n",
+			fprintf(stderr,
+				"snapbridge %s: store_seq %llu (tag %s) fails --verify: %s\n",
 				o->cmd, (unsigned long long)e->store_seq, e->tag, why);
 		}
 		s->sample_pending = false;
@@ -464,7 +465,8 @@ static int follow_by_period(struct sb_consumer *c, struct drain_state *s)
 		if (err || s->write_err || cs != SB_COORD_ALIVE || sb_tool_stop)
 			return err;
 		for (uint64_t slept = 0; slept < s->o->interval_ms && !sb_tool_stop;) {
-			uint64_t ms = s->o->interval_ms - slept < 100 ? s->o->interval_ms - slept : 100;
+			uint64_t ms =
+			    s->o->interval_ms - slept < 100 ? s->o->interval_ms - slept : 100;
 			struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
 
 			nanosleep(&ts, NULL);
@@ -508,14 +510,13 @@ static void print_summary(struct sb_consumer *c, struct drain_state *s)
 			      (json_int_t)s->events_truncated, "coordinator",
 			      sb_coord_state_name(cs));
 	else
-		j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:s}", "type", "summary",
-			      "stores", (json_int_t)d.stores, "delivered", (json_int_t)d.delivered,
-			      "superseded", (json_int_t)d.superseded, "evicted",
-			      (json_int_t)d.evicted, "lapped", (json_int_t)d.lapped, "torn",
-			      (json_int_t)d.torn, "adds_up", (int)adds_up, "events",
-			      (json_int_t)s->events, "events_truncated",
-			      (json_int_t)s->events_truncated, "coordinator",
-			      sb_coord_state_name(cs));
+		j = json_pack(
+		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:s}", "type", "summary", "stores",
+		    (json_int_t)d.stores, "delivered", (json_int_t)d.delivered, "superseded",
+		    (json_int_t)d.superseded, "evicted", (json_int_t)d.evicted, "lapped",
+		    (json_int_t)d.lapped, "torn", (json_int_t)d.torn, "adds_up", (int)adds_up,
+		    "events", (json_int_t)s->events, "events_truncated",
+		    (json_int_t)s->events_truncated, "coordinator", sb_coord_state_name(cs));
 	if (j && o->verify) {
 		json_object_set_new(j, "verified", json_integer((json_int_t)s->verified));
 		json_object_set_new(j, "bad", json_integer((json_int_t)s->bad));

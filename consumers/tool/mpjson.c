@@ -168,8 +168,9 @@ int sb_mp_to_json(const void *buf, size_t len, json_t **out, char *err, size_t e
 	if (ret != MSGPACK_UNPACK_SUCCESS || off != len) {
 		snprintf(err, errlen, "%s",
 			 ret == MSGPACK_UNPACK_SUCCESS ? "trailing bytes after one msgpack object"
-			 : ret == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory decoding msgpack"
-							     : "not one well-formed msgpack object");
+			 : ret == MSGPACK_UNPACK_NOMEM_ERROR
+			     ? "out of memory decoding msgpack"
+			     : "not one well-formed msgpack object");
 		msgpack_unpacked_destroy(&u);
 		return ret == MSGPACK_UNPACK_NOMEM_ERROR ? -ENOMEM : -EBADMSG;
 	}

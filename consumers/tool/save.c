@@ -60,25 +60,24 @@ static const char *const cmd = "save";
 
 static int usage(FILE *to, int code)
 {
-	fprintf(to,
-		"usage: snapbridge save (--socket PATH | --pid PID) --output FILE\n"
-		"\n"
-		"Write a consistent image of a live coordinator's region to FILE, for\n"
-		"post-mortem work: 'snapbridge drain --file FILE' and 'stat --file FILE'\n"
-		"read it. Every record and event in the image is exactly what the writer\n"
-		"committed and its accounting adds up, as if the coordinator had stopped\n"
-		"when the copy began (see docs/CLI.md). FILE is written to a temporary\n"
-		"file in the same directory and renamed into place when complete; on any\n"
-		"error no FILE is left behind. FILE is created mode 0600.\n"
-		"\n"
-		"options:\n"
-		"  --socket PATH      connect to a coordinator\n"
-		"  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
-		"  --output FILE      where the image goes (replaced if it exists)\n"
-		"\n"
-		"example:\n"
-		"  snapbridge save --socket /tmp/sb.sock --output /tmp/sb.img\n"
-		"  snapbridge drain --file /tmp/sb.img --format table\n");
+	fprintf(to, "usage: snapbridge save (--socket PATH | --pid PID) --output FILE\n"
+		    "\n"
+		    "Write a consistent image of a live coordinator's region to FILE, for\n"
+		    "post-mortem work: 'snapbridge drain --file FILE' and 'stat --file FILE'\n"
+		    "read it. Every record and event in the image is exactly what the writer\n"
+		    "committed and its accounting adds up, as if the coordinator had stopped\n"
+		    "when the copy began (see docs/CLI.md). FILE is written to a temporary\n"
+		    "file in the same directory and renamed into place when complete; on any\n"
+		    "error no FILE is left behind. FILE is created mode 0600.\n"
+		    "\n"
+		    "options:\n"
+		    "  --socket PATH      connect to a coordinator\n"
+		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
+		    "  --output FILE      where the image goes (replaced if it exists)\n"
+		    "\n"
+		    "example:\n"
+		    "  snapbridge save --socket /tmp/sb.sock --output /tmp/sb.img\n"
+		    "  snapbridge drain --file /tmp/sb.img --format table\n");
 	return code;
 }
 
@@ -169,7 +168,8 @@ static void copy_events(const struct sb_consumer *c, uint8_t *img, uint64_t *img
 	const struct sb_header *h = &c->hdr;
 	const struct sb_event_slot *live =
 	    (const struct sb_event_slot *)(c->base + h->sections[SB_SEC_EVENTS].offset);
-	struct sb_event_slot *out = (struct sb_event_slot *)(img + h->sections[SB_SEC_EVENTS].offset);
+	struct sb_event_slot *out =
+	    (struct sb_event_slot *)(img + h->sections[SB_SEC_EVENTS].offset);
 	uint64_t n = h->max_events;
 	uint64_t e_head = sb_load_acquire(&c->hot->event_seq); /* V0: pairs with E3 */
 
@@ -200,8 +200,8 @@ static void copy_index(const struct sb_consumer *c, uint8_t *img)
 }
 
 /* Build the whole image in memory. 0, -EAGAIN, -EBADMSG (why says more). */
-static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_copy *log,
-		       char *why, size_t whylen)
+static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_copy *log, char *why,
+		       size_t whylen)
 {
 	const struct sb_header *h = &c->hdr;
 	const struct sb_header *live_hdr = (const struct sb_header *)c->base;
@@ -303,7 +303,8 @@ static int self_check(const char *path, uint64_t *stores, char *why, size_t whyl
 		sb_consumer_totals(ic, &d);
 		if (d.stores != count ||
 		    d.delivered + d.superseded + d.evicted + d.lapped + d.torn != d.stores) {
-			snprintf(why, whylen, "its accounting does not add up (%llu of %llu stores)",
+			snprintf(why, whylen,
+				 "its accounting does not add up (%llu of %llu stores)",
 				 (unsigned long long)d.stores, (unsigned long long)count);
 			err = -EBADMSG;
 		}

@@ -31,27 +31,26 @@ struct stat_opts {
 
 static int usage(FILE *to, int code)
 {
-	fprintf(to,
-		"usage: snapbridge stat (--socket PATH | --file IMAGE | --pid PID) [--watch]\n"
-		"                       [--format json|table] [--iterations N]\n"
-		"\n"
-		"Show a region: header (ABI, layout hash, size), config, the writer's\n"
-		"counters (stores, resident, overwrites, evictions, events, log use), the\n"
-		"coordinator's liveness and the attached consumers with their lag.\n"
-		"\n"
-		"options:\n"
-		"  --socket PATH      connect to a coordinator\n"
-		"  --file IMAGE       read an image made by 'snapbridge save'\n"
-		"  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
-		"  --watch            redraw once a second, like top, until SIGINT or the\n"
-		"                     coordinator closes\n"
-		"  --iterations N     with --watch, stop after N redraws\n"
-		"  --format FMT       table (default) or json (one object per line)\n"
-		"\n"
-		"examples:\n"
-		"  snapbridge stat --socket /tmp/sb.sock\n"
-		"  snapbridge stat --socket /tmp/sb.sock --watch\n"
-		"  snapbridge stat --file /tmp/sb.img --format json | jq .counters\n");
+	fprintf(to, "usage: snapbridge stat (--socket PATH | --file IMAGE | --pid PID) [--watch]\n"
+		    "                       [--format json|table] [--iterations N]\n"
+		    "\n"
+		    "Show a region: header (ABI, layout hash, size), config, the writer's\n"
+		    "counters (stores, resident, overwrites, evictions, events, log use), the\n"
+		    "coordinator's liveness and the attached consumers with their lag.\n"
+		    "\n"
+		    "options:\n"
+		    "  --socket PATH      connect to a coordinator\n"
+		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
+		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
+		    "  --watch            redraw once a second, like top, until SIGINT or the\n"
+		    "                     coordinator closes\n"
+		    "  --iterations N     with --watch, stop after N redraws\n"
+		    "  --format FMT       table (default) or json (one object per line)\n"
+		    "\n"
+		    "examples:\n"
+		    "  snapbridge stat --socket /tmp/sb.sock\n"
+		    "  snapbridge stat --socket /tmp/sb.sock --watch\n"
+		    "  snapbridge stat --file /tmp/sb.img --format json | jq .counters\n");
 	return code;
 }
 
@@ -144,7 +143,8 @@ static json_t *stat_json(struct sb_consumer *c)
 	enum sb_coord_state cs = SB_COORD_ALIVE;
 	uint64_t now = sb_tool_mono_ns();
 	uint64_t beat = sb_load_relaxed(&((const struct sb_header *)c->base)->heartbeat_ns);
-	uint64_t head = sb_load_acquire(&c->hot->log_head), tail = sb_load_acquire(&c->hot->log_tail);
+	uint64_t head = sb_load_acquire(&c->hot->log_head),
+		 tail = sb_load_acquire(&c->hot->log_tail);
 
 	sb_consumer_coordinator(c, &cs);
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)h->layout_hash);
@@ -152,21 +152,21 @@ static json_t *stat_json(struct sb_consumer *c)
 	json_t *header = json_pack("{s:s,s:s,s:s,s:I,s:i}", "magic", SB_MAGIC, "abi", abi,
 				   "layout_hash", hash, "region_bytes", (json_int_t)h->region_size,
 				   "coordinator_pid", (int)h->coord_pid);
-	json_t *config = json_pack("{s:i,s:i,s:i,s:I,s:I}", "max_snapshots", (int)h->max_snapshots,
-				   "max_events", (int)h->max_events, "max_watch",
-				   (int)h->max_watch, "log_bytes", (json_int_t)h->log_bytes,
-				   "aux_bytes", (json_int_t)h->aux_bytes);
-	json_t *counters = json_pack(
-	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "stores", HOT(c, store_seq), "resident",
-	    HOT(c, resident), "overwrites", HOT(c, overwrites), "evicted_cap", HOT(c, evicted_cap),
-	    "evicted_bytes", HOT(c, evicted_bytes), "drained", HOT(c, drained),
-	    "capture_unavailable", HOT(c, capture_unavailable), "events", HOT(c, event_seq),
-	    "wakes", HOT(c, wakes), "log_used_bytes",
-	    (json_int_t)(head - tail <= h->log_bytes ? head - tail : h->log_bytes));
-	json_t *coord =
-	    json_pack("{s:s,s:o}", "state", sb_coord_state_name(cs), "heartbeat_age_ms",
-		      beat && now >= beat && c->mapped ? json_integer((json_int_t)((now - beat) / 1000000))
-						       : json_null());
+	json_t *config =
+	    json_pack("{s:i,s:i,s:i,s:I,s:I}", "max_snapshots", (int)h->max_snapshots, "max_events",
+		      (int)h->max_events, "max_watch", (int)h->max_watch, "log_bytes",
+		      (json_int_t)h->log_bytes, "aux_bytes", (json_int_t)h->aux_bytes);
+	json_t *counters =
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "stores", HOT(c, store_seq),
+		      "resident", HOT(c, resident), "overwrites", HOT(c, overwrites), "evicted_cap",
+		      HOT(c, evicted_cap), "evicted_bytes", HOT(c, evicted_bytes), "drained",
+		      HOT(c, drained), "capture_unavailable", HOT(c, capture_unavailable), "events",
+		      HOT(c, event_seq), "wakes", HOT(c, wakes), "log_used_bytes",
+		      (json_int_t)(head - tail <= h->log_bytes ? head - tail : h->log_bytes));
+	json_t *coord = json_pack("{s:s,s:o}", "state", sb_coord_state_name(cs), "heartbeat_age_ms",
+				  beat && now >= beat && c->mapped
+				      ? json_integer((json_int_t)((now - beat) / 1000000))
+				      : json_null());
 	return json_pack("{s:o,s:o,s:o,s:o,s:o}", "header", header, "config", config, "counters",
 			 counters, "coordinator", coord, "consumers", consumers_json(c));
 }
@@ -195,7 +195,8 @@ static void print_table(FILE *out, const char *what, json_t *j)
 		(long long)geti(j, "config", "max_events"),
 		(long long)geti(j, "config", "log_bytes"));
 	fprintf(out, "stores       %12lld   resident      %10lld\n",
-		(long long)geti(j, "counters", "stores"), (long long)geti(j, "counters", "resident"));
+		(long long)geti(j, "counters", "stores"),
+		(long long)geti(j, "counters", "resident"));
 	fprintf(out, "overwrites   %12lld   evicted (cap) %10lld   evicted (bytes) %lld\n",
 		(long long)geti(j, "counters", "overwrites"),
 		(long long)geti(j, "counters", "evicted_cap"),
@@ -229,7 +230,8 @@ static void print_table(FILE *out, const char *what, json_t *j)
 										  : "running";
 
 		if (json_is_integer(lag))
-			snprintf(lagbuf, sizeof(lagbuf), "%lld", (long long)json_integer_value(lag));
+			snprintf(lagbuf, sizeof(lagbuf), "%lld",
+				 (long long)json_integer_value(lag));
 		else
 			snprintf(lagbuf, sizeof(lagbuf), "?");
 		fprintf(out, "  %4lld %8lld %12lld %8s %-8s %10lld\n",
@@ -253,8 +255,12 @@ int sb_cmd_stat(int argc, char **argv)
 	if (ret)
 		return ret;
 	snprintf(what, sizeof(what), "%s %s",
-		 o.src.socket ? "socket" : o.src.file ? "image" : "pid",
-		 o.src.socket ? o.src.socket : o.src.file ? o.src.file : o.src.pid);
+		 o.src.socket ? "socket"
+		 : o.src.file ? "image"
+			      : "pid",
+		 o.src.socket ? o.src.socket
+		 : o.src.file ? o.src.file
+			      : o.src.pid);
 	sb_tool_catch_stop_signals();
 	bool tty = isatty(STDOUT_FILENO);
 	for (uint64_t n = 1;; n++) {

@@ -124,8 +124,9 @@ int sb_synth_check(const void *report, size_t len, struct sb_synth_info *info, c
 			pattern = &v->via.bin, have |= 16;
 	}
 	if (have != 31) {
-		snprintf(why, whylen, "not a synthetic report (seq, stored_ns, seed, pattern or "
-				      "checksum missing)");
+		snprintf(why, whylen,
+			 "not a synthetic report (seq, stored_ns, seed, pattern or "
+			 "checksum missing)");
 		goto out;
 	}
 	if (sb_synth_fnv1a(pattern->ptr, pattern->size) != info->checksum) {

@@ -46,8 +46,8 @@ int sb_tool_fail(const char *cmd, const char *fmt, ...) __attribute__((format(pr
 int sb_tool_bad_option(const char *cmd, int c, char **argv);
 
 /* A decimal in [min, max] for --flag; 0, or SB_EXIT_USAGE with the message printed. */
-int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t min,
-		      uint64_t max, uint64_t *out);
+int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t min, uint64_t max,
+		      uint64_t *out);
 
 /* ---- attaching (common.c) --------------------------------------------------------- */
 
@@ -62,8 +62,7 @@ struct sb_source {
  * Check that exactly one source was given (allowed: which of socket, file
  * and pid this command accepts). 0, or SB_EXIT_USAGE with the message.
  */
-int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok,
-			 bool pid_ok);
+int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok, bool pid_ok);
 
 /* Attach as the source says. 0, or SB_EXIT_RUNTIME with the reason printed. */
 int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
