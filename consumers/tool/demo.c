@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,8 @@ struct demo {
 	uint64_t ev_by_kind[SB_EVENT_LOG_TRUNCATED + 1];
 	uint64_t ev_truncated;
 	uint64_t started_ns;
+	pid_t parent;
+	bool interrupted;
 };
 
 static int usage(FILE *to, int code)
@@ -148,6 +151,15 @@ static int spawn(struct demo *d, struct child *ch, char *const argv[])
 		return -e;
 	}
 	if (pid == 0) {
+		/*
+		 * Its own process group: a terminal's ^C reaches only the demo, which
+		 * stops the coordinator so that every consumer still finishes its
+		 * accounting. And it goes if the demo dies.
+		 */
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != d->parent)
+			_exit(1);
 		dup2(p[1], STDOUT_FILENO);
 		signal(SIGPIPE, SIG_DFL);
 		execv(d->self, argv);
@@ -370,8 +382,10 @@ static void print_table(json_t *r)
 	       (long long)geti(r, "consumers_requested"), (long long)geti(r, "seconds"),
 	       (long long)geti(r, "report_bytes"), (long long)geti(r, "interval_ms"),
 	       (long long)geti(r, "max_snapshots"));
-	printf("  stores   %8lld  (%.0f/s)\n", (long long)geti(r, "stores"),
-	       json_real_value(json_object_get(r, "stores_per_s")));
+	printf("  stores   %8lld  (%.0f/s)%s\n", (long long)geti(r, "stores"),
+	       json_real_value(json_object_get(r, "stores_per_s")),
+	       json_is_true(json_object_get(r, "interrupted")) ? "  stopped early by a signal"
+							       : "");
 	printf("  events   %8lld overwrites, %lld evictions, %lld captures unavailable, %lld "
 	       "dropped before read\n\n",
 	       (long long)geti(ev, "overwrite"), (long long)geti(ev, "eviction"),
@@ -448,6 +462,7 @@ int sb_cmd_demo(int argc, char **argv)
 		goto out_free;
 	}
 	d->self[n] = '\0';
+	d->parent = getpid();
 	snprintf(d->socket, sizeof(d->socket), "@snapbridge-demo-%d", (int)getpid());
 	sb_tool_catch_stop_signals();
 
@@ -543,9 +558,15 @@ int sb_cmd_demo(int argc, char **argv)
 			progress(d, tty, false);
 			next_line = now + 1000000000ull;
 		}
-		if (sb_tool_stop && !stop_sent) {
-			kill(d->coord.pid, SIGTERM); /* consumers then see it close */
+		/* ^C, or a consumer that failed: stop storing; the others see the close. */
+		bool consumer_failed = false;
+		for (uint64_t k = 0; k < d->consumers; k++)
+			consumer_failed =
+			    consumer_failed || (d->cons[k].exited && !child_ok(&d->cons[k]));
+		if ((sb_tool_stop || consumer_failed) && !stop_sent) {
+			kill(d->coord.pid, SIGTERM);
 			stop_sent = true;
+			d->interrupted = sb_tool_stop;
 		}
 		if (now > deadline_ns) {
 			kill_all(d, SIGKILL);
@@ -566,6 +587,8 @@ int sb_cmd_demo(int argc, char **argv)
 		parse_summary(&d->cons[k]);
 	bool all_ok;
 	json_t *r = report(d, secs, &all_ok);
+	if (r)
+		json_object_set_new(r, "interrupted", json_boolean(d->interrupted));
 	if (!r) {
 		ret = sb_tool_fail(cmd, "out of memory");
 	} else if (d->json) {
