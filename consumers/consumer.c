@@ -47,6 +47,9 @@ int sb__consumer_attach(struct sb_consumer *c, uint32_t flags)
 	c->events = (struct sb_evring){ (struct sb_event_slot *)(c->base +
 								 h->sections[SB_SEC_EVENTS].offset),
 					h->max_events, (uint64_t *)&c->hot->event_seq };
+	c->aux =
+	    (struct sb_log){ (uint8_t *)(c->base + h->sections[SB_SEC_AUX].offset), h->aux_bytes,
+			     (uint64_t *)&c->hot->aux_head, (uint64_t *)&c->hot->aux_tail };
 	c->flags = flags;
 	if (flags & SB_CONSUMER_START_AT_END) {
 		/*
@@ -58,11 +61,15 @@ int sb__consumer_attach(struct sb_consumer *c, uint32_t flags)
 		c->pos = sb_load_acquire(&c->hot->log_head);	 /* R1: pairs with W3 */
 		c->gap_ok = true;
 		c->ev_cursor = sb__event_head(&c->events);
+		c->aux_cursor = sb_load_acquire(&c->hot->aux_seq); /* as store_seq above */
+		c->aux_pos = sb_load_acquire(&c->hot->aux_head);   /* R1: pairs with W3 */
 	} else {
 		/* Stores older than the tail were reclaimed before we came: lapped. */
-		c->pos = sb_load_acquire(&c->hot->log_tail); /* pairs with W1 */
+		c->pos = sb_load_acquire(&c->hot->log_tail);	 /* pairs with W1 */
+		c->aux_pos = sb_load_acquire(&c->hot->aux_tail); /* pairs with W1 */
 		c->gap_ok = true;
 	}
+	c->aux_gap_ok = true;
 	return 0;
 }
 
@@ -125,6 +132,37 @@ int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer 
 	}
 	*out = c;
 	return 0;
+}
+
+bool sb__chan_unread(const struct sb_consumer *c, enum sb_chan ch)
+{
+	switch (ch) {
+	case SB_CHAN_REC:
+		return c->more ||
+		       c->pos != sb_load_acquire(&c->hot->log_head); /* R1: pairs with W3 */
+	case SB_CHAN_EV:
+		return sb__event_head(&c->events) != c->ev_cursor; /* V0: pairs with E3 */
+	case SB_CHAN_AUX:
+		return c->aux_more || c->aux_pos != sb_load_acquire(&c->hot->aux_head); /* R1 */
+	case SB_CHAN_COUNT:
+		break;
+	}
+	return false;
+}
+
+void sb__chan_mark(struct sb_consumer *c, enum sb_chan ch, uint32_t gen)
+{
+	/*
+	 * wake_gen counts every channel's publications. One with nothing left
+	 * now has read everything published before gen, so it has no news
+	 * either; without this, a consumer that once drained events would
+	 * wake for every store.
+	 */
+	for (int o = 0; o < SB_CHAN_COUNT; o++)
+		if (o != (int)ch && c->used[o] && !sb__chan_unread(c, (enum sb_chan)o))
+			c->mark[o] = gen;
+	c->mark[ch] = gen;
+	c->used[ch] = true;
 }
 
 int sb_consumer_set_writer_gone(struct sb_consumer *c, bool gone)
@@ -215,16 +253,8 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 	 * Before the head: a commit after this load bumps wake_gen past what we
 	 * record, so a wait after this drain cannot sleep through it.
 	 */
-	c->gen_rec = sb_load_acquire(&c->hot->wake_gen); /* pairs with N1 */
-	c->gen_rec_set = true;
-	/*
-	 * wake_gen counts events too. If none is pending now, those before this
-	 * wake_gen are read, so the event side has no news either; else a
-	 * consumer that once drained events would wake for every store.
-	 */
-	if (c->gen_ev_set && sb__event_head(&c->events) == c->ev_cursor) /* V0: pairs with E3 */
-		c->gen_ev = c->gen_rec;
-	uint64_t head = sb_load_acquire(&c->hot->log_head); /* R1: pairs with W3 */
+	sb__chan_mark(c, SB_CHAN_REC, sb_load_acquire(&c->hot->wake_gen)); /* pairs with N1 */
+	uint64_t head = sb_load_acquire(&c->hot->log_head);		   /* R1: pairs with W3 */
 	/* A hostile head may promise 2^64 bytes: read at most one ring's worth per call. */
 	uint64_t budget = c->log.size / SB_REC_ALIGN + 1;
 
@@ -366,11 +396,8 @@ int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
 		k++;
 	}
 	c->ev_cursor = head;
-	/* Only a drain that succeeded moves the mark; the same for the record side. */
-	c->gen_ev = gen;
-	c->gen_ev_set = true;
-	if (c->gen_rec_set && !c->more && c->pos == sb_load_acquire(&c->hot->log_head))
-		c->gen_rec = gen; /* R1: pairs with W3 */
+	/* Only a drain that succeeded moves the marks. */
+	sb__chan_mark(c, SB_CHAN_EV, gen);
 	out->items = items;
 	out->count = k;
 	return 0;

@@ -14,6 +14,14 @@
 #include "../ring/layout.h"
 #include "../ring/log.h"
 
+/* The three things a consumer drains, each with its own wake-up mark. */
+enum sb_chan {
+	SB_CHAN_REC = 0, /* sb_consumer_drain */
+	SB_CHAN_EV,	 /* sb_consumer_drain_events */
+	SB_CHAN_AUX,	 /* sb_consumer_drain_aux */
+	SB_CHAN_COUNT,
+};
+
 struct sb_consumer {
 	const uint8_t *base;
 	size_t size;
@@ -39,10 +47,21 @@ struct sb_consumer {
 	struct sb_buf buf;
 	char text[SB_REASON_MAX + 1];
 
-	/* Wake-ups (attach.c): "news" is wake_gen moving past what a drain saw. */
-	uint32_t gen_rec; /* wake_gen when sb_consumer_drain() last started */
-	uint32_t gen_ev;  /* ... when sb_consumer_drain_events() last started */
-	bool gen_rec_set, gen_ev_set;
+	/* The aux log (consumers/aux.c), read like the record log. */
+	struct sb_log aux;
+	uint64_t aux_pos;    /* log position of the next aux record */
+	uint64_t aux_cursor; /* aux sequence of the last record accounted for */
+	bool aux_gap_ok;     /* records may be missing before the next one: we were lapped */
+	bool aux_more;	     /* the last aux drain stopped at its bound, not at the head */
+	struct sb_aux_counts aux_totals;
+
+	/*
+	 * Wake-ups (attach.c): "news" is wake_gen moving past what a drain saw.
+	 * mark[ch] is wake_gen when the drain of channel ch last started (or
+	 * when another drain found ch fully read); used[ch] once it ran.
+	 */
+	uint32_t mark[SB_CHAN_COUNT];
+	bool used[SB_CHAN_COUNT];
 	bool more;	  /* the last drain stopped at its per-call bound, not at the head */
 	uint64_t spin_ns; /* the adaptive spin before sleeping */
 
@@ -60,6 +79,20 @@ struct sb_consumer *sb__consumer_new(void);
 
 /* Validate the mapped header and set up the views; flags as sb_consumer_open_fd(). */
 int sb__consumer_attach(struct sb_consumer *c, uint32_t flags);
+
+/* Whether channel ch has anything left to drain, from the positions (exact). */
+bool sb__chan_unread(const struct sb_consumer *c, enum sb_chan ch);
+
+/*
+ * A drain of ch starts, having loaded wake_gen = gen before any position:
+ * mark ch, and every other channel in use that has nothing left, as seen
+ * up to gen. (A channel with something left keeps its old mark, so the
+ * next wait still reports it.)
+ */
+void sb__chan_mark(struct sb_consumer *c, enum sb_chan ch, uint32_t gen);
+
+/* The coordinator's state as sb_consumer_coordinator() reports it. */
+enum sb_coord_state sb__consumer_coord_state(struct sb_consumer *c);
 
 /* Update our control slot after a drain (cursor, heartbeat, not waiting). */
 void sb__consumer_touch(struct sb_consumer *c);

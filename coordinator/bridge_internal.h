@@ -50,7 +50,23 @@ struct sb_bridge {
 	uint64_t resident;	  /* resident reports; mirrored to hot->resident */
 	uint64_t resident_cursor; /* log position before which no record is resident */
 	uint64_t events_drained;  /* event sequence the coordinator's own drain reached */
+
+	/* coordinator/aux.c: the private logs and the aux log, under aux_lock. */
+	pthread_mutex_t aux_lock;
+	struct {
+		struct sb_kop_record *items;
+		size_t count, cap;
+	} kops;
+	struct {
+		struct sb_cgroup_procs **items;
+		size_t count, cap;
+	} procs;
+	pthread_mutex_t accessor_lock; /* serialises the accessor worker's transitions */
 };
+
+/* Set up and free coordinator/aux.c's state. */
+void sb__aux_init(struct sb_bridge *b);
+void sb__aux_fini(struct sb_bridge *b);
 
 /* Wake every sleeping and polling consumer (N2's slow path; see ring/control.h). */
 void sb__bridge_wake_all(struct sb_bridge *b);
