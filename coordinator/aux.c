@@ -235,18 +235,28 @@ static void aux_append(struct sb_bridge *b, uint16_t kind, const char *tag, size
 	sb__bridge_notify(b);
 }
 
-/* Make room for one more entry in a private log; false on ENOMEM. */
-static bool grow(void **items, size_t count, size_t *cap, size_t size)
+/* Make room for one more entry of size bytes in a private log; false on ENOMEM. */
+static bool vec_grow(struct sb_vec *v, size_t size)
 {
-	if (count < *cap)
+	if (v->count < v->cap)
 		return true;
-	size_t n = *cap ? *cap * 2 : 16;
-	void *p = realloc(*items, n * size);
+	size_t n = v->cap ? v->cap * 2 : 16;
+	void *p = realloc(v->items, n * size);
 	if (!p)
 		return false;
-	*items = p;
-	*cap = n;
+	v->items = p;
+	v->cap = n;
 	return true;
+}
+
+/* A destructive drain: hand the caller the whole log and start a new one. */
+static void vec_take(struct sb_bridge *b, struct sb_vec *v, void **items, size_t *count)
+{
+	pthread_mutex_lock(&b->aux_lock);
+	*items = v->items;
+	*count = v->count;
+	*v = (struct sb_vec){ NULL, 0, 0 };
+	pthread_mutex_unlock(&b->aux_lock);
 }
 
 /* ---- kernel ops ------------------------------------------------------------------ */
@@ -266,14 +276,14 @@ static int kop_log(struct sb_bridge *b, const char *tag, size_t tag_len, const v
 		return err;
 	tag_copy = strndup(tag, tag_len);
 	pthread_mutex_lock(&b->aux_lock);
-	if (!tag_copy ||
-	    !grow((void **)&b->kops.items, b->kops.count, &b->kops.cap, sizeof(*b->kops.items))) {
+	if (!tag_copy || !vec_grow(&b->kops, sizeof(struct sb_kop_record))) {
 		pthread_mutex_unlock(&b->aux_lock);
 		free(tag_copy);
 		sb_kop_reply_free(copy);
 		return sb__fail(-ENOMEM, "out of memory logging kernel op %s", tag);
 	}
-	b->kops.items[b->kops.count++] = (struct sb_kop_record){ tag_copy, copy };
+	((struct sb_kop_record *)b->kops.items)[b->kops.count++] =
+	    (struct sb_kop_record){ tag_copy, copy };
 	aux_append(b, SB_REC_KERNEL_OP, tag, tag_len, NULL, 0, enc, enc_len);
 	pthread_mutex_unlock(&b->aux_lock);
 	return 0;
@@ -346,12 +356,7 @@ int sb_bridge_drain_kernel_ops(struct sb_bridge *b, struct sb_kop_log *out)
 {
 	if (!b || !out)
 		return sb__fail(-EINVAL, "sb_bridge_drain_kernel_ops: NULL argument");
-	pthread_mutex_lock(&b->aux_lock);
-	out->count = b->kops.count;
-	out->items = b->kops.items;
-	b->kops.count = b->kops.cap = 0;
-	b->kops.items = NULL;
-	pthread_mutex_unlock(&b->aux_lock);
+	vec_take(b, &b->kops, (void **)&out->items, &out->count);
 	return 0;
 }
 
@@ -378,7 +383,7 @@ int sb_bridge_kernel_op_value(struct sb_bridge *b, const char *tag, struct sb_ko
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&b->aux_lock);
 	for (size_t i = 0; i < b->kops.count; i++) {
-		const struct sb_kop_record *r = &b->kops.items[i];
+		const struct sb_kop_record *r = (const struct sb_kop_record *)b->kops.items + i;
 
 		if (strcmp(r->tag, tag) == 0 && r->reply->success && r->reply->n_values > 0) {
 			err = value_copy(&r->reply->read_values[0], out);
@@ -420,14 +425,13 @@ int sb_bridge_record_cgroup_procs(struct sb_bridge *b, const char *tag, const ch
 		return err;
 	}
 	pthread_mutex_lock(&b->aux_lock);
-	if (!grow((void **)&b->procs.items, b->procs.count, &b->procs.cap,
-		  sizeof(*b->procs.items))) {
+	if (!vec_grow(&b->procs, sizeof(struct sb_cgroup_procs *))) {
 		pthread_mutex_unlock(&b->aux_lock);
 		free(enc);
 		sb_cgroup_procs_free(snap);
 		return sb__fail(-ENOMEM, "out of memory logging cgroup.procs %s", tag);
 	}
-	b->procs.items[b->procs.count++] = snap;
+	((struct sb_cgroup_procs **)b->procs.items)[b->procs.count++] = snap;
 	aux_append(b, SB_REC_CGROUP_PROCS, tag, tag_len, cgroup, cg_len, enc, enc_len);
 	pthread_mutex_unlock(&b->aux_lock);
 	free(enc);
@@ -438,12 +442,7 @@ int sb_bridge_drain_cgroup_procs(struct sb_bridge *b, struct sb_cgroup_procs_log
 {
 	if (!b || !out)
 		return sb__fail(-EINVAL, "sb_bridge_drain_cgroup_procs: NULL argument");
-	pthread_mutex_lock(&b->aux_lock);
-	out->count = b->procs.count;
-	out->items = b->procs.items;
-	b->procs.count = b->procs.cap = 0;
-	b->procs.items = NULL;
-	pthread_mutex_unlock(&b->aux_lock);
+	vec_take(b, &b->procs, (void **)&out->items, &out->count);
 	return 0;
 }
 
@@ -457,7 +456,7 @@ int sb_bridge_cgroup_procs_by_tag(struct sb_bridge *b, const char *tag,
 	*out = NULL;
 	pthread_mutex_lock(&b->aux_lock);
 	for (size_t i = 0; i < b->procs.count; i++) {
-		const struct sb_cgroup_procs *p = b->procs.items[i];
+		const struct sb_cgroup_procs *p = ((struct sb_cgroup_procs **)b->procs.items)[i];
 
 		if (strcmp(p->tag, tag) == 0) {
 			err = sb__cgroup_procs_new(p->tag, strlen(p->tag), p->cgroup,

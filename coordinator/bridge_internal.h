@@ -19,6 +19,12 @@
 
 struct sb_server;
 
+/* A growable array the bridge owns (coordinator/aux.c). */
+struct sb_vec {
+	void *items;
+	size_t count, cap;
+};
+
 struct sb_bridge {
 	struct sb_shm data;
 	struct sb_shm ctl_shm;
@@ -53,14 +59,8 @@ struct sb_bridge {
 
 	/* coordinator/aux.c: the private logs and the aux log, under aux_lock. */
 	pthread_mutex_t aux_lock;
-	struct {
-		struct sb_kop_record *items;
-		size_t count, cap;
-	} kops;
-	struct {
-		struct sb_cgroup_procs **items;
-		size_t count, cap;
-	} procs;
+	struct sb_vec kops;	       /* of struct sb_kop_record */
+	struct sb_vec procs;	       /* of struct sb_cgroup_procs * */
 	pthread_mutex_t accessor_lock; /* serialises the accessor worker's transitions */
 };
 

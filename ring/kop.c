@@ -388,6 +388,36 @@ static int unpack(const char *what, const void *buf, size_t len, msgpack_unpacke
 	return 0;
 }
 
+/* Builds a decoded object in b from o: sizes it when b->p is NULL, fills it otherwise. */
+typedef int (*build_fn)(const msgpack_object *o, struct blk *b, void **out);
+
+/* Unpack, size the object (nothing allocated yet), then build it in one block. */
+static int decode(const char *what, const void *buf, size_t len, build_fn build, void **out)
+{
+	msgpack_unpacked u;
+	struct blk b = { NULL, 0 };
+	void *sized;
+
+	*out = NULL;
+	int err = unpack(what, buf, len, &u);
+	if (err)
+		return err;
+	err = build(&u.data, &b, &sized);
+	if (!err) {
+		b = (struct blk){ malloc(b.used ? b.used : 1), 0 };
+		if (!b.p)
+			err = sb__fail(-ENOMEM, "out of memory decoding a %s", what);
+		else
+			err = build(&u.data, &b, out);
+		if (err) {
+			free(b.p);
+			*out = NULL;
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	return err;
+}
+
 struct reply_ctx {
 	struct blk *b;
 	struct sb_kop_reply *r;
@@ -437,7 +467,7 @@ static int reply_field(void *arg, int key, const msgpack_object *v)
 	}
 }
 
-static int reply_build(const msgpack_object *o, struct blk *b, struct sb_kop_reply **out)
+static int reply_build(const msgpack_object *o, struct blk *b, void **out)
 {
 	static const char *const keys[] = { "id", "success", "reason", "read_values" };
 	struct sb_kop_reply scratch;
@@ -455,26 +485,9 @@ static int reply_build(const msgpack_object *o, struct blk *b, struct sb_kop_rep
 
 int sb_kop_reply_decode(const void *buf, size_t len, struct sb_kop_reply **out)
 {
-	msgpack_unpacked u;
-	struct blk b = { NULL, 0 };
-	struct sb_kop_reply *r;
-
 	if (!out)
 		return sb__fail(-EINVAL, "sb_kop_reply_decode: out is NULL");
-	*out = NULL;
-	int err = unpack("kernel-op reply", buf, len, &u);
-	if (err)
-		return err;
-	err = reply_build(&u.data, &b, &r);
-	if (!err) {
-		b = (struct blk){ malloc(b.used ? b.used : 1), 0 };
-		if (!b.p)
-			err = sb__fail(-ENOMEM, "out of memory decoding a kernel-op reply");
-		else
-			err = reply_build(&u.data, &b, out);
-	}
-	msgpack_unpacked_destroy(&u);
-	return err;
+	return decode("kernel-op reply", buf, len, reply_build, (void **)out);
 }
 
 void sb_kop_reply_free(struct sb_kop_reply *reply)
@@ -561,7 +574,7 @@ static int request_field(void *arg, int key, const msgpack_object *v)
 	}
 }
 
-static int request_build(const msgpack_object *o, struct blk *b, struct sb_kop_request **out)
+static int request_build(const msgpack_object *o, struct blk *b, void **out)
 {
 	static const char *const keys[] = { "id", "mode", "direction", "tag", "entries" };
 	struct sb_kop_request scratch;
@@ -579,26 +592,9 @@ static int request_build(const msgpack_object *o, struct blk *b, struct sb_kop_r
 
 int sb_kop_request_decode(const void *buf, size_t len, struct sb_kop_request **out)
 {
-	msgpack_unpacked u;
-	struct blk b = { NULL, 0 };
-	struct sb_kop_request *r;
-
 	if (!out)
 		return sb__fail(-EINVAL, "sb_kop_request_decode: out is NULL");
-	*out = NULL;
-	int err = unpack("kernel-op request", buf, len, &u);
-	if (err)
-		return err;
-	err = request_build(&u.data, &b, &r);
-	if (!err) {
-		b = (struct blk){ malloc(b.used ? b.used : 1), 0 };
-		if (!b.p)
-			err = sb__fail(-ENOMEM, "out of memory decoding a kernel-op request");
-		else
-			err = request_build(&u.data, &b, out);
-	}
-	msgpack_unpacked_destroy(&u);
-	return err;
+	return decode("kernel-op request", buf, len, request_build, (void **)out);
 }
 
 void sb_kop_request_free(struct sb_kop_request *req)
