@@ -5,10 +5,11 @@
  * waits.
  *
  * The aux log is a byte ring like the record log (ring/log.h), so the
- * drain is sb_consumer_drain()'s walk without fates: a record is
- * delivered, lapped (its bytes were reused before we copied them) or torn
- * (the writer died inside it). Every record is parsed by ring/auxrec.c,
- * which trusts nothing in it.
+ * drain is sb_consumer_drain()'s walk (sb__walk_next) without fates: a
+ * record is delivered, or lapped (its bytes were reused before we copied
+ * them). An aux record is committed before the head moves past it, so
+ * there is none in flight to wait for and none a crash can tear. Every record is parsed by
+ * ring/auxrec.c, which trusts nothing in it.
  */
 #include <errno.h>
 #include <string.h>
@@ -21,9 +22,6 @@
 #include "../ring/kop.h"
 #include "../ring/log.h"
 #include "consumer_internal.h"
-
-/* Most lap restarts one aux drain makes before returning what it has. */
-#define SB_AUX_MAX_LAPS 64
 
 /* Only now, with the record validated, do the cursor and the counts move. */
 static void aux_account(struct sb_consumer *c, const struct sb_rec *rec, uint64_t gap,
@@ -41,60 +39,28 @@ int sb_consumer_drain_aux(struct sb_consumer *c, sb_aux_fn fn, void *user,
 			  struct sb_aux_counts *counts)
 {
 	struct sb_aux_counts d = { 0 };
-	unsigned laps = 0;
-	bool busy = false;
-	int ret = 0;
+	struct sb_walk w;
+	int ret = 0, step;
 
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
 	sb__chan_mark(c, SB_CHAN_AUX, sb_load_acquire(&c->hot->wake_gen)); /* pairs with N1 */
-	uint64_t head = sb_load_acquire(&c->hot->aux_head);		   /* R1: pairs with W3 */
-	uint64_t budget = c->aux.size / SB_REC_ALIGN + 1; /* a hostile head: one ring per call */
+	sb__walk_begin(&w, &c->aux, &c->aux_pos, &c->aux_gap_ok, "aux");
 
-	while (c->aux_pos != head && ret == 0 && budget > 0) {
-		int r = (head - c->aux_pos > c->aux.size)
-			    ? SB_READ_LAPPED
-			    : sb__log_copy(&c->aux, c->aux_pos, head, &c->buf, NULL);
-		if (r < 0) {
-			ret = r;
-			break;
-		}
-		if (r == SB_READ_LAPPED) {
-			if (++laps > SB_AUX_MAX_LAPS)
-				break;
-			c->aux_pos = sb_load_acquire(&c->hot->aux_tail); /* pairs with W1 */
-			head = sb_load_acquire(&c->hot->aux_head); /* R1 again, after the tail */
-			c->aux_gap_ok = true;
-			continue;
-		}
-		budget--;
+	while (ret == 0 && (step = sb__walk_next(&w, &c->buf, NULL)) > 0) {
 		const struct sb_rec *rec = (const struct sb_rec *)c->buf.p;
-		if (rec->kind == SB_REC_PAD) {
-			c->aux_pos += rec->len;
-			continue;
-		}
-		if (r == SB_READ_BUSY && !c->writer_gone) {
-			busy =
-			    true; /* the coordinator commits before W3; only a crash leaves this */
+		uint64_t gap;
+
+		if (step == SB_WALK_BUSY) {
+			/* Aux records are committed before W3: one below the head is corrupt. */
+			ret = sb__fail(-EBADMSG,
+				       "aux record at %llu is below the head but not committed",
+				       (unsigned long long)c->aux_pos);
 			break;
 		}
-		if (rec->seq <= c->aux_cursor) {
-			ret = sb__fail(
-			    -EPROTO, "aux record has sequence %llu, not after the cursor %llu",
-			    (unsigned long long)rec->seq, (unsigned long long)c->aux_cursor);
+		ret = sb__walk_gap(&w, c->aux_cursor, rec->seq, &gap);
+		if (ret)
 			break;
-		}
-		uint64_t gap = rec->seq - c->aux_cursor - 1;
-		if (gap && !c->aux_gap_ok) {
-			ret = sb__fail(-EPROTO, "aux records %llu..%llu are missing without a lap",
-				       (unsigned long long)c->aux_cursor + 1,
-				       (unsigned long long)rec->seq - 1);
-			break;
-		}
-		if (r == SB_READ_BUSY) {
-			aux_account(c, rec, gap, &d.torn, &d);
-			continue;
-		}
 		struct sb_aux_item item;
 		struct sb_aux_owned own;
 		ret = sb__aux_parse(rec, &item, &own);
@@ -105,11 +71,12 @@ int sb_consumer_drain_aux(struct sb_consumer *c, sb_aux_fn fn, void *user,
 			ret = fn(user, &item);
 		sb__aux_owned_free(&own);
 	}
-	c->aux_more = !busy && c->aux_pos != head;
+	if (ret == 0 && step < 0)
+		ret = step;
+	c->aux_more = ret == 0 && c->aux_pos != w.head;
 	c->aux_totals.records += d.records;
 	c->aux_totals.delivered += d.delivered;
 	c->aux_totals.lapped += d.lapped;
-	c->aux_totals.torn += d.torn;
 	sb__consumer_touch(c);
 	if (counts)
 		*counts = d;

@@ -90,8 +90,11 @@ int sb_bridge_register_watch(struct sb_bridge *b, const char *symbol)
 
 		sb_fetch_add_seqcst(count, (uint64_t)-1); /* the slot goes back */
 		why[sizeof(why) - 1] = '\0';
+		if (!why[0])
+			snprintf(why, sizeof(why), "it returned %d (%s)", r,
+				 r < 0 ? strerror(-r) : "not a negative errno");
 		return sb__fail(err, "watch on %s: the watch-register callback failed: %s", symbol,
-				why[0] ? why : strerror(-err));
+				why);
 	}
 	return 0; /* the slot stays taken */
 }
@@ -289,6 +292,37 @@ static int kop_log(struct sb_bridge *b, const char *tag, size_t tag_len, const v
 	return 0;
 }
 
+/*
+ * The callback ran (it may have written kernel memory) but its reply broke
+ * a bound: the logs must still show the op, so a failed reply naming the
+ * refusal takes its place. Returns the refusal.
+ */
+static int log_refused_reply(struct sb_bridge *b, const struct sb_kop_request *req, size_t tag_len,
+			     int refusal)
+{
+	char why[300], reason[SB_KOP_REASON_MAX + 1];
+	struct sb_kop_reply sub = { .id = req->id, .success = false, .reason = reason };
+	void *enc;
+	size_t enc_len;
+
+	snprintf(why, sizeof(why), "%s", sb_last_error());
+	snprintf(reason, sizeof(reason), "the callback's reply was refused: %.200s", why);
+	int err = sb_kop_reply_encode(&sub, &enc, &enc_len);
+	if (!err) {
+		err = kop_log(b, req->tag, tag_len, enc, enc_len);
+		free(enc);
+	}
+	if (err)
+		return sb__fail(refusal,
+				"kernel op %s ran, but its reply was refused (%s) and even "
+				"a failed reply could not be logged",
+				req->tag, why);
+	return sb__fail(refusal,
+			"kernel op %s ran, but its reply was refused (%s); a failed reply "
+			"saying so was logged in its place",
+			req->tag, why);
+}
+
 int sb_bridge_dispatch_kernel_op(struct sb_bridge *b, const struct sb_kop_request *req,
 				 struct sb_kop_reply **reply_out)
 {
@@ -318,16 +352,14 @@ int sb_bridge_dispatch_kernel_op(struct sb_bridge *b, const struct sb_kop_reques
 	err = sb_kop_reply_encode(&reply, &enc, &enc_len);
 	if (b->ops.kernel_op_release)
 		b->ops.kernel_op_release(b->ops.user, &reply);
-	if (err) {
-		char why[400];
-
-		snprintf(why, sizeof(why), "%s", sb_last_error());
-		return sb__fail(err, "kernel op %s: the callback's reply was refused: %s", req->tag,
-				why);
-	}
+	if (err)
+		return log_refused_reply(b, req, tag_len, err);
 	err = kop_log(b, req->tag, tag_len, enc, enc_len);
-	if (!err && reply_out)
-		err = sb_kop_reply_decode(enc, enc_len, reply_out);
+	if (!err && reply_out && sb_kop_reply_decode(enc, enc_len, reply_out) != 0)
+		err = sb__fail(-ENOMEM,
+			       "kernel op %s: the reply was logged, but no copy of it could "
+			       "be made for the caller",
+			       req->tag);
 	free(enc);
 	return err;
 }

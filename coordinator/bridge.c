@@ -36,6 +36,8 @@
 
 void sb_config_default(struct sb_config *cfg)
 {
+	if (!cfg)
+		return;
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_snapshots = SB_DEFAULT_MAX_SNAPSHOTS;
 	cfg->max_events = SB_DEFAULT_MAX_EVENTS;
@@ -396,18 +398,6 @@ struct store_args {
 	uint64_t boundary_offset_ms;
 	uint16_t step_index;
 };
-
-int sb__check_tag(const char *tag, size_t *len)
-{
-	if (!tag || !tag[0])
-		return sb__fail(-EINVAL, "tag is %s: a tag needs 1..%d bytes",
-				tag ? "empty" : "NULL", SB_TAG_MAX);
-	*len = strnlen(tag, SB_TAG_MAX + 1);
-	if (*len > SB_TAG_MAX)
-		return sb__fail(-ENAMETOOLONG, "tag \"%.20s...\" is longer than %d bytes", tag,
-				SB_TAG_MAX);
-	return 0;
-}
 
 static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report *report,
 		   const struct sb_stats *stats, struct store_args *a, uint8_t *missing_buf)

@@ -86,9 +86,6 @@ static inline void sb__bridge_notify(struct sb_bridge *b)
 /* Stop the serving thread, hang up on every consumer, remove the socket. */
 void sb__serve_stop(struct sb_bridge *b);
 
-/* 0 when tag is 1..SB_TAG_MAX bytes, with *len set; else -EINVAL / -ENAMETOOLONG. */
-int sb__check_tag(const char *tag, size_t *len);
-
 /*
  * Test hook: make tag's resident record look non-resident in the log while
  * its slot stays resident, the desynchronisation the invariant-violation

@@ -54,24 +54,19 @@ void sb__accessor_set_state(struct sb_hot *hot, uint32_t state)
 }
 
 /*
- * B3: sleep until gen moves from g, the deadline, or (for a consumer) the
- * next liveness check. Returns false when the coordinator is gone.
+ * B3: sleep until gen moves from g, the deadline, or (for a consumer,
+ * whose coordinator may be gone) the next liveness check.
  */
-static bool sleep_on(const struct sb_hot *hot, uint32_t g, uint64_t now, uint64_t deadline,
-		     sb_gone_fn gone, void *arg)
+static void sleep_on(const struct sb_hot *hot, uint32_t g, uint64_t now, uint64_t deadline,
+		     bool capped)
 {
 	uint64_t ns = deadline - now;
 
-	if (gone) {
-		if (gone(arg))
-			return false;
-		if (ns > SB_ACCESSOR_LIVENESS_NS)
-			ns = SB_ACCESSOR_LIVENESS_NS;
-	}
+	if (capped && ns > SB_ACCESSOR_LIVENESS_NS)
+		ns = SB_ACCESSOR_LIVENESS_NS;
 	struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
 
 	sb__futex_wait(&hot->accessor_gen, g, &ts); /* any return: B1 again */
-	return true;
 }
 
 static int bad_state(const char *op_label, uint32_t st)
@@ -94,6 +89,12 @@ int sb__accessor_wait_not_trying(const struct sb_hot *hot, uint64_t deadline_ns,
 	if (!sb_load_acquire(&hot->accessor_installed))
 		return 0;
 	for (;;) {
+		/*
+		 * Gone is asked before B1-B2: a transition made before the close
+		 * (or the death) is then seen below, so -EPIPE is only returned
+		 * when the condition did not hold as the coordinator went away.
+		 */
+		bool gone_now = gone && gone(arg);
 		uint32_t g = sb_load_acquire(&hot->accessor_gen);    /* B1: pairs with A2 */
 		uint32_t st = sb_load_acquire(&hot->accessor_state); /* B2: pairs with A1 */
 
@@ -114,8 +115,9 @@ int sb__accessor_wait_not_trying(const struct sb_hot *hot, uint64_t deadline_ns,
 					"deadline; its first publish has not completed. Check the "
 					"coordinator's accessor worker log, or allow more time",
 					op_label);
-		if (!sleep_on(hot, g, now, deadline_ns, gone, arg))
+		if (gone_now)
 			return gone_error(op_label, "the accessor worker was TRYING");
+		sleep_on(hot, g, now, deadline_ns, gone != NULL);
 	}
 }
 
@@ -138,6 +140,7 @@ int sb__accessor_wait_advance(const struct sb_hot *hot, uint64_t seqno_before, u
 		return 0;
 	}
 	for (;;) {
+		bool gone_now = gone && gone(arg);		     /* before B1-B2, as above */
 		uint32_t g = sb_load_acquire(&hot->accessor_gen);    /* B1: pairs with A2 */
 		uint32_t st = sb_load_acquire(&hot->accessor_state); /* B2: pairs with A1 */
 
@@ -166,7 +169,8 @@ int sb__accessor_wait_advance(const struct sb_hot *hot, uint64_t seqno_before, u
 					"log, or allow more time",
 					op_label, (unsigned long long)seqno_before, st);
 		}
-		if (!sleep_on(hot, g, now, deadline_ns, gone, arg))
+		if (gone_now)
 			return gone_error(op_label, "waiting for the publish seqno to advance");
+		sleep_on(hot, g, now, deadline_ns, gone != NULL);
 	}
 }

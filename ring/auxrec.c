@@ -39,19 +39,13 @@ int sb__cgroup_check(const char *tag, const char *cgroup, const int32_t *pids, s
 
 int sb__pids_encode(const int32_t *pids, size_t n, void **buf, size_t *len)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
+	struct sb_pack p;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, n);
+	sb__pack_init(&p);
+	msgpack_pack_array(&p.pk, n);
 	for (size_t i = 0; i < n; i++)
-		msgpack_pack_int32(&pk, pids[i]);
-	if (!sb.data)
-		return sb__fail(-ENOMEM, "out of memory encoding %zu pids", n);
-	*len = sb.size;
-	*buf = msgpack_sbuffer_release(&sb);
-	return 0;
+		msgpack_pack_int32(&p.pk, pids[i]);
+	return sb__pack_finish(&p, SB_PIDS_ENC_MAX, "pid list", buf, len);
 }
 
 int sb__cgroup_procs_new(const char *tag, size_t tag_len, const char *cgroup, size_t cgroup_len,
@@ -79,55 +73,87 @@ int sb__cgroup_procs_new(const char *tag, size_t tag_len, const char *cgroup, si
 	return 0;
 }
 
-/* Decode the pids array of an untrusted payload (already one checked msgpack object). */
-static int pids_decode(const uint8_t *buf, size_t len, int32_t **pids, size_t *n)
+static uint64_t be(const uint8_t *p, int n)
 {
-	msgpack_unpacked u;
-	size_t off = 0;
-	int err = 0;
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/*
+ * Decode the pids of an untrusted payload by hand: an array header, then
+ * one integer per pid, each bounded by the bytes left before it is read,
+ * so the only allocation is 4 bytes per pid the payload really holds.
+ */
+static int pids_decode(const uint8_t *p, size_t len, int32_t **pids, size_t *n)
+{
+	size_t i = 0, count;
 
 	*pids = NULL;
 	*n = 0;
-	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, (const char *)buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-	    off != len) {
-		err =
-		    sb__fail(-EBADMSG, "cgroup.procs record: msgpack-c could not unpack the pids");
-		goto out;
+	if (len < 1)
+		goto bad;
+	if ((p[0] & 0xf0) == 0x90) {
+		count = p[0] & 0x0f;
+		i = 1;
+	} else if (p[0] == 0xdc && len >= 3) {
+		count = (size_t)be(p + 1, 2);
+		i = 3;
+	} else if (p[0] == 0xdd && len >= 5) {
+		count = (size_t)be(p + 1, 4);
+		i = 5;
+	} else {
+		goto bad;
 	}
-	const msgpack_object *o = &u.data;
-	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > SB_CGROUP_PIDS_MAX) {
-		err = sb__fail(-EBADMSG,
-			       "cgroup.procs record: the pids are not an array of at "
-			       "most %u integers",
-			       SB_CGROUP_PIDS_MAX);
-		goto out;
-	}
-	*pids = malloc(sizeof(int32_t) * (o->via.array.size ? o->via.array.size : 1));
-	if (!*pids) {
-		err = sb__fail(-ENOMEM, "out of memory for %u pids", o->via.array.size);
-		goto out;
-	}
-	for (uint32_t i = 0; i < o->via.array.size; i++) {
-		const msgpack_object *e = &o->via.array.ptr[i];
+	/* Every pid takes at least one byte: a count beyond the bytes left is a lie. */
+	if (count > SB_CGROUP_PIDS_MAX || count > len - i)
+		goto bad;
+	*pids = malloc(sizeof(int32_t) * (count ? count : 1));
+	if (!*pids)
+		return sb__fail(-ENOMEM, "out of memory for %zu pids", count);
+	for (size_t k = 0; k < count; k++) {
+		uint8_t t = p[i++];
 		int64_t v;
+		int w = 0;
 
-		if (e->type == MSGPACK_OBJECT_POSITIVE_INTEGER && e->via.u64 <= INT32_MAX)
-			v = (int64_t)e->via.u64;
-		else if (e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && e->via.i64 >= INT32_MIN)
-			v = e->via.i64;
-		else {
-			err = sb__fail(-EBADMSG, "cgroup.procs record: pid %u is not an int32", i);
-			free(*pids);
-			*pids = NULL;
-			goto out;
+		if (t <= 0x7f)
+			v = t;
+		else if (t >= 0xe0)
+			v = (int8_t)t;
+		else if (t >= 0xcc && t <= 0xce) /* uint8, uint16, uint32 */
+			w = 1 << (t - 0xcc);
+		else if (t >= 0xd0 && t <= 0xd2) /* int8, int16, int32 */
+			w = 1 << (t - 0xd0);
+		else
+			goto bad_free;
+		if (w) {
+			if (len - i < (size_t)w)
+				goto bad_free;
+			uint64_t raw = be(p + i, w);
+			i += (size_t)w;
+			if (t >= 0xd0) /* sign-extend from w bytes */
+				v = (int64_t)(raw << (64 - 8 * w)) >> (64 - 8 * w);
+			else
+				v = (int64_t)raw;
 		}
-		(*pids)[i] = (int32_t)v;
+		if (v < INT32_MIN || v > INT32_MAX)
+			goto bad_free;
+		(*pids)[k] = (int32_t)v;
 	}
-	*n = o->via.array.size;
-out:
-	msgpack_unpacked_destroy(&u);
-	return err;
+	if (i != len)
+		goto bad_free;
+	*n = count;
+	return 0;
+bad_free:
+	free(*pids);
+	*pids = NULL;
+bad:
+	return sb__fail(-EBADMSG,
+			"cgroup.procs record: the pids are not an array of at most %u "
+			"int32 values",
+			SB_CGROUP_PIDS_MAX);
 }
 
 int sb__aux_parse(const struct sb_rec *rec, struct sb_aux_item *item, struct sb_aux_owned *own)
@@ -141,6 +167,10 @@ int sb__aux_parse(const struct sb_rec *rec, struct sb_aux_item *item, struct sb_
 	if (rec->kind != SB_REC_KERNEL_OP && rec->kind != SB_REC_CGROUP_PROCS)
 		return sb__fail(-EBADMSG, "aux record %llu has kind %u",
 				(unsigned long long)rec->seq, rec->kind);
+	if (rec->fate || rec->slot || rec->elapsed_ms || rec->boundary_offset_ms ||
+	    rec->step_index || rec->reserved0 || rec->reserved1)
+		return sb__fail(-EBADMSG, "aux record %llu: a field that must be 0 is not",
+				(unsigned long long)rec->seq);
 	if (need > rec->len || rec->stats_len != 0 || rec->flags != 0)
 		return sb__fail(-EBADMSG,
 				"aux record %llu: its fields (%u + %u + %u bytes) do not "

@@ -54,7 +54,12 @@ int sb__kop_check_tag(const char *tag, size_t *len)
 	return check_text("kernel-op tag", tag, SB_KOP_TAG_MAX, false, len);
 }
 
-static int check_value(const char *what, size_t i, const struct sb_kop_value *v)
+/*
+ * One value's bounds; *bytes adds up the BYTES lengths so that a document
+ * that could only end up over SB_KOP_REPLY_MAX is refused before anything
+ * is encoded (4096 values of 1 MiB would otherwise be packed first).
+ */
+static int check_value(const char *what, size_t i, const struct sb_kop_value *v, size_t *bytes)
 {
 	switch (v->kind) {
 	case SB_KOP_NONE:
@@ -69,9 +74,11 @@ static int check_value(const char *what, size_t i, const struct sb_kop_value *v)
 	case SB_KOP_BYTES:
 		if (!v->bytes && v->len)
 			return sb__fail(-EINVAL, "%s %zu: %zu bytes at NULL", what, i, v->len);
-		if (v->len > SB_KOP_REPLY_MAX)
-			return sb__fail(-E2BIG, "%s %zu: %zu bytes, more than %u", what, i, v->len,
-					SB_KOP_REPLY_MAX);
+		if (v->len > SB_KOP_REPLY_MAX - *bytes)
+			return sb__fail(-E2BIG,
+					"%s %zu: %zu more bytes make the document larger than %u",
+					what, i, v->len, SB_KOP_REPLY_MAX);
+		*bytes += v->len;
 		return 0;
 	}
 	return sb__fail(-EINVAL, "%s %zu has unknown kind %d", what, i, (int)v->kind);
@@ -120,19 +127,37 @@ static void pack_value(msgpack_packer *pk, const struct sb_kop_value *v)
 	}
 }
 
-/* Hand the packed bytes to the caller, or refuse them if over max. */
-static int finish(msgpack_sbuffer *sb, size_t max, const char *what, void **buf, size_t *len)
+/* msgpack-c's sbuffer writer, remembering the first failure (out of memory). */
+static int checked_write(void *data, const char *buf, size_t len)
 {
-	if (!sb->data)
-		return sb__fail(-ENOMEM, "out of memory encoding a %s", what);
-	if (sb->size > max) {
-		size_t n = sb->size;
+	struct sb_pack *p = data;
 
-		msgpack_sbuffer_destroy(sb);
+	if (!p->failed && msgpack_sbuffer_write(&p->sb, buf, len) != 0)
+		p->failed = true;
+	return p->failed ? -1 : 0;
+}
+
+void sb__pack_init(struct sb_pack *p)
+{
+	msgpack_sbuffer_init(&p->sb);
+	msgpack_packer_init(&p->pk, p, checked_write);
+	p->failed = false;
+}
+
+int sb__pack_finish(struct sb_pack *p, size_t max, const char *what, void **buf, size_t *len)
+{
+	if (p->failed || !p->sb.data) {
+		msgpack_sbuffer_destroy(&p->sb);
+		return sb__fail(-ENOMEM, "out of memory encoding a %s", what);
+	}
+	if (p->sb.size > max) {
+		size_t n = p->sb.size;
+
+		msgpack_sbuffer_destroy(&p->sb);
 		return sb__fail(-E2BIG, "the encoded %s is %zu bytes, more than %zu", what, n, max);
 	}
-	*len = sb->size;
-	*buf = msgpack_sbuffer_release(sb);
+	*len = p->sb.size;
+	*buf = msgpack_sbuffer_release(&p->sb);
 	return 0;
 }
 
@@ -152,40 +177,41 @@ int sb_kop_request_encode(const struct sb_kop_request *req, void **buf, size_t *
 	if (req->direction != SB_KOP_READ && req->direction != SB_KOP_WRITE)
 		return sb__fail(-EINVAL, "kernel-op %s: direction %d is neither read nor write",
 				req->tag, (int)req->direction);
+	size_t bytes = 0;
+
 	err = check_count("request entries", req->entries, req->n_entries);
 	for (size_t i = 0; !err && i < req->n_entries; i++) {
 		err = check_text("kernel-op target", req->entries[i].target, SB_KOP_TARGET_MAX,
 				 false, &tlen);
 		if (!err)
-			err = check_value("request entry", i, &req->entries[i].value);
+			err = check_value("request entry", i, &req->entries[i].value, &bytes);
 	}
 	if (err)
 		return err;
 
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
+	struct sb_pack p;
+	msgpack_packer *pk = &p.pk;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 5);
-	pack_key(&pk, "id");
-	msgpack_pack_uint64(&pk, req->id);
-	pack_key(&pk, "mode");
-	pack_key(&pk, req->mode == SB_KOP_HOT ? "hot" : "cold");
-	pack_key(&pk, "direction");
-	pack_key(&pk, req->direction == SB_KOP_READ ? "read" : "write");
-	pack_key(&pk, "tag");
-	pack_str(&pk, req->tag, tag_len);
-	pack_key(&pk, "entries");
-	msgpack_pack_array(&pk, req->n_entries);
+	sb__pack_init(&p);
+	msgpack_pack_map(pk, 5);
+	pack_key(pk, "id");
+	msgpack_pack_uint64(pk, req->id);
+	pack_key(pk, "mode");
+	pack_key(pk, req->mode == SB_KOP_HOT ? "hot" : "cold");
+	pack_key(pk, "direction");
+	pack_key(pk, req->direction == SB_KOP_READ ? "read" : "write");
+	pack_key(pk, "tag");
+	pack_str(pk, req->tag, tag_len);
+	pack_key(pk, "entries");
+	msgpack_pack_array(pk, req->n_entries);
 	for (size_t i = 0; i < req->n_entries; i++) {
-		msgpack_pack_map(&pk, 2);
-		pack_key(&pk, "target");
-		pack_key(&pk, req->entries[i].target);
-		pack_key(&pk, "value");
-		pack_value(&pk, &req->entries[i].value);
+		msgpack_pack_map(pk, 2);
+		pack_key(pk, "target");
+		pack_key(pk, req->entries[i].target);
+		pack_key(pk, "value");
+		pack_value(pk, &req->entries[i].value);
 	}
-	return finish(&sb, SB_KOP_REPLY_MAX, "kernel-op request", buf, len);
+	return sb__pack_finish(&p, SB_KOP_REPLY_MAX, "kernel-op request", buf, len);
 }
 
 int sb__kop_reply_check(const struct sb_kop_reply *reply)
@@ -200,9 +226,11 @@ int sb__kop_reply_check(const struct sb_kop_reply *reply)
 		if (err)
 			return err;
 	}
+	size_t bytes = 0;
+
 	err = check_count("reply values", reply->read_values, reply->n_values);
 	for (size_t i = 0; !err && i < reply->n_values; i++)
-		err = check_value("reply value", i, &reply->read_values[i]);
+		err = check_value("reply value", i, &reply->read_values[i], &bytes);
 	return err;
 }
 
@@ -214,29 +242,28 @@ int sb_kop_reply_encode(const struct sb_kop_reply *reply, void **buf, size_t *le
 	if (err)
 		return err;
 
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
+	struct sb_pack p;
+	msgpack_packer *pk = &p.pk;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4);
-	pack_key(&pk, "id");
-	msgpack_pack_uint64(&pk, reply->id);
-	pack_key(&pk, "success");
+	sb__pack_init(&p);
+	msgpack_pack_map(pk, 4);
+	pack_key(pk, "id");
+	msgpack_pack_uint64(pk, reply->id);
+	pack_key(pk, "success");
 	if (reply->success)
-		msgpack_pack_true(&pk);
+		msgpack_pack_true(pk);
 	else
-		msgpack_pack_false(&pk);
-	pack_key(&pk, "reason");
+		msgpack_pack_false(pk);
+	pack_key(pk, "reason");
 	if (reply->reason)
-		pack_key(&pk, reply->reason);
+		pack_key(pk, reply->reason);
 	else
-		msgpack_pack_nil(&pk);
-	pack_key(&pk, "read_values");
-	msgpack_pack_array(&pk, reply->n_values);
+		msgpack_pack_nil(pk);
+	pack_key(pk, "read_values");
+	msgpack_pack_array(pk, reply->n_values);
 	for (size_t i = 0; i < reply->n_values; i++)
-		pack_value(&pk, &reply->read_values[i]);
-	return finish(&sb, SB_KOP_REPLY_MAX, "kernel-op reply", buf, len);
+		pack_value(pk, &reply->read_values[i]);
+	return sb__pack_finish(&p, SB_KOP_REPLY_MAX, "kernel-op reply", buf, len);
 }
 
 /* ---- decoding ------------------------------------------------------------------ */

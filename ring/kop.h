@@ -13,10 +13,29 @@
 #ifndef SB_RING_KOP_H
 #define SB_RING_KOP_H
 
+#include <stdbool.h>
+
+#include <msgpack.h>
 #include <snapbridge/aux.h>
 #include <snapbridge/consumer.h>
 
 #include "layout.h"
+
+/*
+ * A msgpack packer into a growing buffer that remembers the first failed
+ * write, so that an out-of-memory in the middle of a document is an error
+ * rather than a truncated document.
+ */
+struct sb_pack {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	bool failed;
+};
+
+void sb__pack_init(struct sb_pack *p);
+
+/* Hand over the bytes (*buf is malloc'd), or -ENOMEM / -E2BIG (over max) and free them. */
+int sb__pack_finish(struct sb_pack *p, size_t max, const char *what, void **buf, size_t *len);
 
 /* 0 when tag is 1..SB_KOP_TAG_MAX bytes (*len set), else -EINVAL / -ENAMETOOLONG. */
 int sb__kop_check_tag(const char *tag, size_t *len);
@@ -30,6 +49,9 @@ int sb__kop_reply_copy(const struct sb_kop_reply *reply, struct sb_kop_reply **o
 /* Check cgroup.procs arguments as sb_bridge_record_cgroup_procs documents. */
 int sb__cgroup_check(const char *tag, const char *cgroup, const int32_t *pids, size_t n,
 		     size_t *tag_len, size_t *cgroup_len);
+
+/* The largest encoded pid list: an array header and SB_CGROUP_PIDS_MAX int32s. */
+#define SB_PIDS_ENC_MAX (5u + 5u * SB_CGROUP_PIDS_MAX)
 
 /* The pids as a msgpack array of integers; *buf is malloc'd. */
 int sb__pids_encode(const int32_t *pids, size_t n, void **buf, size_t *len);

@@ -142,17 +142,20 @@ struct sb_hot {
 	SB_HOT_WORD(capture_unavailable);
 	SB_HOT_WORD(wakes); /* times the writer woke waiting consumers */
 	/*
-	 * The accessor worker (coordinator/accessor.c), one line written
-	 * together under the accessor lock: the publish seqno, the state
-	 * (enum sb_worker_state), the futex word its waiters sleep on (bumped
-	 * after every change), and whether accessor state was installed.
+	 * The accessor worker (ring/accessor.h), one line written by its
+	 * transitions under the bridge's accessor lock: the publish seqno,
+	 * the state (enum sb_worker_state), the futex word its waiters sleep
+	 * on (bumped after every change, and once more by destroy), and
+	 * whether accessor state was installed.
 	 */
 	uint64_t accessor_seqno;
 	uint32_t accessor_state;
 	uint32_t accessor_gen;
 	uint32_t accessor_installed;
 	uint8_t accessor_pad[SB_LINE - 20];
-	SB_HOT_WORD(watch_count); /* committed watch slots, <= max_watch at every instant */
+	/* watch slots taken (committed, or reserved while their callback runs); <= max_watch always
+	 */
+	SB_HOT_WORD(watch_count);
 };
 SB_ASSERT_LAYOUT(struct sb_hot, store_seq, 0);
 SB_ASSERT_LAYOUT(struct sb_hot, log_head, 64);

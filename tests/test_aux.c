@@ -1012,7 +1012,7 @@ Test(aux_log,
 	cr_assert_eq(sb_consumer_drain_aux(c, collect, &seen, &a), 0, "%s", sb_last_error());
 	cr_assert_eq(a.records, 50);
 	cr_assert_eq(a.delivered, 50);
-	cr_assert_eq(a.lapped + a.torn, 0);
+	cr_assert_eq(a.lapped, 0);
 	cr_assert_eq(seen.items, 50);
 	cr_assert_eq(seen.bad, 0, "every item is the one recorded under its sequence");
 	cr_assert_eq(seen.first_seq, 1);
@@ -1040,7 +1040,7 @@ Test(aux_log, a_lapped_consumer_accounts_for_every_record_exactly)
 	cr_assert_eq(sb_consumer_aux_count(c, &n), 0);
 	cr_assert_eq(n, 3000);
 	cr_assert_eq(total.records, 3000);
-	cr_assert_eq(total.delivered + total.lapped + total.torn, total.records);
+	cr_assert_eq(total.delivered + total.lapped, total.records);
 	cr_assert_gt(total.lapped, 0, "a 64 KiB aux log cannot hold 3000 records");
 	cr_assert_eq(total.delivered, seen.items);
 	cr_assert_eq(seen.bad, 0);
@@ -1068,19 +1068,17 @@ Test(aux_log, consumer_processes_drain_the_aux_log_with_exact_accounting)
 	}
 	sb_bridge_destroy(b);
 	for (int k = 0; k < 2; k++) {
-		unsigned long long rec, del, lap, torn, bad;
+		unsigned long long rec, del, lap, bad;
 		char state[16];
 
 		su_last_line(out[k], pid[k], line[k], sizeof(line[k]));
 		cr_assert_eq(
 		    sscanf(line[k],
-			   "aux records=%llu delivered=%llu lapped=%llu torn=%llu bad=%llu "
-			   "state=%15s",
-			   &rec, &del, &lap, &torn, &bad, state),
-		    6, "consumer said: %s", line[k]);
+			   "aux records=%llu delivered=%llu lapped=%llu bad=%llu state=%15s", &rec,
+			   &del, &lap, &bad, state),
+		    5, "consumer said: %s", line[k]);
 		cr_assert_eq(rec, 2000, "consumer said: %s", line[k]);
-		cr_assert_eq(del + lap + torn, rec);
-		cr_assert_eq(torn, 0);
+		cr_assert_eq(del + lap, rec);
 		cr_assert_eq(bad, 0);
 		cr_assert_gt(del, 0);
 		cr_assert_str_eq(state, "closed");
@@ -1149,4 +1147,256 @@ Test(active_bridge, the_scope_macro_restores_on_every_exit_and_other_threads_see
 	}
 	cr_assert_null(sb_active_bridge());
 	sb_bridge_destroy(b);
+}
+
+/* ---- aux wake-ups, starting points and refusals, as consumers see them ---------- */
+
+static enum sb_wait_status wait_now(struct sb_consumer *c)
+{
+	enum sb_wait_status st;
+
+	cr_assert_eq(sb_consumer_wait(c, 0, &st), 0);
+	return st;
+}
+
+Test(aux_log, a_consumer_that_drains_only_aux_is_woken_by_aux_appends_and_only_by_news)
+{
+	struct sb_bridge *b = plain_bridge();
+	struct sb_consumer *c = consumer_of(b);
+	struct sb_aux_counts a;
+
+	cr_assert_eq(sb_consumer_drain_aux(c, NULL, NULL, &a), 0);
+	cr_assert_eq(wait_now(c), SB_WAIT_TIMEOUT, "nothing new after the drain");
+	cr_assert_eq(tu_aux_put(b, 1), 0);
+	cr_assert_eq(wait_now(c), SB_WAIT_READY, "an aux append is news");
+	cr_assert_eq(sb_consumer_drain_aux(c, NULL, NULL, &a), 0);
+	cr_assert_eq(a.delivered, 1);
+	cr_assert_eq(wait_now(c), SB_WAIT_TIMEOUT);
+	sb_consumer_close(c);
+	sb_bridge_destroy(b);
+}
+
+Test(aux_log, a_consumer_of_records_and_aux_stays_ready_until_both_are_drained)
+{
+	struct sb_bridge *b = plain_bridge();
+	struct sb_consumer *c = consumer_of(b);
+	uint8_t buf[64];
+	struct sb_report r = { .msgpack = buf, .msgpack_len = tu_report(buf, 16, 1) };
+
+	cr_assert_eq(sb_consumer_drain(c, NULL, NULL, NULL), 0);
+	cr_assert_eq(sb_consumer_drain_aux(c, NULL, NULL, NULL), 0);
+	cr_assert_eq(wait_now(c), SB_WAIT_TIMEOUT);
+	cr_assert_eq(sb_bridge_store(b, "t", &r), 0);
+	cr_assert_eq(tu_aux_put(b, 1), 0);
+	cr_assert_eq(sb_consumer_drain(c, NULL, NULL, NULL), 0);
+	cr_assert_eq(wait_now(c), SB_WAIT_READY, "the aux record is still unread");
+	cr_assert_eq(sb_consumer_drain_aux(c, NULL, NULL, NULL), 0);
+	cr_assert_eq(wait_now(c), SB_WAIT_TIMEOUT);
+	sb_consumer_close(c);
+	sb_bridge_destroy(b);
+}
+
+Test(aux_log, a_consumer_started_at_the_end_sees_only_later_aux_records)
+{
+	struct sb_bridge *b = plain_bridge();
+	struct sb_consumer *c;
+	struct aux_seen seen = { 0 };
+	struct sb_aux_counts a;
+	int fd;
+
+	for (uint64_t i = 1; i <= 10; i++)
+		cr_assert_eq(tu_aux_put(b, i), 0);
+	cr_assert_eq(sb_bridge_data_fd(b, &fd), 0);
+	cr_assert_eq(sb_consumer_open_fd(fd, SB_CONSUMER_START_AT_END, &c), 0);
+	close(fd);
+	for (uint64_t i = 11; i <= 13; i++)
+		cr_assert_eq(tu_aux_put(b, i), 0);
+	cr_assert_eq(sb_consumer_drain_aux(c, collect, &seen, &a), 0);
+	cr_assert_eq(a.records, 3);
+	cr_assert_eq(a.delivered, 3);
+	cr_assert_eq(seen.first_seq, 11);
+	cr_assert_eq(seen.bad, 0);
+	sb_consumer_close(c);
+	sb_bridge_destroy(b);
+}
+
+static uint64_t aux_count_of(struct sb_bridge *b)
+{
+	struct sb_consumer *c = consumer_of(b);
+	uint64_t n;
+
+	cr_assert_eq(sb_consumer_aux_count(c, &n), 0);
+	sb_consumer_close(c);
+	return n;
+}
+
+Test(kernel_op, refused_records_reach_neither_log)
+{
+	struct sb_bridge *b = bridge_with(NULL, 3, 64u << 10);
+	uint8_t payload[40000] = { 0 };
+	struct sb_kop_value v = { .kind = SB_KOP_BYTES, .bytes = payload, .len = sizeof(payload) };
+	struct sb_kop_reply big = { .id = 1, .success = true, .read_values = &v, .n_values = 1 };
+	struct sb_kop_reply ok = { .id = 1, .success = true };
+	const int32_t pids[1] = { 1 };
+
+	cr_assert_eq(sb_bridge_record_kernel_op_reply(b, "big", &big), -E2BIG);
+	cr_assert_eq(sb_bridge_record_kernel_op_reply(b, "", &ok), -EINVAL);
+	cr_assert_eq(sb_bridge_record_cgroup_procs(b, "t", "", pids, 1), -EINVAL);
+	cr_assert_eq(aux_count_of(b), 0, "nothing reached the consumers' aux log");
+	sb_bridge_destroy(b);
+}
+
+struct counting_kop {
+	int calls, releases;
+	const char *reason;
+};
+
+static void reasoned_kop(void *user, const struct sb_kop_request *req, struct sb_kop_reply *reply)
+{
+	struct counting_kop *k = user;
+
+	(void)req;
+	k->calls++;
+	reply->success = false;
+	reply->reason = k->reason;
+}
+
+static void count_release(void *user, struct sb_kop_reply *reply)
+{
+	struct counting_kop *k = user;
+
+	(void)reply;
+	k->releases++;
+}
+
+Test(kernel_op, release_runs_once_per_reply_and_a_refused_reply_leaves_a_failed_one_in_the_logs)
+{
+	char long_reason[SB_KOP_REASON_MAX + 10];
+	struct counting_kop k = { 0, 0, "fine" };
+	struct sb_bridge_ops ops = { .kernel_op = reasoned_kop,
+				     .kernel_op_release = count_release,
+				     .user = &k };
+	struct sb_bridge *b = bridge_with(&ops, 3, SB_DEFAULT_AUX_BYTES);
+	struct sb_kop_request req = read_req(7, "op");
+	struct sb_kop_reply *reply = (void *)1;
+	struct sb_kop_log log;
+
+	cr_assert_eq(sb_bridge_dispatch_kernel_op(b, &req, NULL), 0);
+	cr_assert_eq(k.calls, 1);
+	cr_assert_eq(k.releases, 1);
+
+	memset(long_reason, 'r', sizeof(long_reason) - 1);
+	long_reason[sizeof(long_reason) - 1] = '\0';
+	k.reason = long_reason; /* the callback's reply now breaks a bound */
+	cr_assert_eq(sb_bridge_dispatch_kernel_op(b, &req, &reply), -ENAMETOOLONG);
+	cr_assert_null(reply);
+	assert_error_has("logged in its place");
+	cr_assert_eq(k.calls, 2, "the op ran");
+	cr_assert_eq(k.releases, 2, "and its reply was released");
+	cr_assert_eq(sb_bridge_drain_kernel_ops(b, &log), 0);
+	cr_assert_eq(log.count, 2, "the ran op is in the log");
+	cr_assert_eq(log.items[1].reply->id, 7);
+	cr_assert(!log.items[1].reply->success);
+	cr_assert(strstr(log.items[1].reply->reason, "refused"), "%s", log.items[1].reply->reason);
+	sb_kop_log_free(&log);
+	cr_assert_eq(aux_count_of(b), 2, "and in the aux log");
+	sb_bridge_destroy(b);
+}
+
+/* ---- aux records that lie ---------------------------------------------------------- */
+
+/*
+ * A region image with two aux records (a kernel op, then a cgroup.procs
+ * snapshot); the test breaks one thing in it, and a consumer of the image
+ * must refuse it with -EBADMSG, without a crash and without moving.
+ */
+struct forged {
+	uint8_t *img;
+	size_t size;
+	struct sb_header *hdr;
+	struct sb_hot *hot;
+	struct sb_rec *first, *second;
+};
+
+static struct forged forge(void)
+{
+	struct sb_bridge *b = plain_bridge();
+	struct forged f;
+	int fd;
+
+	cr_assert_eq(tu_aux_put(b, 1), 0);
+	cr_assert_eq(tu_aux_put(b, 2), 0);
+	cr_assert_eq(sb_bridge_data_fd(b, &fd), 0);
+	f.img = tu_read_region(fd, &f.size);
+	close(fd);
+	sb_bridge_destroy(b);
+	f.hdr = (struct sb_header *)f.img;
+	f.hot = (struct sb_hot *)(f.img + f.hdr->sections[SB_SEC_HOT].offset);
+	f.first = (struct sb_rec *)(f.img + f.hdr->sections[SB_SEC_AUX].offset);
+	f.second = (struct sb_rec *)((uint8_t *)f.first + f.first->len);
+	cr_assert_eq(f.first->kind, SB_REC_KERNEL_OP);
+	cr_assert_eq(f.second->kind, SB_REC_CGROUP_PROCS);
+	return f;
+}
+
+static void expect_aux_refused(struct forged *f, const char *why)
+{
+	char path[] = "/tmp/sb-aux-forged.XXXXXX";
+	int fd = mkstemp(path);
+	struct sb_consumer *c;
+	struct sb_aux_counts a = { 99, 99, 99 };
+	uint64_t before;
+
+	cr_assert_eq(write(fd, f->img, f->size), (ssize_t)f->size);
+	close(fd);
+	cr_assert_eq(sb_consumer_open_image(path, 0, &c), 0, "%s", sb_last_error());
+	unlink(path);
+	free(f->img);
+	int rc = sb_consumer_drain_aux(c, NULL, NULL, &a);
+	cr_assert(rc == -EBADMSG || rc == -EPROTO, "%s: drain returned %d", why, rc);
+	cr_assert_eq(a.records, a.delivered + a.lapped);
+	cr_assert_eq(sb_consumer_aux_totals(c, &a), 0);
+	before = a.records;
+	cr_assert_eq(sb_consumer_drain_aux(c, NULL, NULL, NULL), rc, "%s: the same refusal again",
+		     why);
+	cr_assert_eq(sb_consumer_aux_totals(c, &a), 0);
+	cr_assert_eq(a.records, before, "%s: a refused record moves nothing", why);
+	sb_consumer_close(c);
+}
+
+Test(aux_log, hostile_aux_records_are_refused_without_moving_the_cursor)
+{
+	struct forged f;
+
+	f = forge();
+	f.second->tag_len = 0xffff;
+	expect_aux_refused(&f, "a tag longer than the record");
+	f = forge();
+	f.second->report_len = 1u << 30;
+	expect_aux_refused(&f, "a payload longer than the record");
+	f = forge();
+	((char *)(f.second + 1))[1] = '\0';
+	expect_aux_refused(&f, "a NUL in the tag");
+	f = forge();
+	f.second->kind = 9;
+	expect_aux_refused(&f, "an unknown kind");
+	f = forge();
+	f.second->step_index = 1;
+	expect_aux_refused(&f, "a field that must be 0");
+	f = forge();
+	/* The pid array "cg_2" of /sb/2 holds [2, 3]: make the first pid a u64. */
+	uint8_t *pids = (uint8_t *)(f.second + 1) + f.second->tag_len + f.second->schema_len;
+	pids[1] = 0xcf;
+	expect_aux_refused(&f, "a pid that is not an int32");
+	f = forge();
+	pids = (uint8_t *)(f.second + 1) + f.second->tag_len + f.second->schema_len;
+	pids[0] = 0xdd; /* an array that claims 2^32-ish elements in a few bytes */
+	expect_aux_refused(&f, "a pid count beyond the bytes");
+	f = forge();
+	f.first->commit = SB_REC_BUSY;
+	expect_aux_refused(&f, "an uncommitted record below the head");
+	f = forge();
+	f.hot->aux_head += 1ull << 40; /* a head far beyond the tail */
+	f.hot->aux_tail = 0;
+	expect_aux_refused(&f, "a head more than a ring ahead");
 }

@@ -128,10 +128,14 @@ const char *sb_worker_state_name(enum sb_worker_state state);
  *            "tag": str, "entries": [{"target": str, "value": V}]}
  *   reply   {"id": uint, "success": bool, "reason": str|nil, "read_values": [V]}
  *   V       nil | {"u32": uint} | {"u64": uint} | {"bytes": bin} | {"or_u32": uint}
- * Encoding checks every bound above (-EINVAL, -ENAMETOOLONG, -E2BIG for a
- * reply over SB_KOP_REPLY_MAX) and writes nothing on error; *buf is
+ * Optional when decoding: an entry's "value" (nil), a reply's "reason"
+ * (nil) and "read_values" ([]); every other key is required, and unknown
+ * or repeated keys are refused. Encoding checks every bound above
+ * (-EINVAL, -ENAMETOOLONG, -E2BIG for a document over SB_KOP_REPLY_MAX,
+ * found before anything is packed) and writes nothing on error; *buf is
  * malloc'd, free() it. Decoding treats the bytes as hostile and returns
- * -EBADMSG for anything that is not exactly one such map within the bounds.
+ * -EBADMSG for anything that is not exactly one such map within the
+ * bounds; it allocates at most a small multiple of len.
  */
 int sb_kop_request_encode(const struct sb_kop_request *req, void **buf, size_t *len);
 int sb_kop_request_decode(const void *buf, size_t len, struct sb_kop_request **out);

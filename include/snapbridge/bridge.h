@@ -264,7 +264,11 @@ int sb_bridge_event_count(struct sb_bridge *bridge, size_t *out);
  */
 int sb_bridge_register_watch(struct sb_bridge *bridge, const char *symbol);
 
-/* Committed watch slots, as published in the region (consumers read it too). */
+/*
+ * Watch slots taken, as published in the region (consumers read it too):
+ * committed ones plus any reserved while their callback runs, so it can
+ * drop back when a callback fails. Never above max_watch.
+ */
 int sb_bridge_watch_count(struct sb_bridge *bridge, uint32_t *out);
 
 /* ---- accessor state ------------------------------------------------------- */
@@ -320,14 +324,20 @@ int sb_bridge_wait_publish_advance(struct sb_bridge *bridge, uint64_t seqno_befo
  * the coordinator's own log and in the region's aux log. *reply (may be
  * NULL) gets a copy the caller frees with sb_kop_reply_free(). Returns
  * -ENOSYS, logging nothing, when no callback is installed; -EINVAL /
- * -ENAMETOOLONG / -E2BIG for a request or a reply outside the bounds of
- * aux.h (a refused reply is not logged); -E2BIG also when the record
- * cannot fit the aux log.
+ * -ENAMETOOLONG / -E2BIG for a request outside the bounds of aux.h (the
+ * callback does not run, nothing is logged). When the callback's reply
+ * breaks a bound or cannot fit the aux log, the op has still run: a
+ * failed reply naming the refusal is logged in its place, and the
+ * refusal's error is returned.
  */
 int sb_bridge_dispatch_kernel_op(struct sb_bridge *bridge, const struct sb_kop_request *req,
 				 struct sb_kop_reply **reply);
 
-/* Log a reply produced elsewhere, as dispatch would have. Errors as dispatch. */
+/*
+ * Log a reply produced elsewhere, as dispatch would have. A tag or reply
+ * outside the bounds (-EINVAL, -ENAMETOOLONG, -E2BIG) is refused and
+ * nothing is logged: the caller still has the reply.
+ */
 int sb_bridge_record_kernel_op_reply(struct sb_bridge *bridge, const char *tag,
 				     const struct sb_kop_reply *reply);
 

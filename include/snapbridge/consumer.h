@@ -260,26 +260,28 @@ struct sb_aux_item {
 	size_t msgpack_len;
 };
 
-/* Aux outcomes: records == delivered + lapped + torn, always. */
+/*
+ * Aux outcomes: records == delivered + lapped, always. (An aux record is
+ * committed before it is published, so none is ever in flight or torn.)
+ */
 struct sb_aux_counts {
 	uint64_t records;
 	uint64_t delivered;
 	uint64_t lapped; /* the writer reused their bytes before we read them */
-	uint64_t torn;	 /* the writer died while writing them */
 };
 
 typedef int (*sb_aux_fn)(void *user, const struct sb_aux_item *item);
 
 /*
- * Drain the aux log from this consumer's aux cursor, in append order,
- * as sb_consumer_drain() does the record log: counts (optional) gets
- * this call's outcomes, a record in flight ends the drain, one call reads
- * at most one log's worth, a callback's non-zero return stops after that
- * record and is returned, and a record that fails validation returns
- * -EBADMSG / -EPROTO and leaves the cursor and counts as they were.
- * Kernel-op replies and cgroup.procs snapshots never supersede or evict
- * each other: every record is delivered unless it was lapped or torn.
- * After the first aux drain, sb_consumer_wait() also reports aux news.
+ * Drain the aux log from this consumer's aux cursor, in append order: each
+ * record is delivered to fn, or counted lapped when the writer reused its
+ * bytes first. counts (optional) gets this call's outcomes. One call reads
+ * at most one log's worth; a callback's non-zero return stops the drain
+ * after that record and is returned; a record that fails validation
+ * returns -EBADMSG / -EPROTO and leaves the cursor and counts as they
+ * were. Kernel-op replies and cgroup.procs snapshots never supersede or
+ * evict each other. After the first aux drain, sb_consumer_wait() also
+ * reports aux news.
  */
 int sb_consumer_drain_aux(struct sb_consumer *consumer, sb_aux_fn fn, void *user,
 			  struct sb_aux_counts *counts);
@@ -292,7 +294,7 @@ int sb_consumer_aux_count(const struct sb_consumer *consumer, uint64_t *out);
 
 /* ---- the coordinator's watch slots and accessor worker ------------------ */
 
-/* Watch slots the coordinator has committed (see sb_bridge_register_watch). */
+/* Watch slots the coordinator has taken (as sb_bridge_watch_count). */
 int sb_consumer_watch_count(const struct sb_consumer *consumer, uint32_t *out);
 
 /*

@@ -51,9 +51,9 @@ static int aux_mode(struct sb_consumer *c)
 		} while (a.records > 0);
 	} while (st == SB_WAIT_READY);
 	sb_consumer_aux_totals(c, &a);
-	printf("aux records=%llu delivered=%llu lapped=%llu torn=%llu bad=%llu state=%s\n",
+	printf("aux records=%llu delivered=%llu lapped=%llu bad=%llu state=%s\n",
 	       (unsigned long long)a.records, (unsigned long long)a.delivered,
-	       (unsigned long long)a.lapped, (unsigned long long)a.torn, (unsigned long long)bad,
+	       (unsigned long long)a.lapped, (unsigned long long)bad,
 	       st == SB_WAIT_CLOSED ? "closed" : "dead");
 	sb_consumer_close(c);
 	return 0;
