@@ -46,6 +46,17 @@ int tu_tally_entry(void *tally, const struct sb_entry *e);
  */
 int tu_drain_to_end(struct sb_consumer *c, sb_entry_fn fn, void *user);
 
+/*
+ * Aux record i (i >= 1) of a seeded stream: odd i is a kernel op tagged
+ * "kop_<i>" whose reply has id i, succeeds unless i % 3 == 0, and reads
+ * one u64 i * 7; even i is a cgroup.procs snapshot tagged "cg_<i>" of
+ * cgroup "/sb/<i>" with pids i, i+1, ... (i % 5 of them).
+ */
+int tu_aux_put(struct sb_bridge *b, uint64_t i);
+
+/* Whether a drained aux item is exactly what tu_aux_put(b, seq) recorded. */
+bool tu_aux_check(const struct sb_aux_item *item);
+
 /* A minimal bridge config for tests. */
 void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_events,
 	       uint64_t log_bytes);
