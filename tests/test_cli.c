@@ -205,6 +205,8 @@ static json_int_t geti(json_t *o, const char *k)
 
 struct lines {
 	size_t snapshots, events, summaries, bad_checksums;
+	size_t kernel_ops, cgroup_procs; /* --aux lines */
+	bool aux_ok;
 	json_int_t last_seq;
 	bool seq_order_ok, report_seq_ok, stats_ok, verified_ok;
 	json_t *summary;
@@ -216,7 +218,7 @@ static void check_lines(const char *text, struct lines *l)
 	char *copy = strdup(text), *save = NULL;
 
 	memset(l, 0, sizeof(*l));
-	l->seq_order_ok = l->report_seq_ok = l->stats_ok = l->verified_ok = true;
+	l->seq_order_ok = l->report_seq_ok = l->stats_ok = l->verified_ok = l->aux_ok = true;
 	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		json_error_t jerr;
 		json_t *j = json_loads(line, 0, &jerr);
@@ -249,6 +251,19 @@ static void check_lines(const char *text, struct lines *l)
 		} else if (!strcmp(type, "event")) {
 			l->events++;
 			cr_assert_not_null(json_string_value(json_object_get(j, "kind")));
+		} else if (!strcmp(type, "kernel_op")) {
+			json_t *reply = json_object_get(j, "reply");
+
+			l->kernel_ops++;
+			if (!json_is_integer(json_object_get(reply, "id")) ||
+			    !json_is_boolean(json_object_get(reply, "success")) ||
+			    !json_is_array(json_object_get(reply, "read_values")))
+				l->aux_ok = false;
+		} else if (!strcmp(type, "cgroup_procs")) {
+			l->cgroup_procs++;
+			if (!json_is_string(json_object_get(j, "cgroup")) ||
+			    !json_is_array(json_object_get(j, "pids")))
+				l->aux_ok = false;
 		} else if (!strcmp(type, "summary")) {
 			l->summaries++;
 			json_decref(l->summary);
@@ -272,6 +287,19 @@ static void assert_adds_up(json_t *s, json_int_t stores)
 	cr_assert_eq(sum, stores, "outcomes add up to %lld, stores %lld", (long long)sum,
 		     (long long)stores);
 	cr_assert(json_is_true(json_object_get(s, "adds_up")));
+}
+
+/* The aux log's outcomes add up, and every delivered record had its line. */
+static void assert_aux_adds_up(const struct lines *l, json_int_t records)
+{
+	json_t *aux = json_object_get(l->summary, "aux");
+
+	cr_assert(json_is_object(aux), "the summary has aux counts");
+	cr_assert_eq(geti(aux, "records"), records, "aux records %lld, want %lld",
+		     (long long)geti(aux, "records"), (long long)records);
+	cr_assert_eq(geti(aux, "delivered") + geti(aux, "lapped"), records);
+	cr_assert_eq((json_int_t)(l->kernel_ops + l->cgroup_procs), geti(aux, "delivered"));
+	cr_assert(l->aux_ok, "every aux line has its fields");
 }
 
 static bool file_has(const char *path, const char *needle)
@@ -319,7 +347,7 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	}
 	pid_t a = start(ao, ae,
 			(const char *const[]){ "drain", "--socket", sock, "--follow", "--verify",
-					       "--events", NULL });
+					       "--events", "--aux", NULL });
 	pid_t b = start(bo, be,
 			(const char *const[]){ "drain", "--socket", sock, "--follow",
 					       "--all-versions", "--format", "jsonl", NULL });
@@ -387,6 +415,9 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	cr_assert_eq((json_int_t)la.events,
 		     geti(la.summary, "events") + (geti(la.summary, "events_truncated") > 0));
 	cr_assert_gt(la.events, 0, "mixed tags make overwrites and evictions");
+	/* A kernel op and a cgroup.procs snapshot after every 10th store (the default). */
+	assert_aux_adds_up(&la, 2 * STORES / 10);
+	cr_assert_eq(la.kernel_ops, STORES / 10);
 
 	text = slurp(bo);
 	check_lines(text, &lb);
@@ -396,6 +427,7 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	cr_assert_eq(lb.bad_checksums, 0);
 	cr_assert(lb.seq_order_ok && lb.report_seq_ok && lb.stats_ok);
 	cr_assert_eq(lb.events, 0, "no event lines without --events");
+	cr_assert_eq(lb.kernel_ops + lb.cgroup_procs, 0, "no aux lines without --aux");
 	cr_assert_geq(geti(lb.summary, "delivered"), geti(la.summary, "delivered"),
 		      "all-versions delivers at least what the resident drain does");
 	json_decref(la.summary);
@@ -403,11 +435,13 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 
 	/* The image: every store accounted for, the resident reports delivered intact. */
 	struct lines li;
-	r = run_args((const char *const[]){ "drain", "--file", img, "--format", "jsonl", NULL });
+	r = run_args(
+	    (const char *const[]){ "drain", "--file", img, "--format", "jsonl", "--aux", NULL });
 	cr_assert_eq(r.status, 0, "drain --file failed: %s", r.err);
 	check_lines(r.out, &li);
 	run_free(&r);
 	assert_adds_up(li.summary, STORES);
+	assert_aux_adds_up(&li, 2 * STORES / 10);
 	cr_assert_eq((json_int_t)li.snapshots, geti(li.summary, "delivered"));
 	cr_assert_gt(li.snapshots, 0);
 	cr_assert_leq(li.snapshots, 16, "at most the cap is resident");
@@ -472,7 +506,6 @@ Test(cli, every_usage_error_exits_2_with_a_message, .timeout = 60)
 		{ "drain", "--socket", "a", "--timeout-ms", "10", NULL },
 		{ "drain", "--socket", "a", "--follow", "--timeout-ms", "soon", NULL },
 		{ "drain", "--socket", "a", "stray", NULL },
-		{ "drain", "--socket", "a", "--aux", NULL },
 		{ "events", "--socket", "a", "--verify", NULL },
 		{ "events", NULL },
 		{ "stat", "--socket", "a", "--format", "jsonl", NULL },
@@ -591,13 +624,13 @@ Test(cli, save_while_the_writer_stores_flat_out_gives_images_that_verify, .timeo
 			    (const char *const[]){ "coordinator", "--socket", sock, "--interval-ms",
 						   "0", "--tag-mode", "unique", "--max-snapshots",
 						   "64", "--log-bytes", "262144", "--payload-bytes",
-						   "1500", NULL });
+						   "1500", "--aux-every", "100", NULL });
 	while (!file_has(co, "serving on")) {
 		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
 		nap_ms(10);
 	}
 	json_int_t last_stores = 0;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 3; i++) {
 		struct run r = run_args(
 		    (const char *const[]){ "save", "--socket", sock, "--output", img, NULL });
 		cr_assert_eq(r.status, 0, "save %d failed: %s", i, r.err);
@@ -606,7 +639,7 @@ Test(cli, save_while_the_writer_stores_flat_out_gives_images_that_verify, .timeo
 		/* --verify exits 1 on any report whose bytes are not what was stored. */
 		struct lines l;
 		r = run_args((const char *const[]){ "drain", "--file", img, "--all-versions",
-						    "--verify", NULL });
+						    "--verify", "--aux", NULL });
 		cr_assert_eq(r.status, 0, "image %d: %s", i, r.err);
 		check_lines(r.out, &l);
 		run_free(&r);
@@ -617,6 +650,11 @@ Test(cli, save_while_the_writer_stores_flat_out_gives_images_that_verify, .timeo
 		cr_assert_eq(l.bad_checksums, 0);
 		cr_assert(l.seq_order_ok && l.report_seq_ok && l.verified_ok);
 		cr_assert_eq(geti(l.summary, "torn"), 0, "no record in an image is half-written");
+		json_t *aux = json_object_get(l.summary, "aux");
+		cr_assert_gt(geti(aux, "records"), 0);
+		cr_assert_eq(geti(aux, "delivered") + geti(aux, "lapped"), geti(aux, "records"));
+		cr_assert_eq((json_int_t)(l.kernel_ops + l.cgroup_procs), geti(aux, "delivered"));
+		cr_assert(l.aux_ok);
 		last_stores = stores;
 		json_decref(l.summary);
 	}

@@ -27,6 +27,7 @@ struct coord_opts {
 	uint64_t cycle_k;
 	uint64_t linger_ms;
 	uint64_t wait_consumers;
+	uint64_t aux_every; /* 0: no aux records */
 	struct sb_config cfg;
 };
 
@@ -99,6 +100,7 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 		{ "log-bytes", required_argument, NULL, 'L' },
 		{ "linger-ms", required_argument, NULL, 'l' },
 		{ "wait-consumers", required_argument, NULL, 'w' },
+		{ "aux-every", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -108,6 +110,7 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->interval_ms = 100;
 	o->payload = 1024;
+	o->aux_every = 10;
 	sb_config_default(&o->cfg);
 	while (!err && (c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -150,6 +153,10 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 			err = sb_tool_parse_u64(cmd, "wait-consumers", optarg, 0, 62,
 						&o->wait_consumers);
 			break;
+		case 'a':
+			err = sb_tool_parse_u64(cmd, "aux-every", optarg, 0, UINT32_MAX,
+						&o->aux_every);
+			break;
 		case 'h':
 			exit(usage(stdout, 0));
 		default:
@@ -179,6 +186,60 @@ static int capture_nothing(void *user, const char *tag, struct sb_report *out)
 	(void)tag;
 	(void)out;
 	return 0;
+}
+
+/*
+ * The kernel-op callback of the synthetic source: reads of "jiffies"
+ * answer with a u64, writes succeed without values, and every fifth op
+ * fails with a reason. The reply's buffers live until the next op (the
+ * coordinator runs one op at a time).
+ */
+static void kernel_op_synthetic(void *user, const struct sb_kop_request *req,
+				struct sb_kop_reply *reply)
+{
+	static struct sb_kop_value value;
+
+	(void)user;
+	reply->id = req->id;
+	if (req->id % 5 == 4) {
+		reply->success = false;
+		reply->reason = "target not resolved: no such symbol in this kernel";
+		return;
+	}
+	reply->success = true;
+	reply->reason = NULL;
+	if (req->direction == SB_KOP_READ) {
+		value = (struct sb_kop_value){ .kind = SB_KOP_U64, .num = req->id * 1000 + 7 };
+		reply->read_values = &value;
+		reply->n_values = 1;
+	}
+}
+
+/* After a store: a kernel op through the bridge, and a cgroup.procs snapshot. */
+static int aux_records(struct sb_bridge *b, uint64_t n)
+{
+	char tag[64];
+	struct sb_kop_entry entry = { .target = n % 2 ? "sched_debug_flags" : "jiffies" };
+	struct sb_kop_request req = {
+		.id = n,
+		.mode = n % 3 ? SB_KOP_HOT : SB_KOP_COLD,
+		.direction = n % 2 ? SB_KOP_WRITE : SB_KOP_READ,
+		.tag = tag,
+		.entries = &entry,
+		.n_entries = 1,
+	};
+	int32_t pids[3] = { (int32_t)getpid(), (int32_t)(1000 + n % 100), (int32_t)(2000 + n) };
+	int err;
+
+	if (req.direction == SB_KOP_WRITE)
+		entry.value = (struct sb_kop_value){ .kind = SB_KOP_U32, .num = (uint32_t)n };
+	snprintf(tag, sizeof(tag), "kop_%llu", (unsigned long long)n);
+	err = sb_bridge_dispatch_kernel_op(b, &req, NULL);
+	if (err)
+		return err;
+	snprintf(tag, sizeof(tag), "procs_%llu", (unsigned long long)n);
+	return sb_bridge_record_cgroup_procs(b, tag, "/sys/fs/cgroup/snapbridge-synthetic", pids,
+					     n % 4 == 3 ? 0 : 3);
 }
 
 static void make_stats(uint64_t k, msgpack_sbuffer *sb, struct sb_stats *st)
@@ -349,7 +410,7 @@ int sb_cmd_coordinator(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &stopset, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct sb_bridge_ops ops = { .capture = capture_nothing };
+	struct sb_bridge_ops ops = { .capture = capture_nothing, .kernel_op = kernel_op_synthetic };
 	struct sb_bridge *b = NULL;
 	int err = sb_bridge_create(&o.cfg, &ops, &b);
 	if (err == -EINVAL)
@@ -389,6 +450,11 @@ int sb_cmd_coordinator(int argc, char **argv)
 			break;
 		}
 		s.stored += stored;
+		if (stored && o.aux_every && s.stored % o.aux_every == 0 &&
+		    (err = aux_records(b, s.stored / o.aux_every)) != 0) {
+			ret = sb_tool_fail(cmd, "aux record failed: %s", sb_last_error());
+			break;
+		}
 		next += o.interval_ms * 1000000ull;
 		if (o.interval_ms && !sleep_until(&stopset, next))
 			stopped = true;

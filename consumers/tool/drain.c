@@ -85,7 +85,9 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		"                     resident ones\n"
 		"  --from-end         skip what is already stored; start with the next store\n"
 		"  --events           print events too (\"type\":\"event\" lines)\n"
-		"  --aux              print the aux log (kernel-op replies, cgroup.procs)\n"
+		"  --aux              print the aux log too: \"type\":\"kernel_op\" lines (the\n"
+		"                     reply) and \"type\":\"cgroup_procs\" lines (cgroup, pids);\n"
+		"                     the summary gains aux {records, delivered, lapped}\n"
 		"  --verify           check every report made by 'snapbridge coordinator'\n"
 		"                     (pattern, checksum, seq); exit 1 if any fails; the\n"
 		"                     summary gains verified, bad and wake_latency_us\n"
@@ -95,12 +97,12 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		"  --interval-ms MS   with --follow, drain every MS ms instead of waking on\n"
 		"                     each store: a slow consumer, to see what it misses\n"
 		"\n"
-		"JSON lines have a \"type\": snapshot, event, summary (docs/CLI.md has each\n"
-		"schema). Exit status: 0, 1 on a failure (or a report that fails --verify),\n"
-		"2 on a usage error.\n"
+		"JSON lines have a \"type\": snapshot, event, kernel_op, cgroup_procs and\n"
+		"summary (docs/CLI.md has each schema). Exit status: 0, 1 on a failure (or\n"
+		"a report that fails --verify), 2 on a usage error.\n"
 		"\n"
 		"examples:\n"
-		"  snapbridge drain --socket /tmp/sb.sock --follow --events\n"
+		"  snapbridge drain --socket /tmp/sb.sock --follow --events --aux\n"
 		"  snapbridge drain --file /tmp/sb.img --format table\n"
 		"  snapbridge drain --socket /tmp/sb.sock --follow --verify --quiet\n");
 	return code;
@@ -205,9 +207,6 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 		return sb_tool_usage_error(cmd, "--interval-ms only applies with --follow");
 	if (o->interval_ms && o->timeout_ms >= 0)
 		return sb_tool_usage_error(cmd, "give --interval-ms or --timeout-ms, not both");
-	if (o->aux)
-		return sb_tool_usage_error(cmd, "--aux is not available in this build of "
-						"snapbridge: it has no aux log reader yet");
 	return 0;
 }
 
@@ -432,6 +431,92 @@ static int drain_events(struct sb_consumer *c, struct drain_state *s)
 	return 0;
 }
 
+static void print_aux_table(struct drain_state *s, const struct sb_aux_item *it)
+{
+	char what[200];
+
+	if (it->kind == SB_AUX_KERNEL_OP && it->reply) {
+		const struct sb_kop_reply *r = it->reply;
+
+		if (!r->success)
+			snprintf(what, sizeof(what), "op %llu failed: %s",
+				 (unsigned long long)r->id, r->reason ? r->reason : "");
+		else if (r->n_values && r->read_values[0].kind != SB_KOP_BYTES)
+			snprintf(what, sizeof(what), "op %llu ok, %zu value%s, first %llu",
+				 (unsigned long long)r->id, r->n_values,
+				 r->n_values == 1 ? "" : "s",
+				 (unsigned long long)r->read_values[0].num);
+		else
+			snprintf(what, sizeof(what), "op %llu ok, %zu value%s",
+				 (unsigned long long)r->id, r->n_values,
+				 r->n_values == 1 ? "" : "s");
+	} else if (it->kind == SB_AUX_CGROUP_PROCS && it->procs) {
+		snprintf(what, sizeof(what), "%s: %zu pid%s", it->procs->cgroup, it->procs->n_pids,
+			 it->procs->n_pids == 1 ? "" : "s");
+	} else {
+		snprintf(what, sizeof(what), "?");
+	}
+	table_header(s);
+	fprintf(s->out, "%-6s %9llu  %-24s %s\n", it->kind == SB_AUX_KERNEL_OP ? "kop" : "procs",
+		(unsigned long long)it->seq, it->tag ? it->tag : "", what);
+}
+
+static json_t *aux_json(const struct sb_aux_item *it)
+{
+	json_t *tag = sb_tool_text_json(it->tag ? it->tag : "", it->tag ? strlen(it->tag) : 0);
+
+	if (it->kind == SB_AUX_CGROUP_PROCS && it->procs) {
+		const struct sb_cgroup_procs *p = it->procs;
+		json_t *pids = json_array();
+
+		for (size_t i = 0; pids && i < p->n_pids; i++)
+			json_array_append_new(pids, json_integer(p->pids[i]));
+		return json_pack("{s:s,s:I,s:o,s:o,s:o}", "type", "cgroup_procs", "seq",
+				 (json_int_t)it->seq, "tag", tag, "cgroup",
+				 sb_tool_text_json(p->cgroup, strlen(p->cgroup)), "pids", pids);
+	}
+	char err[128];
+	json_t *reply = NULL;
+	if (sb_mp_to_json(it->msgpack, it->msgpack_len, &reply, err, sizeof(err)) != 0)
+		reply = json_pack("{s:s}", "undecodable", err);
+	return json_pack("{s:s,s:I,s:o,s:o}", "type", "kernel_op", "seq", (json_int_t)it->seq,
+			 "tag", tag, "reply", reply);
+}
+
+static int on_aux(void *user, const struct sb_aux_item *it)
+{
+	struct drain_state *s = user;
+
+	if (s->o->quiet)
+		return 0;
+	if (s->o->format == FMT_TABLE) {
+		print_aux_table(s, it);
+		return 0;
+	}
+	emit(s, aux_json(it));
+	return s->write_err ? 1 : 0;
+}
+
+/* Drain the aux log until its cursor reaches the newest record or stops moving. */
+static int drain_aux(struct sb_consumer *c, struct drain_state *s)
+{
+	struct sb_aux_counts t;
+	uint64_t before, count;
+
+	do {
+		sb_consumer_aux_totals(c, &t);
+		before = t.records;
+		int err = sb_consumer_drain_aux(c, on_aux, s, NULL);
+		if (err)
+			return s->write_err ? 0 : err;
+		if (s->write_err)
+			return 0;
+		sb_consumer_aux_totals(c, &t);
+		sb_consumer_aux_count(c, &count);
+	} while (t.records < count && t.records != before);
+	return 0;
+}
+
 /* Drain until the cursor reaches the newest store or stops moving (a record in flight). */
 static int drain_records(struct sb_consumer *c, struct drain_state *s)
 {
@@ -460,6 +545,8 @@ static int follow_by_period(struct sb_consumer *c, struct drain_state *s)
 		/* Liveness before the drain: once it says gone, this drain reads the rest. */
 		sb_consumer_coordinator(c, &cs);
 		err = s->o->events_only ? 0 : drain_records(c, s);
+		if (!err && s->o->aux)
+			err = drain_aux(c, s);
 		if (!err)
 			err = drain_events(c, s);
 		if (err || s->write_err || cs != SB_COORD_ALIVE || sb_tool_stop)
@@ -517,6 +604,14 @@ static void print_summary(struct sb_consumer *c, struct drain_state *s)
 		    (json_int_t)d.lapped, "torn", (json_int_t)d.torn, "adds_up", (int)adds_up,
 		    "events", (json_int_t)s->events, "events_truncated",
 		    (json_int_t)s->events_truncated, "coordinator", sb_coord_state_name(cs));
+	struct sb_aux_counts aux = { 0 };
+	if (o->aux)
+		sb_consumer_aux_totals(c, &aux);
+	if (j && o->aux)
+		json_object_set_new(j, "aux",
+				    json_pack("{s:I,s:I,s:I}", "records", (json_int_t)aux.records,
+					      "delivered", (json_int_t)aux.delivered, "lapped",
+					      (json_int_t)aux.lapped));
 	if (j && o->verify) {
 		json_object_set_new(j, "verified", json_integer((json_int_t)s->verified));
 		json_object_set_new(j, "bad", json_integer((json_int_t)s->bad));
@@ -536,6 +631,11 @@ static void print_summary(struct sb_consumer *c, struct drain_state *s)
 		fprintf(s->out, "  lapped    %10llu\n", (unsigned long long)d.lapped);
 		fprintf(s->out, "  torn      %10llu\n", (unsigned long long)d.torn);
 		fprintf(s->out, "adds up     %10s\n", adds_up ? "yes" : "NO");
+	}
+	if (o->aux) {
+		fprintf(s->out, "aux records %10llu\n", (unsigned long long)aux.records);
+		fprintf(s->out, "  delivered %10llu\n", (unsigned long long)aux.delivered);
+		fprintf(s->out, "  lapped    %10llu\n", (unsigned long long)aux.lapped);
 	}
 	fprintf(s->out, "events      %10llu\n", (unsigned long long)s->events);
 	fprintf(s->out, "  truncated %10llu\n", (unsigned long long)s->events_truncated);
@@ -579,6 +679,8 @@ static int run(struct drain_opts *o)
 	for (;;) {
 		if (!o->events_only)
 			err = drain_records(c, &s);
+		if (!err && o->aux)
+			err = drain_aux(c, &s);
 		if (!err)
 			err = drain_events(c, &s);
 		if (err || s.write_err || !o->follow || sb_tool_stop)

@@ -20,7 +20,10 @@
  *               dropped (EventLogTruncated) rather than as a wrong event.
  *   index       each slot copied inside its seqlock; one that stays busy
  *               is left empty.
- *   counters    copied as they were (informational, like `stat` live).
+ *   aux log     the same as the record log (its records are committed
+ *               before they are published, so none is waited for).
+ *   counters    copied as they were (informational, like `stat` live),
+ *               with the accessor worker's words and the watch count.
  *
  * "Consistent" therefore means: every record and event in the image is
  * byte-for-byte what the writer committed, and the image's accounting
@@ -242,6 +245,11 @@ static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_co
 	ihot->drained = sb_load_relaxed(&hot->drained);
 	ihot->capture_unavailable = sb_load_relaxed(&hot->capture_unavailable);
 	ihot->wakes = sb_load_relaxed(&hot->wakes);
+	ihot->accessor_seqno = sb_load_acquire(&hot->accessor_seqno);
+	ihot->accessor_state = sb_load_relaxed(&hot->accessor_state);
+	ihot->accessor_gen = sb_load_relaxed(&hot->accessor_gen);
+	ihot->accessor_installed = sb_load_relaxed(&hot->accessor_installed);
+	ihot->watch_count = sb_load_relaxed(&hot->watch_count);
 
 	copy_index(c, img);
 	copy_events(c, img, &ev_seq);

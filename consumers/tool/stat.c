@@ -167,8 +167,21 @@ static json_t *stat_json(struct sb_consumer *c)
 				  beat && now >= beat && c->mapped
 				      ? json_integer((json_int_t)((now - beat) / 1000000))
 				      : json_null());
-	return json_pack("{s:o,s:o,s:o,s:o,s:o}", "header", header, "config", config, "counters",
-			 counters, "coordinator", coord, "consumers", consumers_json(c));
+	uint64_t aux_records = 0, acc_seqno = 0;
+	uint32_t watches = 0;
+	bool installed = false;
+	enum sb_worker_state acc_state = SB_WORKER_TRYING;
+	sb_consumer_aux_count(c, &aux_records);
+	sb_consumer_watch_count(c, &watches);
+	sb_consumer_accessor(c, &installed, &acc_seqno, &acc_state);
+	const char *acc_name = sb_worker_state_name(acc_state);
+	json_t *aux =
+	    json_pack("{s:I,s:i,s:{s:b,s:s,s:I}}", "records", (json_int_t)aux_records,
+		      "watch_count", (int)watches, "accessor", "installed", (int)installed, "state",
+		      acc_name ? acc_name : "?", "seqno", (json_int_t)acc_seqno);
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "header", header, "config", config,
+			 "counters", counters, "aux", aux, "coordinator", coord, "consumers",
+			 consumers_json(c));
 }
 
 static json_int_t geti(json_t *o, const char *a, const char *b)
@@ -205,6 +218,12 @@ static void print_table(FILE *out, const char *what, json_t *j)
 		(long long)geti(j, "counters", "events"),
 		(long long)geti(j, "counters", "capture_unavailable"),
 		(long long)geti(j, "counters", "drained"));
+	json_t *aux = json_object_get(j, "aux"), *acc = json_object_get(aux, "accessor");
+	fprintf(out, "aux records  %12lld   watches       %10lld   accessor %s%s (seqno %lld)\n",
+		(long long)geti(j, "aux", "records"), (long long)geti(j, "aux", "watch_count"),
+		json_string_value(json_object_get(acc, "state")),
+		json_is_true(json_object_get(acc, "installed")) ? "" : ", not installed",
+		(long long)json_integer_value(json_object_get(acc, "seqno")));
 	fprintf(out, "log used     %12lld of %lld bytes   wakes %lld\n",
 		(long long)geti(j, "counters", "log_used_bytes"),
 		(long long)geti(j, "config", "log_bytes"), (long long)geti(j, "counters", "wakes"));
