@@ -268,19 +268,32 @@ static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_co
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+static bool all_zero(const uint8_t *p, size_t n)
 {
-	while (n) {
-		ssize_t w = write(fd, p, n);
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
 
+/*
+ * Write the image, leaving holes where whole pages are zero (most of an
+ * idle log): the file reads back the same and takes only what is used.
+ */
+static int write_image(int fd, const uint8_t *p, size_t n)
+{
+	for (size_t off = 0; off < n;) {
+		size_t chunk = n - off < SB_PAGE ? n - off : SB_PAGE;
+
+		if (all_zero(p + off, chunk)) {
+			off += chunk;
+			continue;
+		}
+		ssize_t w = pwrite(fd, p + off, chunk, (off_t)off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			return -errno;
-		p += w;
-		n -= (size_t)w;
+		off += (size_t)w;
 	}
-	return 0;
+	return ftruncate(fd, (off_t)n) == 0 ? 0 : -errno;
 }
 
 /* Read the written image back as a consumer would: it must open and add up. */
@@ -416,7 +429,7 @@ int sb_cmd_save(int argc, char **argv)
 		tmp = NULL;
 		goto out;
 	}
-	err = write_all(fd, img, cons->hdr.region_size);
+	err = write_image(fd, img, cons->hdr.region_size);
 	if (!err && fsync(fd) != 0)
 		err = -errno;
 	if (close(fd) != 0 && !err)
