@@ -88,7 +88,7 @@ struct ring_copy {
 	const uint8_t *live;
 	uint8_t *img;
 	uint64_t size;
-	const uint64_t *head, *tail, *seq; /* live hot words */
+	const uint64_t *head, *tail; /* live hot words */
 	uint64_t img_head, img_tail, img_seq;
 	uint64_t records; /* non-PAD records in the image window */
 };
@@ -113,9 +113,8 @@ static bool wait_committed(const struct sb_rec *rec)
  */
 static int copy_ring(struct ring_copy *r, char *why, size_t whylen)
 {
-	uint64_t seq0 = sb_load_acquire(r->seq);  /* pairs with P1 */
 	uint64_t head = sb_load_acquire(r->head); /* R1: pairs with W3 */
-	uint64_t last_seq = 0;
+	uint64_t last_seq = 0, last_pos = 0;
 
 	/* Pass 1: the headers. Those in [tail1, head) are intact (R3 below). */
 	memcpy(r->img, r->live, r->size);
@@ -150,19 +149,27 @@ static int copy_ring(struct ring_copy *r, char *why, size_t whylen)
 			}
 			memcpy(r->img + off, r->live + off, len);
 			last_seq = seq;
+			last_pos = pos;
 			r->records++;
 		}
 		pos += len;
 	}
 	sb_fence_acquire(); /* R3 again: the re-copies are intact if the tail did not pass them */
 	uint64_t tail2 = sb_load_relaxed(r->tail);
-	if (cut - tail2 > r->size || (cut == tail2 && seq0 && r->records == 0)) {
+	/*
+	 * The window [tail2, cut) must hold the newest record copied, so that
+	 * the image's sequence names a record in it; only a log that has no
+	 * committed record yet may be empty.
+	 */
+	bool ok = last_seq ? cut - tail2 <= r->size && last_pos - tail2 < r->size
+			   : tail2 == 0 && cut == 0;
+	if (!ok) {
 		snprintf(why, whylen, "the writer reused the copied records before they were read");
 		return -EAGAIN;
 	}
 	r->img_head = cut;
 	r->img_tail = tail2;
-	r->img_seq = last_seq ? last_seq : seq0;
+	r->img_seq = last_seq;
 	return 0;
 }
 
@@ -216,7 +223,6 @@ static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_co
 		.size = h->aux_bytes,
 		.head = &hot->aux_head,
 		.tail = &hot->aux_tail,
-		.seq = &hot->aux_seq,
 	};
 	uint64_t ev_seq;
 	int err;
@@ -227,7 +233,6 @@ static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_co
 		.size = h->log_bytes,
 		.head = &hot->log_head,
 		.tail = &hot->log_tail,
-		.seq = &hot->store_seq,
 	};
 	memset(img, 0, h->region_size);
 	memcpy(img, h, sizeof(*h)); /* the validated copy */
