@@ -354,6 +354,7 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 
 	/* stat until every store is made; it lists both followers. */
 	json_t *st = NULL;
+	struct run r0;
 	for (;;) {
 		struct run r = run_args(
 		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
@@ -371,6 +372,22 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	    json_string_value(json_object_get(json_object_get(st, "coordinator"), "state")),
 	    "alive");
 	json_decref(st);
+
+	/* stat --watch: one JSON object per redraw. */
+	r0 = run_args((const char *const[]){ "stat", "--socket", sock, "--watch", "--iterations",
+					     "2", "--format", "json", NULL });
+	cr_assert_eq(r0.status, 0, "stat --watch failed: %s", r0.err);
+	size_t objects = 0;
+	char *save_nl = NULL;
+	for (char *l = strtok_r(r0.out, "\n", &save_nl); l; l = strtok_r(NULL, "\n", &save_nl)) {
+		json_t *w = json_loads(l, 0, NULL);
+
+		cr_assert_not_null(w, "stat --watch line does not parse: %s", l);
+		objects++;
+		json_decref(w);
+	}
+	cr_assert_eq(objects, 2);
+	run_free(&r0);
 
 	/* save: the image appears whole, with no temporary left next to it. */
 	struct run r =
@@ -447,6 +464,17 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	cr_assert_leq(li.snapshots, 16, "at most the cap is resident");
 	cr_assert_eq(li.bad_checksums, 0);
 	cr_assert(li.seq_order_ok && li.report_seq_ok && li.stats_ok);
+	json_decref(li.summary);
+
+	/* events on the image: one line per retained event, then a summary. */
+	r = run_args((const char *const[]){ "events", "--file", img, NULL });
+	cr_assert_eq(r.status, 0, "events --file failed: %s", r.err);
+	check_lines(r.out, &li);
+	run_free(&r);
+	cr_assert_eq(li.snapshots, 0);
+	cr_assert_gt(li.events, 0);
+	cr_assert_eq((json_int_t)li.events,
+		     geti(li.summary, "events") + (geti(li.summary, "events_truncated") > 0));
 	json_decref(li.summary);
 
 	r = run_args((const char *const[]){ "stat", "--file", img, "--format", "json", NULL });
