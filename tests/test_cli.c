@@ -335,12 +335,13 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	snprintf(be, sizeof(be), "%s/b.err", dir);
 
 	/* It stores only once both followers are attached, then lingers until SIGTERM. */
-	pid_t coord =
-	    start(co, ce,
-		  (const char *const[]){ "coordinator", "--socket", sock, "--count", "400",
-					 "--interval-ms", "1", "--tag-mode", "mixed",
-					 "--max-snapshots", "16", "--payload-bytes", "700",
-					 "--wait-consumers", "2", "--linger-ms", "600000", NULL });
+	pid_t coord = start(
+	    co, ce,
+	    (const char *const[]){ "coordinator", "--socket",	     sock,	"--count",
+				   "400",	  "--interval-ms",   "0",	"--tag-mode",
+				   "mixed",	  "--max-snapshots", "16",	"--payload-bytes",
+				   "700",	  "--log-bytes",     "1048576", "--wait-consumers",
+				   "2",		  "--linger-ms",     "600000",	NULL });
 	while (!file_has(co, "serving on")) {
 		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
 		nap_ms(10);
