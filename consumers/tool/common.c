@@ -11,10 +11,12 @@
 
 #include "tool.h"
 
-static void vmessage(const char *cmd, const char *fmt, va_list ap)
+static void vmessage(const char *cmd, const char *fmt, va_list ap, bool hint)
 {
 	fprintf(stderr, "snapbridge%s%s: ", cmd ? " " : "", cmd ? cmd : "");
 	vfprintf(stderr, fmt, ap);
+	if (hint)
+		fprintf(stderr, " (see 'snapbridge%s%s --help')", cmd ? " " : "", cmd ? cmd : "");
 	fputc('\n', stderr);
 }
 
@@ -23,9 +25,8 @@ int sb_tool_usage_error(const char *cmd, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmessage(cmd, fmt, ap);
+	vmessage(cmd, fmt, ap, true);
 	va_end(ap);
-	fprintf(stderr, "Try 'snapbridge %s --help'.\n", cmd ? cmd : "");
 	return SB_EXIT_USAGE;
 }
 
@@ -34,7 +35,7 @@ int sb_tool_fail(const char *cmd, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmessage(cmd, fmt, ap);
+	vmessage(cmd, fmt, ap, false);
 	va_end(ap);
 	return SB_EXIT_RUNTIME;
 }

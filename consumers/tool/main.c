@@ -61,7 +61,5 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "snapbridge: unknown command '%s'\n", argv[1]);
-	usage(stderr);
-	return SB_EXIT_USAGE;
+	return sb_tool_usage_error(NULL, "unknown command '%s'", argv[1]);
 }

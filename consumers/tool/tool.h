@@ -30,8 +30,8 @@ int sb_cmd_version(int argc, char **argv);
 /* ---- messages (common.c) ---------------------------------------------------------- */
 
 /*
- * "snapbridge CMD: <message>" on stderr, plus a pointer to --help.
- * Returns SB_EXIT_USAGE.
+ * One line on stderr: "snapbridge CMD: <message> (see 'snapbridge CMD
+ * --help')". Returns SB_EXIT_USAGE.
  */
 int sb_tool_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
