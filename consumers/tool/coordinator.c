@@ -286,9 +286,23 @@ struct source {
 	uint64_t stored;
 	uint64_t periodic; /* periodic captures so far */
 	msgpack_sbuffer report, stats;
+	bool reported; /* an error was already printed */
 };
 
-/* One capture: a store, or (every 97th periodic capture) an unavailable one. */
+/* The report could not be built: said here, since no snapbridge call failed. */
+static int no_memory(struct source *s)
+{
+	sb_tool_fail(cmd, "out of memory building a %llu-byte report",
+		     (unsigned long long)s->o->payload);
+	s->reported = true;
+	return -ENOMEM;
+}
+
+/*
+ * One capture: a store, or (every 97th periodic capture) an unavailable
+ * one. Returns 0, a store's error (sb_last_error() says why), or -ENOMEM
+ * already reported when the report could not be built.
+ */
 static int capture_one(struct source *s, bool *stored)
 {
 	const struct coord_opts *o = s->o;
@@ -313,7 +327,8 @@ static int capture_one(struct source *s, bool *stored)
 		uint64_t boundary = k * o->interval_ms;
 
 		make_stats(k, &s->stats, &st);
-		sb_synth_report(&s->report, s->stored + 1, tag, now, o->payload);
+		if (sb_synth_report(&s->report, s->stored + 1, tag, now, o->payload) != 0)
+			return no_memory(s);
 		struct sb_report r = { .schema = "synthetic.v1",
 				       .placeholder = k % 10 == 9,
 				       .msgpack = s->report.data,
@@ -331,7 +346,8 @@ static int capture_one(struct source *s, bool *stored)
 		snprintf(tag, sizeof(tag), "hot");
 	uint64_t now = sb_tool_mono_ns();
 	uint64_t elapsed = (now - s->start_ns) / 1000000;
-	sb_synth_report(&s->report, s->stored + 1, tag, now, o->payload);
+	if (sb_synth_report(&s->report, s->stored + 1, tag, now, o->payload) != 0)
+		return no_memory(s);
 	struct sb_report r = { .schema = "synthetic.v1",
 			       .msgpack = s->report.data,
 			       .msgpack_len = s->report.size };
@@ -446,12 +462,13 @@ int sb_cmd_coordinator(int argc, char **argv)
 
 		err = capture_one(&s, &stored);
 		if (err) {
-			ret = sb_tool_fail(cmd, "store failed: %s", sb_last_error());
+			ret = s.reported ? SB_EXIT_RUNTIME
+					 : sb_tool_fail(cmd, "store failed: %s", sb_last_error());
 			break;
 		}
 		s.stored += stored;
 		if (stored && o.aux_every && s.stored % o.aux_every == 0 &&
-		    (err = aux_records(b, s.stored / o.aux_every)) != 0) {
+		    aux_records(b, s.stored / o.aux_every) != 0) {
 			ret = sb_tool_fail(cmd, "aux record failed: %s", sb_last_error());
 			break;
 		}

@@ -49,8 +49,8 @@ static uint64_t seed_of(uint64_t seq)
 	return splitmix(&x);
 }
 
-void sb_synth_report(msgpack_sbuffer *sb, uint64_t seq, const char *tag, uint64_t stored_ns,
-		     size_t payload_bytes)
+int sb_synth_report(msgpack_sbuffer *sb, uint64_t seq, const char *tag, uint64_t stored_ns,
+		    size_t payload_bytes)
 {
 	static uint8_t *scratch;
 	static size_t scratch_cap;
@@ -61,7 +61,7 @@ void sb_synth_report(msgpack_sbuffer *sb, uint64_t seq, const char *tag, uint64_
 		uint8_t *p = realloc(scratch, payload_bytes);
 
 		if (!p)
-			abort(); /* the tool, not the library: nothing sensible is left to do */
+			return -ENOMEM;
 		scratch = p;
 		scratch_cap = payload_bytes;
 	}
@@ -81,6 +81,7 @@ void sb_synth_report(msgpack_sbuffer *sb, uint64_t seq, const char *tag, uint64_
 	msgpack_pack_bin_with_body(&pk, scratch, payload_bytes);
 	msgpack_pack_str_with_body(&pk, "checksum", 8);
 	msgpack_pack_uint64(&pk, sb_synth_fnv1a(scratch, payload_bytes));
+	return 0;
 }
 
 static bool key_is(const msgpack_object *k, const char *name)

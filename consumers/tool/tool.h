@@ -106,9 +106,10 @@ json_t *sb_tool_stats_json(const struct sb_stats *st);
  *   {"seq": n, "tag": t, "stored_ns": CLOCK_MONOTONIC, "seed": s,
  *    "pattern": bin(payload bytes from s), "checksum": FNV-1a 64 of pattern}
  * so that a consumer can check every byte without knowing anything else.
+ * Returns 0 or -ENOMEM.
  */
-void sb_synth_report(msgpack_sbuffer *sb, uint64_t seq, const char *tag, uint64_t stored_ns,
-		     size_t payload_bytes);
+int sb_synth_report(msgpack_sbuffer *sb, uint64_t seq, const char *tag, uint64_t stored_ns,
+		    size_t payload_bytes);
 
 struct sb_synth_info {
 	uint64_t seq;
