@@ -65,6 +65,44 @@ static inline void su_last_line(FILE *f, pid_t pid, char *line, size_t cap)
 		  status);
 }
 
+static inline void su_quiet(void *user, const char *line)
+{
+	(void)user;
+	(void)line;
+}
+
+/* Serve b on sock with the default heartbeat and no log lines. */
+static inline void su_serve(struct sb_bridge *b, const char *sock)
+{
+	struct sb_serve_config sc;
+
+	sb_serve_config_default(&sc);
+	sc.socket = sock;
+	sc.log = su_quiet;
+	cr_assert_eq(sb_bridge_serve(b, &sc), 0, "%s", sb_last_error());
+}
+
+/* The result line of sb_test_consumer's drain mode. */
+struct su_result {
+	unsigned long long stores, delivered, superseded, evicted, lapped, torn, seen, bad, waits;
+	char state[16];
+};
+
+static inline struct su_result su_drain_result(FILE *f, pid_t pid)
+{
+	struct su_result r = { 0 };
+	char line[512];
+
+	su_last_line(f, pid, line, sizeof(line));
+	int n = sscanf(line,
+		       "stores=%llu delivered=%llu superseded=%llu evicted=%llu lapped=%llu "
+		       "torn=%llu seen=%llu bad=%llu waits=%llu state=%15s",
+		       &r.stores, &r.delivered, &r.superseded, &r.evicted, &r.lapped, &r.torn,
+		       &r.seen, &r.bad, &r.waits, r.state);
+	cr_assert_eq(n, 10, "unexpected result line: %s", line);
+	return r;
+}
+
 static inline size_t su_attached(struct sb_bridge *b)
 {
 	size_t n;

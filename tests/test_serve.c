@@ -95,26 +95,6 @@ static pid_t spawn_consumer(const char *mode, const char *arg, FILE **out)
 	return su_spawn(sock, mode, arg, out);
 }
 
-struct result {
-	unsigned long long stores, delivered, superseded, evicted, lapped, torn, seen, bad, waits;
-	char state[16];
-};
-
-static struct result read_result(FILE *f, pid_t pid)
-{
-	struct result r = { 0 };
-	char line[512];
-
-	su_last_line(f, pid, line, sizeof(line));
-	int n = sscanf(line,
-		       "stores=%llu delivered=%llu superseded=%llu evicted=%llu lapped=%llu "
-		       "torn=%llu seen=%llu bad=%llu waits=%llu state=%15s",
-		       &r.stores, &r.delivered, &r.superseded, &r.evicted, &r.lapped, &r.torn,
-		       &r.seen, &r.bad, &r.waits, r.state);
-	cr_assert_eq(n, 10, "unexpected result line: %s", line);
-	return r;
-}
-
 /* ---- hand-over ---------------------------------------------------------- */
 
 Test(serve, three_consumer_processes_drain_everything_in_order_with_exact_accounting)
@@ -135,7 +115,7 @@ Test(serve, three_consumer_processes_drain_everything_in_order_with_exact_accoun
 	}
 	sb_bridge_destroy(b);
 	for (int i = 0; i < 3; i++) {
-		struct result r = read_result(out[i], pid[i]);
+		struct su_result r = su_drain_result(out[i], pid[i]);
 
 		cr_assert_str_eq(r.state, "closed");
 		cr_assert_eq(r.stores, 3000, "consumer %d accounted for %llu stores", i, r.stores);

@@ -56,9 +56,21 @@ int tu_tally_entry(void *tally, const struct sb_entry *e)
 	bool in_order =
 	    t->contiguous ? e->store_seq == t->last_seq + 1 : e->store_seq > t->last_seq;
 
-	if (tu_report_check(e->report, e->report_len, &seed) != 0 || seed != e->store_seq ||
-	    !in_order)
+	if (t->multi) {
+		uint64_t w = 0, n = 0;
+
+		if (tu_report_check(e->report, e->report_len, &seed) == 0) {
+			w = (seed >> 48) - 1;
+			n = seed & ((1ull << 48) - 1);
+		}
+		if (w >= TU_WRITERS || n <= t->last_n[w] || e->store_seq <= t->last_seq)
+			t->bad++;
+		else
+			t->last_n[w] = n;
+	} else if (tu_report_check(e->report, e->report_len, &seed) != 0 || seed != e->store_seq ||
+		   !in_order) {
 		t->bad++;
+	}
 	t->last_seq = e->store_seq;
 	t->delivered++;
 	return 0;

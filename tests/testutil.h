@@ -23,6 +23,13 @@ int tu_report_check(const void *report, size_t len, uint64_t *seed_out);
  */
 uint8_t *tu_read_region(int fd, size_t *size);
 
+/* Writers a multi-writer tally tells apart, and the seed of writer w's n-th store. */
+#define TU_WRITERS 8
+static inline uint64_t tu_seed(unsigned writer, uint64_t n)
+{
+	return (uint64_t)(writer + 1) << 48 | n;
+}
+
 /*
  * A drain callback's tally of reports made by tu_report() with seed =
  * store_seq: bad counts entries whose bytes do not match their seed or
@@ -31,7 +38,14 @@ uint8_t *tu_read_region(int fd, size_t *size);
  */
 struct tu_tally {
 	bool contiguous;
+	/*
+	 * Several writers: seeds are tu_seed(writer, n) instead of store_seq,
+	 * and each writer's n must grow in delivery order (stores are
+	 * delivered in store order, and each writer stores in its own order).
+	 */
+	bool multi;
 	uint64_t last_seq;
+	uint64_t last_n[TU_WRITERS];
 	uint64_t delivered;
 	uint64_t bad;
 };

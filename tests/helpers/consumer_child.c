@@ -4,7 +4,8 @@
  * everything until the coordinator closes or dies ("drain"), or just
  * stays attached asleep until it is killed ("hold").
  *
- *   sb_test_consumer SOCKET drain [all]   prints one result line at the end
+ *   sb_test_consumer SOCKET drain [all|multi]  prints one result line at the end
+ *                                         (multi: several writers, tu_seed() seeds)
  *   sb_test_consumer SOCKET hold          prints "attached" and sleeps in wait
  *   sb_test_consumer SOCKET wait          drains, prints "attached", waits once
  *                                         (20 s at most) and prints the status
@@ -92,6 +93,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	uint32_t flags = argc > 3 && strcmp(argv[3], "all") == 0 ? SB_CONSUMER_ALL_VERSIONS : 0;
+	t.multi = argc > 3 && strcmp(argv[3], "multi") == 0; /* seeds from tu_seed() */
 	if (sb_consumer_connect(argv[1], flags, &c) != 0) {
 		printf("error %s\n", sb_last_error());
 		return 1;
