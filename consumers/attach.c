@@ -540,6 +540,11 @@ static enum sb_coord_state coordinator_state(struct sb_consumer *c)
 	return settle(c, sb_load_acquire(&shared->closed) ? SB_COORD_CLOSED : SB_COORD_DEAD);
 }
 
+enum sb_coord_state sb__consumer_coord_state(struct sb_consumer *c)
+{
+	return coordinator_state(c);
+}
+
 int sb_consumer_coordinator(struct sb_consumer *c, enum sb_coord_state *out)
 {
 	if (!c || !out)
@@ -553,25 +558,36 @@ int sb_consumer_coordinator(struct sb_consumer *c, enum sb_coord_state *out)
 /* Has the writer published anything since the drains this consumer uses last started? */
 static bool news(const struct sb_consumer *c, uint32_t gen)
 {
-	if (c->more || (!c->gen_rec_set && !c->gen_ev_set))
+	bool any = false;
+
+	if (c->more || c->aux_more)
 		return true;
-	return (c->gen_rec_set && gen != c->gen_rec) || (c->gen_ev_set && gen != c->gen_ev);
+	for (int ch = 0; ch < SB_CHAN_COUNT; ch++) {
+		if (!c->used[ch])
+			continue;
+		any = true;
+		if (gen != c->mark[ch])
+			return true;
+	}
+	return !any; /* before any drain, everything is news */
 }
 
 /*
- * Is there anything left for the drains this consumer uses? Exact, from
- * the positions rather than wake_gen (which the close bumps too); used to
- * decide between READY and CLOSED / DEAD.
+ * Is there anything left for the drains this consumer uses (all of them
+ * before the first drain)? Exact, from the positions rather than wake_gen
+ * (which the close bumps too); used to decide between READY and CLOSED /
+ * DEAD.
  */
 static bool unread(const struct sb_consumer *c)
 {
-	bool neither = !c->gen_rec_set && !c->gen_ev_set;
+	bool any = false;
 
-	if (c->more)
-		return true;
-	if ((neither || c->gen_rec_set) && c->pos != sb_load_acquire(&c->hot->log_head))
-		return true; /* pairs with W3 */
-	return (neither || c->gen_ev_set) && sb__event_head(&c->events) != c->ev_cursor;
+	for (int ch = 0; ch < SB_CHAN_COUNT; ch++)
+		any |= c->used[ch];
+	for (int ch = 0; ch < SB_CHAN_COUNT; ch++)
+		if ((!any || c->used[ch]) && sb__chan_unread(c, (enum sb_chan)ch))
+			return true;
+	return false;
 }
 
 /* READY when there is something to drain, else how the coordinator ended. */

@@ -47,6 +47,9 @@ int sb__consumer_attach(struct sb_consumer *c, uint32_t flags)
 	c->events = (struct sb_evring){ (struct sb_event_slot *)(c->base +
 								 h->sections[SB_SEC_EVENTS].offset),
 					h->max_events, (uint64_t *)&c->hot->event_seq };
+	c->aux =
+	    (struct sb_log){ (uint8_t *)(c->base + h->sections[SB_SEC_AUX].offset), h->aux_bytes,
+			     (uint64_t *)&c->hot->aux_head, (uint64_t *)&c->hot->aux_tail };
 	c->flags = flags;
 	if (flags & SB_CONSUMER_START_AT_END) {
 		/*
@@ -58,11 +61,15 @@ int sb__consumer_attach(struct sb_consumer *c, uint32_t flags)
 		c->pos = sb_load_acquire(&c->hot->log_head);	 /* R1: pairs with W3 */
 		c->gap_ok = true;
 		c->ev_cursor = sb__event_head(&c->events);
+		c->aux_cursor = sb_load_acquire(&c->hot->aux_seq); /* as store_seq above */
+		c->aux_pos = sb_load_acquire(&c->hot->aux_head);   /* R1: pairs with W3 */
 	} else {
 		/* Stores older than the tail were reclaimed before we came: lapped. */
-		c->pos = sb_load_acquire(&c->hot->log_tail); /* pairs with W1 */
+		c->pos = sb_load_acquire(&c->hot->log_tail);	 /* pairs with W1 */
+		c->aux_pos = sb_load_acquire(&c->hot->aux_tail); /* pairs with W1 */
 		c->gap_ok = true;
 	}
+	c->aux_gap_ok = true;
 	return 0;
 }
 
@@ -127,6 +134,37 @@ int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer 
 	return 0;
 }
 
+bool sb__chan_unread(const struct sb_consumer *c, enum sb_chan ch)
+{
+	switch (ch) {
+	case SB_CHAN_REC:
+		return c->more ||
+		       c->pos != sb_load_acquire(&c->hot->log_head); /* R1: pairs with W3 */
+	case SB_CHAN_EV:
+		return sb__event_head(&c->events) != c->ev_cursor; /* V0: pairs with E3 */
+	case SB_CHAN_AUX:
+		return c->aux_more || c->aux_pos != sb_load_acquire(&c->hot->aux_head); /* R1 */
+	case SB_CHAN_COUNT:
+		break;
+	}
+	return false;
+}
+
+void sb__chan_mark(struct sb_consumer *c, enum sb_chan ch, uint32_t gen)
+{
+	/*
+	 * wake_gen counts every channel's publications. One with nothing left
+	 * now has read everything published before gen, so it has no news
+	 * either; without this, a consumer that once drained events would
+	 * wake for every store.
+	 */
+	for (int o = 0; o < SB_CHAN_COUNT; o++)
+		if (o != (int)ch && c->used[o] && !sb__chan_unread(c, (enum sb_chan)o))
+			c->mark[o] = gen;
+	c->mark[ch] = gen;
+	c->used[ch] = true;
+}
+
 int sb_consumer_set_writer_gone(struct sb_consumer *c, bool gone)
 {
 	if (!c)
@@ -135,17 +173,77 @@ int sb_consumer_set_writer_gone(struct sb_consumer *c, bool gone)
 	return 0;
 }
 
-/* How many stores between the cursor and seq (exclusive) we never saw. */
-static int store_gap(const struct sb_consumer *c, uint64_t seq, uint64_t *gap)
+int sb__walk_gap(const struct sb_walk *w, uint64_t cursor, uint64_t seq, uint64_t *gap)
 {
-	if (seq <= c->cursor)
-		return sb__fail(-EPROTO, "log record has store_seq %llu, not after the cursor %llu",
-				(unsigned long long)seq, (unsigned long long)c->cursor);
-	*gap = seq - c->cursor - 1;
-	if (*gap && !c->gap_ok)
-		return sb__fail(-EPROTO, "stores %llu..%llu are missing from the log without a lap",
-				(unsigned long long)c->cursor + 1, (unsigned long long)seq - 1);
+	if (seq <= cursor)
+		return sb__fail(-EPROTO, "%s record has sequence %llu, not after the cursor %llu",
+				w->what, (unsigned long long)seq, (unsigned long long)cursor);
+	*gap = seq - cursor - 1;
+	if (*gap && !*w->gap_ok)
+		return sb__fail(-EPROTO, "%s records %llu..%llu are missing without a lap", w->what,
+				(unsigned long long)cursor + 1, (unsigned long long)seq - 1);
 	return 0;
+}
+
+/*
+ * A drain gave up after its most lap restarts. Head first, then tail: the
+ * tail can only have moved on since, so an honest writer gives
+ * head - tail <= size here. More than that is a region that lies, and no
+ * number of retries would get past it.
+ */
+static int lap_limit(const struct sb_walk *w)
+{
+	uint64_t head = sb_load_acquire(w->log->head); /* R1: pairs with W3 */
+	uint64_t tail = sb_load_acquire(w->log->tail); /* pairs with W1 */
+
+	if ((int64_t)(head - tail) > (int64_t)w->log->size)
+		return sb__fail(-EBADMSG,
+				"the %s head %llu is more than a ring ahead of its tail %llu",
+				w->what, (unsigned long long)head, (unsigned long long)tail);
+	return 0; /* a writer that laps us over and over: the next drain goes on */
+}
+
+/* Most lap restarts one drain call makes before returning what it has. */
+#define SB_DRAIN_MAX_LAPS 64
+
+void sb__walk_begin(struct sb_walk *w, const struct sb_log *log, uint64_t *pos, bool *gap_ok,
+		    const char *what)
+{
+	*w = (struct sb_walk){ log, pos, gap_ok, what, 0, 0 };
+	w->head = sb_load_acquire(log->head); /* R1: pairs with W3 */
+	/* A hostile head may promise 2^64 bytes: read at most one ring's worth per call. */
+	w->budget = log->size / SB_REC_ALIGN + 1;
+}
+
+int sb__walk_next(struct sb_walk *w, struct sb_buf *buf, uint32_t *fate)
+{
+	unsigned laps = 0;
+
+	while (*w->pos != w->head && w->budget > 0) {
+		int r = (w->head - *w->pos > w->log->size)
+			    ? SB_READ_LAPPED
+			    : sb__log_copy(w->log, *w->pos, w->head, buf, fate);
+		if (r < 0)
+			return r;
+		if (r == SB_READ_LAPPED) {
+			/* The writer reused bytes we had not read: resume at its tail. */
+			if (++laps > SB_DRAIN_MAX_LAPS)
+				return lap_limit(w) ? -EBADMSG : SB_WALK_END;
+			*w->pos = sb_load_acquire(w->log->tail); /* pairs with W1 */
+			/* R1 again, after the tail, so the head is not older than it. */
+			w->head = sb_load_acquire(w->log->head);
+			*w->gap_ok = true;
+			continue;
+		}
+		w->budget--;
+		const struct sb_rec *rec = (const struct sb_rec *)buf->p;
+		if (rec->kind == SB_REC_PAD) {
+			*w->pos += rec->len;
+			continue;
+		}
+		return r == SB_READ_BUSY ? SB_WALK_BUSY : SB_WALK_RECORD;
+	}
+	return SB_WALK_END;
 }
 
 static int classify(const struct sb_consumer *c, uint32_t fate, uint64_t **counter,
@@ -182,9 +280,6 @@ static void add_counts(struct sb_drain_counts *to, const struct sb_drain_counts 
 	to->torn += d->torn;
 }
 
-/* Most lap restarts one drain call makes before returning what it has. */
-#define SB_DRAIN_MAX_LAPS 64
-
 /*
  * Called once a record has been validated and classified: only now do the
  * cursor and the counts move, so a record that fails validation leaves the
@@ -205,9 +300,9 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		      struct sb_drain_counts *counts)
 {
 	struct sb_drain_counts d = { 0 };
-	unsigned laps = 0;
+	struct sb_walk w;
 	bool busy = false;
-	int ret = 0;
+	int ret = 0, step;
 
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
@@ -215,58 +310,26 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 	 * Before the head: a commit after this load bumps wake_gen past what we
 	 * record, so a wait after this drain cannot sleep through it.
 	 */
-	c->gen_rec = sb_load_acquire(&c->hot->wake_gen); /* pairs with N1 */
-	c->gen_rec_set = true;
-	/*
-	 * wake_gen counts events too. If none is pending now, those before this
-	 * wake_gen are read, so the event side has no news either; else a
-	 * consumer that once drained events would wake for every store.
-	 */
-	if (c->gen_ev_set && sb__event_head(&c->events) == c->ev_cursor) /* V0: pairs with E3 */
-		c->gen_ev = c->gen_rec;
-	uint64_t head = sb_load_acquire(&c->hot->log_head); /* R1: pairs with W3 */
-	/* A hostile head may promise 2^64 bytes: read at most one ring's worth per call. */
-	uint64_t budget = c->log.size / SB_REC_ALIGN + 1;
+	sb__chan_mark(c, SB_CHAN_REC, sb_load_acquire(&c->hot->wake_gen)); /* pairs with N1 */
+	sb__walk_begin(&w, &c->log, &c->pos, &c->gap_ok, "log");
 
-	while (c->pos != head && ret == 0 && budget > 0) {
-		uint32_t fate = 0;
-		int r = (head - c->pos > c->log.size)
-			    ? SB_READ_LAPPED
-			    : sb__log_copy(&c->log, c->pos, head, &c->buf, &fate);
-		if (r < 0) {
-			ret = r;
-			break;
-		}
-		if (r == SB_READ_LAPPED) {
-			/* The writer reused bytes we had not read: resume at its tail. */
-			if (++laps > SB_DRAIN_MAX_LAPS)
-				break;
-			c->pos = sb_load_acquire(&c->hot->log_tail); /* pairs with W1 */
-			/* R1 again, after the tail, so the head is not older than it. */
-			head = sb_load_acquire(&c->hot->log_head);
-			c->gap_ok = true;
-			continue;
-		}
-		budget--;
+	uint32_t fate = 0;
+	while (ret == 0 && (step = sb__walk_next(&w, &c->buf, &fate)) > 0) {
 		const struct sb_rec *rec = (const struct sb_rec *)c->buf.p;
-		if (rec->kind == SB_REC_PAD) {
-			c->pos += rec->len;
-			continue;
-		}
 		if (rec->kind != SB_REC_SNAPSHOT) {
 			ret = sb__fail(-EBADMSG, "log record at %llu has kind %u",
 				       (unsigned long long)c->pos, rec->kind);
 			break;
 		}
-		if (r == SB_READ_BUSY && !c->writer_gone) {
+		if (step == SB_WALK_BUSY && !c->writer_gone) {
 			busy = true;
 			break; /* being written; its commit bumps wake_gen, and we resume here */
 		}
 		uint64_t gap = 0;
-		ret = store_gap(c, rec->seq, &gap);
+		ret = sb__walk_gap(&w, c->cursor, rec->seq, &gap);
 		if (ret)
 			break;
-		if (r == SB_READ_BUSY) {
+		if (step == SB_WALK_BUSY) {
 			account(c, rec, gap, &d.torn, &d); /* the writer died inside this store */
 			continue;
 		}
@@ -291,11 +354,13 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		if (fn)
 			ret = fn(user, &view);
 	}
+	if (ret == 0 && step < 0)
+		ret = step;
 	/*
 	 * Stopped before the head (the per-call bound, the callback, an error)
 	 * rather than at a record in flight: a wait must not sleep on what is left.
 	 */
-	c->more = !busy && c->pos != head;
+	c->more = !busy && c->pos != w.head;
 	add_counts(&c->totals, &d);
 	sb__consumer_touch(c);
 	if (counts)
@@ -366,11 +431,8 @@ int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
 		k++;
 	}
 	c->ev_cursor = head;
-	/* Only a drain that succeeded moves the mark; the same for the record side. */
-	c->gen_ev = gen;
-	c->gen_ev_set = true;
-	if (c->gen_rec_set && !c->more && c->pos == sb_load_acquire(&c->hot->log_head))
-		c->gen_rec = gen; /* R1: pairs with W3 */
+	/* Only a drain that succeeded moves the marks. */
+	sb__chan_mark(c, SB_CHAN_EV, gen);
 	out->items = items;
 	out->count = k;
 	return 0;
@@ -397,16 +459,18 @@ int sb_consumer_has(struct sb_consumer *c, const char *tag, bool *out)
 {
 	struct sb_slot s;
 
-	if (!c || !out || !tag)
+	if (!c || !out)
 		return sb__fail(-EINVAL, "sb_consumer_has: NULL argument");
-	size_t len = strnlen(tag, SB_TAG_MAX + 1);
+	size_t len;
+	int err = sb__check_tag(tag, &len); /* as sb_bridge_has() */
+	if (err)
+		return err;
 	*out = false;
 	for (uint32_t i = 0; i < c->max_snapshots; i++) {
-		int err = sb__slot_read(&c->slots[i], &s);
+		err = sb__slot_read(&c->slots[i], &s);
 		if (err)
 			return err;
-		if ((s.flags & SB_F_RESIDENT) && s.tag_len == len && len <= SB_TAG_MAX &&
-		    memcmp(s.tag, tag, len) == 0) {
+		if ((s.flags & SB_F_RESIDENT) && s.tag_len == len && memcmp(s.tag, tag, len) == 0) {
 			*out = true;
 			break;
 		}

@@ -14,6 +14,14 @@
 #include "../ring/layout.h"
 #include "../ring/log.h"
 
+/* The three things a consumer drains, each with its own wake-up mark. */
+enum sb_chan {
+	SB_CHAN_REC = 0, /* sb_consumer_drain */
+	SB_CHAN_EV,	 /* sb_consumer_drain_events */
+	SB_CHAN_AUX,	 /* sb_consumer_drain_aux */
+	SB_CHAN_COUNT,
+};
+
 struct sb_consumer {
 	const uint8_t *base;
 	size_t size;
@@ -39,10 +47,21 @@ struct sb_consumer {
 	struct sb_buf buf;
 	char text[SB_REASON_MAX + 1];
 
-	/* Wake-ups (attach.c): "news" is wake_gen moving past what a drain saw. */
-	uint32_t gen_rec; /* wake_gen when sb_consumer_drain() last started */
-	uint32_t gen_ev;  /* ... when sb_consumer_drain_events() last started */
-	bool gen_rec_set, gen_ev_set;
+	/* The aux log (consumers/aux.c), read like the record log. */
+	struct sb_log aux;
+	uint64_t aux_pos;    /* log position of the next aux record */
+	uint64_t aux_cursor; /* aux sequence of the last record accounted for */
+	bool aux_gap_ok;     /* records may be missing before the next one: we were lapped */
+	bool aux_more;	     /* the last aux drain stopped at its bound, not at the head */
+	struct sb_aux_counts aux_totals;
+
+	/*
+	 * Wake-ups (attach.c): "news" is wake_gen moving past what a drain saw.
+	 * mark[ch] is wake_gen when the drain of channel ch last started (or
+	 * when another drain found ch fully read); used[ch] once it ran.
+	 */
+	uint32_t mark[SB_CHAN_COUNT];
+	bool used[SB_CHAN_COUNT];
 	bool more;	  /* the last drain stopped at its per-call bound, not at the head */
 	uint64_t spin_ns; /* the adaptive spin before sleeping */
 
@@ -60,6 +79,54 @@ struct sb_consumer *sb__consumer_new(void);
 
 /* Validate the mapped header and set up the views; flags as sb_consumer_open_fd(). */
 int sb__consumer_attach(struct sb_consumer *c, uint32_t flags);
+
+/*
+ * A walk over a log (the record log or the aux log) from a cursor
+ * position toward the head read at its start: lap restarts, PAD records
+ * and the per-call bound are handled here; the drain decides what each
+ * record means.
+ */
+struct sb_walk {
+	const struct sb_log *log;
+	uint64_t *pos; /* the consumer's position in this log */
+	bool *gap_ok;  /* set when a lap restart may skip sequences */
+	const char *what;
+	uint64_t head;
+	uint64_t budget;
+};
+
+enum {
+	SB_WALK_END = 0,    /* at the head, or the per-call bound is spent */
+	SB_WALK_RECORD = 1, /* a committed record is in buf */
+	SB_WALK_BUSY = 2,   /* a record not yet committed: buf holds its header */
+};
+
+void sb__walk_begin(struct sb_walk *w, const struct sb_log *log, uint64_t *pos, bool *gap_ok,
+		    const char *what);
+
+/*
+ * Copy the next non-PAD record into buf (fate: its fate word, may be NULL).
+ * Returns SB_WALK_*, or -EBADMSG for a record or a head that cannot be
+ * right. The caller moves *pos past a record it accounts for.
+ */
+int sb__walk_next(struct sb_walk *w, struct sb_buf *buf, uint32_t *fate);
+
+/* How many sequences between cursor and seq were never seen; -EPROTO if that cannot be. */
+int sb__walk_gap(const struct sb_walk *w, uint64_t cursor, uint64_t seq, uint64_t *gap);
+
+/* Whether channel ch has anything left to drain, from the positions (exact). */
+bool sb__chan_unread(const struct sb_consumer *c, enum sb_chan ch);
+
+/*
+ * A drain of ch starts, having loaded wake_gen = gen before any position:
+ * mark ch, and every other channel in use that has nothing left, as seen
+ * up to gen. (A channel with something left keeps its old mark, so the
+ * next wait still reports it.)
+ */
+void sb__chan_mark(struct sb_consumer *c, enum sb_chan ch, uint32_t gen);
+
+/* The coordinator's state as sb_consumer_coordinator() reports it. */
+enum sb_coord_state sb__consumer_coord_state(struct sb_consumer *c);
 
 /* Update our control slot after a drain (cursor, heartbeat, not waiting). */
 void sb__consumer_touch(struct sb_consumer *c);

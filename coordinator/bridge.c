@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../ring/accessor.h"
 #include "../ring/atomics.h"
 #include "../ring/clock.h"
 #include "../ring/codec.h"
@@ -35,6 +36,8 @@
 
 void sb_config_default(struct sb_config *cfg)
 {
+	if (!cfg)
+		return;
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_snapshots = SB_DEFAULT_MAX_SNAPSHOTS;
 	cfg->max_events = SB_DEFAULT_MAX_EVENTS;
@@ -98,6 +101,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	if (ops)
 		b->ops = *ops;
 	pthread_mutex_init(&b->lock, NULL);
+	sb__aux_init(b);
 	b->free_slots = malloc(sizeof(uint32_t) * cfg.max_snapshots);
 	b->slot_node = calloc(cfg.max_snapshots, sizeof(*b->slot_node));
 	if (!b->free_slots || !b->slot_node) {
@@ -150,6 +154,7 @@ fail:
 	sb__tagindex_fini(&b->index);
 	free(b->slot_node);
 	free(b->free_slots);
+	sb__aux_fini(b);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
 	return err;
@@ -167,12 +172,15 @@ void sb_bridge_destroy(struct sb_bridge *b)
 	 */
 	sb_store_release(&b->hdr->closed, 1);
 	sb__bridge_wake_all(b);
+	if (sb_load_relaxed(&b->hot->accessor_installed))
+		sb__accessor_kick(b->hot); /* consumers in the accessor waits see "closed" now */
 	sb__serve_stop(b);
 	sb__tagindex_fini(&b->index);
 	sb__shm_destroy(&b->data);
 	sb__shm_destroy(&b->ctl_shm);
 	free(b->slot_node);
 	free(b->free_slots);
+	sb__aux_fini(b);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
 }
@@ -395,18 +403,6 @@ struct store_args {
 	uint64_t boundary_offset_ms;
 	uint16_t step_index;
 };
-
-int sb__check_tag(const char *tag, size_t *len)
-{
-	if (!tag || !tag[0])
-		return sb__fail(-EINVAL, "tag is %s: a tag needs 1..%d bytes",
-				tag ? "empty" : "NULL", SB_TAG_MAX);
-	*len = strnlen(tag, SB_TAG_MAX + 1);
-	if (*len > SB_TAG_MAX)
-		return sb__fail(-ENAMETOOLONG, "tag \"%.20s...\" is longer than %d bytes", tag,
-				SB_TAG_MAX);
-	return 0;
-}
 
 static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report *report,
 		   const struct sb_stats *stats, struct store_args *a, uint8_t *missing_buf)

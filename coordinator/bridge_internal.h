@@ -19,6 +19,12 @@
 
 struct sb_server;
 
+/* A growable array the bridge owns (coordinator/aux.c). */
+struct sb_vec {
+	void *items;
+	size_t count, cap;
+};
+
 struct sb_bridge {
 	struct sb_shm data;
 	struct sb_shm ctl_shm;
@@ -50,7 +56,17 @@ struct sb_bridge {
 	uint64_t resident;	  /* resident reports; mirrored to hot->resident */
 	uint64_t resident_cursor; /* log position before which no record is resident */
 	uint64_t events_drained;  /* event sequence the coordinator's own drain reached */
+
+	/* coordinator/aux.c: the private logs and the aux log, under aux_lock. */
+	pthread_mutex_t aux_lock;
+	struct sb_vec kops;	       /* of struct sb_kop_record */
+	struct sb_vec procs;	       /* of struct sb_cgroup_procs * */
+	pthread_mutex_t accessor_lock; /* serialises the accessor worker's transitions */
 };
+
+/* Set up and free coordinator/aux.c's state. */
+void sb__aux_init(struct sb_bridge *b);
+void sb__aux_fini(struct sb_bridge *b);
 
 /* Wake every sleeping and polling consumer (N2's slow path; see ring/control.h). */
 void sb__bridge_wake_all(struct sb_bridge *b);
@@ -69,9 +85,6 @@ static inline void sb__bridge_notify(struct sb_bridge *b)
 
 /* Stop the serving thread, hang up on every consumer, remove the socket. */
 void sb__serve_stop(struct sb_bridge *b);
-
-/* 0 when tag is 1..SB_TAG_MAX bytes, with *len set; else -EINVAL / -ENAMETOOLONG. */
-int sb__check_tag(const char *tag, size_t *len);
 
 /*
  * Test hook: make tag's resident record look non-resident in the log while

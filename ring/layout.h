@@ -9,7 +9,8 @@
  *   4096            +------------------------------------------+  leaves it
  *                   | hot words, one per 64-byte line:          |
  *                   | store_seq, log head/tail, event_seq,      |  writer: stores,
- *                   | aux head/tail/seq, wake gen, counters     |  readers: load
+ *                   | aux head/tail/seq, wake gen, counters,    |  readers: load
+ *                   | accessor seqno/state/gen, watch count     |
  *   sections[INDEX] +------------------------------------------+
  *                   | slot[max_snapshots]: seqlock, tag, schema,|  seqlock-guarded
  *                   | store_seq and position of resident record |
@@ -140,6 +141,21 @@ struct sb_hot {
 	SB_HOT_WORD(drained);
 	SB_HOT_WORD(capture_unavailable);
 	SB_HOT_WORD(wakes); /* times the writer woke waiting consumers */
+	/*
+	 * The accessor worker (ring/accessor.h), one line written by its
+	 * transitions under the bridge's accessor lock: the publish seqno,
+	 * the state (enum sb_worker_state), the futex word its waiters sleep
+	 * on (bumped after every change, and once more by destroy), and
+	 * whether accessor state was installed.
+	 */
+	uint64_t accessor_seqno;
+	uint32_t accessor_state;
+	uint32_t accessor_gen;
+	uint32_t accessor_installed;
+	uint8_t accessor_pad[SB_LINE - 20];
+	/* watch slots taken (committed, or reserved while their callback runs); <= max_watch always
+	 */
+	SB_HOT_WORD(watch_count);
 };
 SB_ASSERT_LAYOUT(struct sb_hot, store_seq, 0);
 SB_ASSERT_LAYOUT(struct sb_hot, log_head, 64);
@@ -152,7 +168,12 @@ SB_ASSERT_LAYOUT(struct sb_hot, wake_gen, 448);
 SB_ASSERT_LAYOUT(struct sb_hot, resident, 512);
 SB_ASSERT_LAYOUT(struct sb_hot, capture_unavailable, 832);
 SB_ASSERT_LAYOUT(struct sb_hot, wakes, 896);
-SB_ASSERT_SIZE(struct sb_hot, 960);
+SB_ASSERT_LAYOUT(struct sb_hot, accessor_seqno, 960);
+SB_ASSERT_LAYOUT(struct sb_hot, accessor_state, 968);
+SB_ASSERT_LAYOUT(struct sb_hot, accessor_gen, 972);
+SB_ASSERT_LAYOUT(struct sb_hot, accessor_installed, 976);
+SB_ASSERT_LAYOUT(struct sb_hot, watch_count, 1024);
+SB_ASSERT_SIZE(struct sb_hot, 1088);
 
 /* Slot flags (sb_slot.flags) and record flags (sb_rec.flags). */
 enum {

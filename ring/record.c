@@ -144,3 +144,15 @@ const char *sb_event_kind_name(enum sb_event_kind kind)
 	}
 	return "Unknown";
 }
+
+int sb__check_tag(const char *tag, size_t *len)
+{
+	if (!tag || !tag[0])
+		return sb__fail(-EINVAL, "tag is %s: a tag needs 1..%d bytes",
+				tag ? "empty" : "NULL", SB_TAG_MAX);
+	*len = strnlen(tag, SB_TAG_MAX + 1);
+	if (*len > SB_TAG_MAX)
+		return sb__fail(-ENAMETOOLONG, "tag \"%.20s...\" is longer than %d bytes", tag,
+				SB_TAG_MAX);
+	return 0;
+}

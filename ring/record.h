@@ -20,6 +20,9 @@ int sb__rec_parse(const struct sb_rec *rec, struct sb_entry *view, char *text);
 /* Turn a view into an entry that owns its buffers (freed by sb_entries_free). */
 int sb__entry_dup(const struct sb_entry *view, struct sb_entry *owned);
 
+/* 0 when tag is 1..SB_TAG_MAX bytes, with *len set; else -EINVAL / -ENAMETOOLONG. */
+int sb__check_tag(const char *tag, size_t *len);
+
 /* Free one owned entry's buffers. */
 void sb__entry_release(struct sb_entry *owned);
 

@@ -32,6 +32,7 @@
 #include "../coordinator/bridge_internal.h"
 #include "../ring/futex.h"
 #include "../ring/hello.h"
+#include "serveutil.h"
 #include "testutil.h"
 
 static char dir[64];
@@ -55,14 +56,6 @@ static void remove_dir(void)
 }
 
 TestSuite(serve, .init = make_dir, .fini = remove_dir, .timeout = 60);
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint8_t payload[8192];
 
@@ -97,73 +90,9 @@ static struct sb_bridge *serving_bridge(const char *name, uint64_t log_bytes)
 	return b;
 }
 
-/* fork + exec sb_test_consumer; *out reads its stdout. */
 static pid_t spawn_consumer(const char *mode, const char *arg, FILE **out)
 {
-	int p[2];
-
-	cr_assert_eq(pipe(p), 0);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
-		execl(SB_TEST_CONSUMER, SB_TEST_CONSUMER, sock, mode, arg, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	*out = fdopen(p[0], "r");
-	return pid;
-}
-
-static void expect_line(FILE *f, const char *want)
-{
-	char line[512];
-
-	cr_assert_not_null(fgets(line, sizeof(line), f), "consumer printed nothing");
-	cr_assert(strncmp(line, want, strlen(want)) == 0, "consumer said: %s", line);
-}
-
-struct result {
-	unsigned long long stores, delivered, superseded, evicted, lapped, torn, seen, bad, waits;
-	char state[16];
-};
-
-static struct result read_result(FILE *f, pid_t pid)
-{
-	struct result r = { 0 };
-	char line[512];
-	int status;
-
-	cr_assert_not_null(fgets(line, sizeof(line), f), "consumer printed no result");
-	int n = sscanf(line,
-		       "stores=%llu delivered=%llu superseded=%llu evicted=%llu lapped=%llu "
-		       "torn=%llu seen=%llu bad=%llu waits=%llu state=%15s",
-		       &r.stores, &r.delivered, &r.superseded, &r.evicted, &r.lapped, &r.torn,
-		       &r.seen, &r.bad, &r.waits, r.state);
-	cr_assert_eq(n, 10, "unexpected result line: %s", line);
-	fclose(f);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	return r;
-}
-
-static size_t attached(struct sb_bridge *b)
-{
-	size_t n;
-
-	cr_assert_eq(sb_bridge_consumers(b, NULL, 0, &n), 0);
-	return n;
-}
-
-static void wait_attached(struct sb_bridge *b, size_t want)
-{
-	uint64_t until = now_ms() + 10000;
-
-	while (attached(b) != want && now_ms() < until)
-		usleep(2000);
-	cr_assert_eq(attached(b), want, "expected %zu attached consumers", want);
+	return su_spawn(sock, mode, arg, out);
 }
 
 /* ---- hand-over ---------------------------------------------------------- */
@@ -177,16 +106,16 @@ Test(serve, three_consumer_processes_drain_everything_in_order_with_exact_accoun
 
 	for (int i = 0; i < 3; i++) {
 		pid[i] = spawn_consumer("drain", i == 0 ? "all" : "", &out[i]);
-		expect_line(out[i], "attached");
+		su_expect_line(out[i], "attached");
 	}
-	wait_attached(b, 3);
+	su_wait_attached(b, 3);
 	for (int s = 1; s <= 3000; s++) {
 		snprintf(tag, sizeof(tag), "t%d", s % 100);
 		store_seeded(b, tag, 100 + (size_t)(s * 7) % 2000);
 	}
 	sb_bridge_destroy(b);
 	for (int i = 0; i < 3; i++) {
-		struct result r = read_result(out[i], pid[i]);
+		struct su_result r = su_drain_result(out[i], pid[i]);
 
 		cr_assert_str_eq(r.state, "closed");
 		cr_assert_eq(r.stores, 3000, "consumer %d accounted for %llu stores", i, r.stores);
@@ -340,7 +269,7 @@ Test(serve, peer_with_another_uid_is_refused_with_the_reason)
 
 	cr_assert_eq(rc, -EACCES, "rc %d: %s", rc, why);
 	cr_assert(strstr(why, "uid 65534 is not the coordinator's uid 0"), "%s", why);
-	cr_assert_eq(attached(b), 0, "a refused peer holds no slot");
+	cr_assert_eq(su_attached(b), 0, "a refused peer holds no slot");
 	/* Through the 0600 socket file it does not even reach the coordinator. */
 	struct sb_bridge *b2 = serving_bridge(sock, SB_LOG_BYTES_MIN);
 	cr_assert_eq(connect_as(65534, 65534, sock, why, sizeof(why)), -EACCES);
@@ -580,13 +509,13 @@ static void until_asleep(struct sb_bridge *b)
 	struct sb_consumer_info info;
 	size_t n;
 	bool asleep;
-	uint64_t until = now_ms() + 10000;
+	uint64_t until = su_now_ms() + 10000;
 
 	do {
 		usleep(1000);
 		cr_assert_eq(sb_bridge_consumers(b, &info, 1, &n), 0);
 		asleep = n == 1 && info.waiting && sb_load_seqcst(&b->ctl->armed) == 1;
-	} while (!asleep && now_ms() < until);
+	} while (!asleep && su_now_ms() < until);
 	cr_assert(asleep, "the consumer never went to sleep");
 }
 
@@ -595,11 +524,11 @@ Test(serve, wait_times_out_when_nothing_is_published)
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
 	struct sb_consumer *c = caught_up();
 	enum sb_wait_status st;
-	uint64_t t0 = now_ms();
+	uint64_t t0 = su_now_ms();
 
 	cr_assert_eq(sb_consumer_wait(c, 100, &st), 0);
 	cr_assert_eq(st, SB_WAIT_TIMEOUT);
-	cr_assert_geq(now_ms() - t0, 100, "it waited out the deadline");
+	cr_assert_geq(su_now_ms() - t0, 100, "it waited out the deadline");
 	cr_assert_eq(sb_consumer_wait(c, 0, &st), 0);
 	cr_assert_eq(st, SB_WAIT_TIMEOUT, "a zero timeout does not block");
 	sb_consumer_close(c);
@@ -611,7 +540,7 @@ static pid_t sleeping_consumer(struct sb_bridge *b, FILE **out)
 {
 	pid_t pid = spawn_consumer("wait", "", out);
 
-	expect_line(*out, "attached");
+	su_expect_line(*out, "attached");
 	if (b)
 		until_asleep(b);
 	return pid;
@@ -621,7 +550,7 @@ static void expect_woken(FILE *out, pid_t pid, const char *status)
 {
 	int st;
 
-	expect_line(out, status);
+	su_expect_line(out, status);
 	fclose(out);
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -903,11 +832,11 @@ Test(serve, sleeping_consumer_process_is_woken_by_the_coordinators_sigkill)
 	cr_assert_eq(sb_consumer_coordinator(c, &cs), 0);
 	cr_assert_eq(cs, SB_COORD_ALIVE);
 	usleep(100000); /* let the other consumer fall asleep */
-	uint64_t t0 = now_ms();
+	uint64_t t0 = su_now_ms();
 	kill(k.pid, SIGKILL);
 	waitpid(k.pid, NULL, 0);
 	expect_woken(out, pid, "status=dead");
-	cr_assert_lt(now_ms() - t0, 5000, "noticed by the hang-up, not the 20 s deadline");
+	cr_assert_lt(su_now_ms() - t0, 5000, "noticed by the hang-up, not the 20 s deadline");
 	cr_assert_eq(sb_consumer_coordinator(c, &cs), 0);
 	cr_assert_eq(cs, SB_COORD_DEAD);
 	sb_consumer_close(c);
@@ -1002,9 +931,9 @@ Test(serve, consumer_drains_every_record_committed_before_the_coordinators_sigki
 		cr_assert_eq(sb_consumer_connect(sock, SB_CONSUMER_ALL_VERSIONS, &live), 0, "%s",
 			     sb_last_error());
 		cr_assert_eq(sb_consumer_connect(sock, SB_CONSUMER_ALL_VERSIONS, &late), 0);
-		uint64_t kill_at = now_ms() + 20 + (uint64_t)round * 37;
+		uint64_t kill_at = su_now_ms() + 20 + (uint64_t)round * 37;
 		/* One consumer drains while the writer runs; the other only after its death. */
-		while (now_ms() < kill_at) {
+		while (su_now_ms() < kill_at) {
 			sb_consumer_wait(live, 5, &st);
 			drain_to_end(live, &tl);
 		}
@@ -1083,7 +1012,7 @@ Test(serve, killed_consumers_slot_is_reclaimed_and_the_coordinator_goes_on)
 	size_t n;
 
 	pid_t pid = spawn_consumer("hold", "", &out);
-	expect_line(out, "attached");
+	su_expect_line(out, "attached");
 	cr_assert_eq(sb_bridge_consumers(b, &info, 1, &n), 0);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(info.pid, pid);
@@ -1093,13 +1022,13 @@ Test(serve, killed_consumers_slot_is_reclaimed_and_the_coordinator_goes_on)
 	fclose(out);
 	for (int i = 0; i < 2000; i++)
 		store_seeded(b, i % 2 ? "x" : "y", 512);
-	wait_attached(b, 0);
+	su_wait_attached(b, 0);
 	/* The freed slot is handed out again. */
 	struct sb_consumer *c;
 	cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
-	wait_attached(b, 1);
+	su_wait_attached(b, 1);
 	sb_consumer_close(c);
-	wait_attached(b, 0);
+	su_wait_attached(b, 0);
 	sb_bridge_destroy(b);
 }
 
@@ -1110,7 +1039,7 @@ Test(serve, consumer_that_frees_its_own_slot_by_hand_costs_the_coordinator_nothi
 
 	cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
 	sb_consumer_close(c);
-	wait_attached(b, 0);
+	su_wait_attached(b, 0);
 	int before = open_fds();
 	for (int i = 0; i < 50; i++) {
 		cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
@@ -1121,7 +1050,7 @@ Test(serve, consumer_that_frees_its_own_slot_by_hand_costs_the_coordinator_nothi
 		sb_consumer_close(again);
 		sb_consumer_close(c);
 	}
-	wait_attached(b, 0);
+	su_wait_attached(b, 0);
 	usleep(50000);
 	cr_assert_leq(open_fds(), before + 1, "no connection is left behind in the coordinator");
 	sb_bridge_destroy(b);
@@ -1184,16 +1113,16 @@ Test(serve, forked_child_closing_an_inherited_consumer_leaves_the_parents_slot)
 	cr_assert_eq(sb_bridge_data_fd(b, &data), 0);
 	cr_assert_eq(sb_bridge_control_fd(b, &ctl), 0);
 	cr_assert_eq(sb_consumer_open_fds(data, ctl, 0, &c), 0, "%s", sb_last_error());
-	cr_assert_eq(attached(b), 1);
+	cr_assert_eq(su_attached(b), 1);
 	pid_t pid = fork();
 	if (pid == 0) {
 		sb_consumer_close(c);
 		_exit(0);
 	}
 	waitpid(pid, NULL, 0);
-	cr_assert_eq(attached(b), 1, "the parent's claim stands");
+	cr_assert_eq(su_attached(b), 1, "the parent's claim stands");
 	sb_consumer_close(c);
-	cr_assert_eq(attached(b), 0);
+	cr_assert_eq(su_attached(b), 0);
 	close(data);
 	close(ctl);
 	sb_bridge_destroy(b);
@@ -1279,9 +1208,9 @@ Test(serve, pid_attached_consumer_that_dies_has_its_slot_reclaimed)
 		pause();
 	}
 	cr_assert_eq(read(p[0], &byte, 1), 1, "the child attached by pid");
-	wait_attached(b, 1);
+	su_wait_attached(b, 1);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	wait_attached(b, 0);
+	su_wait_attached(b, 0);
 	sb_bridge_destroy(b);
 }

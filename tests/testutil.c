@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -55,9 +56,21 @@ int tu_tally_entry(void *tally, const struct sb_entry *e)
 	bool in_order =
 	    t->contiguous ? e->store_seq == t->last_seq + 1 : e->store_seq > t->last_seq;
 
-	if (tu_report_check(e->report, e->report_len, &seed) != 0 || seed != e->store_seq ||
-	    !in_order)
+	if (t->multi) {
+		uint64_t w = 0, n = 0;
+
+		if (tu_report_check(e->report, e->report_len, &seed) == 0) {
+			w = (seed >> 48) - 1;
+			n = seed & ((1ull << 48) - 1);
+		}
+		if (w >= TU_WRITERS || n <= t->last_n[w] || e->store_seq <= t->last_seq)
+			t->bad++;
+		else
+			t->last_n[w] = n;
+	} else if (tu_report_check(e->report, e->report_len, &seed) != 0 || seed != e->store_seq ||
+		   !in_order) {
 		t->bad++;
+	}
 	t->last_seq = e->store_seq;
 	t->delivered++;
 	return 0;
@@ -101,4 +114,64 @@ uint8_t *tu_read_region(int fd, size_t *size)
 	}
 	*size = (size_t)st.st_size;
 	return p;
+}
+
+int tu_aux_put(struct sb_bridge *b, uint64_t i)
+{
+	char tag[32], cgroup[32];
+
+	if (i % 2) {
+		struct sb_kop_value v = { .kind = SB_KOP_U64, .num = i * 7 };
+		struct sb_kop_reply r = { .id = i, .success = i % 3 != 0 };
+
+		if (r.success) {
+			r.read_values = &v;
+			r.n_values = 1;
+		} else {
+			r.reason = "seeded failure";
+		}
+		snprintf(tag, sizeof(tag), "kop_%llu", (unsigned long long)i);
+		return sb_bridge_record_kernel_op_reply(b, tag, &r);
+	}
+	int32_t pids[5];
+	size_t n = (size_t)(i % 5);
+
+	for (size_t k = 0; k < n; k++)
+		pids[k] = (int32_t)(i + k);
+	snprintf(tag, sizeof(tag), "cg_%llu", (unsigned long long)i);
+	snprintf(cgroup, sizeof(cgroup), "/sb/%llu", (unsigned long long)i);
+	return sb_bridge_record_cgroup_procs(b, tag, cgroup, pids, n);
+}
+
+bool tu_aux_check(const struct sb_aux_item *item)
+{
+	uint64_t i = item->seq;
+	char want[32];
+
+	if (i % 2) {
+		const struct sb_kop_reply *r = item->reply;
+
+		snprintf(want, sizeof(want), "kop_%llu", (unsigned long long)i);
+		if (item->kind != SB_AUX_KERNEL_OP || strcmp(item->tag, want) != 0 || !r ||
+		    r->id != i || r->success != (i % 3 != 0))
+			return false;
+		if (!r->success)
+			return r->n_values == 0 && r->reason &&
+			       strcmp(r->reason, "seeded failure") == 0;
+		return r->n_values == 1 && r->read_values[0].kind == SB_KOP_U64 &&
+		       r->read_values[0].num == i * 7;
+	}
+	const struct sb_cgroup_procs *p = item->procs;
+
+	snprintf(want, sizeof(want), "cg_%llu", (unsigned long long)i);
+	if (item->kind != SB_AUX_CGROUP_PROCS || !p || strcmp(item->tag, want) != 0 ||
+	    strcmp(p->tag, want) != 0)
+		return false;
+	snprintf(want, sizeof(want), "/sb/%llu", (unsigned long long)i);
+	if (strcmp(p->cgroup, want) != 0 || p->n_pids != i % 5)
+		return false;
+	for (size_t k = 0; k < p->n_pids; k++)
+		if (p->pids[k] != (int32_t)(i + k))
+			return false;
+	return true;
 }

@@ -23,6 +23,13 @@ int tu_report_check(const void *report, size_t len, uint64_t *seed_out);
  */
 uint8_t *tu_read_region(int fd, size_t *size);
 
+/* Writers a multi-writer tally tells apart, and the seed of writer w's n-th store. */
+#define TU_WRITERS 8
+static inline uint64_t tu_seed(unsigned writer, uint64_t n)
+{
+	return (uint64_t)(writer + 1) << 48 | n;
+}
+
 /*
  * A drain callback's tally of reports made by tu_report() with seed =
  * store_seq: bad counts entries whose bytes do not match their seed or
@@ -31,7 +38,14 @@ uint8_t *tu_read_region(int fd, size_t *size);
  */
 struct tu_tally {
 	bool contiguous;
+	/*
+	 * Several writers: seeds are tu_seed(writer, n) instead of store_seq,
+	 * and each writer's n must grow in delivery order (stores are
+	 * delivered in store order, and each writer stores in its own order).
+	 */
+	bool multi;
 	uint64_t last_seq;
+	uint64_t last_n[TU_WRITERS];
 	uint64_t delivered;
 	uint64_t bad;
 };
@@ -45,6 +59,17 @@ int tu_tally_entry(void *tally, const struct sb_entry *e);
  * Returns the first drain error, else 0.
  */
 int tu_drain_to_end(struct sb_consumer *c, sb_entry_fn fn, void *user);
+
+/*
+ * Aux record i (i >= 1) of a seeded stream: odd i is a kernel op tagged
+ * "kop_<i>" whose reply has id i, succeeds unless i % 3 == 0, and reads
+ * one u64 i * 7; even i is a cgroup.procs snapshot tagged "cg_<i>" of
+ * cgroup "/sb/<i>" with pids i, i+1, ... (i % 5 of them).
+ */
+int tu_aux_put(struct sb_bridge *b, uint64_t i);
+
+/* Whether a drained aux item is exactly what tu_aux_put(b, seq) recorded. */
+bool tu_aux_check(const struct sb_aux_item *item);
 
 /* A minimal bridge config for tests. */
 void tu_config(struct sb_config *cfg, uint32_t max_snapshots, uint32_t max_events,

@@ -7,6 +7,7 @@
 
 #include <snapbridge/snapbridge.h>
 
+#include "../../ring/layout.h"
 #include "tool.h"
 
 static const struct command {
@@ -14,7 +15,12 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{ "demo", sb_cmd_demo, "store captures with overwrites and evictions, then drain them" },
+	{ "coordinator", sb_cmd_coordinator, "run a coordinator with a synthetic capture source" },
+	{ "drain", sb_cmd_drain, "drain snapshots in FIFO order (JSON lines or a table)" },
+	{ "events", sb_cmd_events, "print the bridge's diagnostic events" },
+	{ "stat", sb_cmd_stat, "show a region's config, counters and consumers" },
+	{ "save", sb_cmd_save, "write a consistent image of a live region to a file" },
+	{ "demo", sb_cmd_demo, "run a coordinator and consumer processes, check the accounting" },
 	{ "version", sb_cmd_version, "print the version and the region ABI" },
 };
 
@@ -22,15 +28,21 @@ static void usage(FILE *to)
 {
 	fprintf(to, "usage: snapbridge <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(to, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(to, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(to, "\nRun 'snapbridge <command> --help' for a command's options.\n");
 }
 
 int sb_cmd_version(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	printf("snapbridge %s\n", SNAPBRIDGE_VERSION);
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: snapbridge version\n\nPrint the tool's version and the region ABI "
+		       "it reads and writes.\n\nexample:\n  snapbridge version\n");
+		return 0;
+	}
+	if (argc > 1)
+		return sb_tool_usage_error("version", "unexpected argument '%s'", argv[1]);
+	printf("snapbridge %s (region ABI %u.%u, layout %016llx)\n", SNAPBRIDGE_VERSION,
+	       SB_ABI_MAJOR, SB_ABI_MINOR, (unsigned long long)sb__layout_hash());
 	return 0;
 }
 
@@ -49,7 +61,5 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "snapbridge: unknown command '%s'\n", argv[1]);
-	usage(stderr);
-	return SB_EXIT_USAGE;
+	return sb_tool_usage_error(NULL, "unknown command '%s'", argv[1]);
 }

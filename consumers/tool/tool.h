@@ -2,11 +2,130 @@
 #ifndef SB_TOOL_H
 #define SB_TOOL_H
 
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+#include <snapbridge/snapbridge.h>
+
 /* Exit codes: 0 success, 1 a runtime failure, 2 a usage error. */
 #define SB_EXIT_RUNTIME 1
 #define SB_EXIT_USAGE	2
 
+/* The subcommands (one file each). */
+int sb_cmd_coordinator(int argc, char **argv);
+int sb_cmd_drain(int argc, char **argv);
+int sb_cmd_events(int argc, char **argv);
+int sb_cmd_stat(int argc, char **argv);
+int sb_cmd_save(int argc, char **argv);
 int sb_cmd_demo(int argc, char **argv);
 int sb_cmd_version(int argc, char **argv);
+
+/* ---- messages (common.c) ---------------------------------------------------------- */
+
+/*
+ * One line on stderr: "snapbridge CMD: <message> (see 'snapbridge CMD
+ * --help')". Returns SB_EXIT_USAGE.
+ */
+int sb_tool_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* "snapbridge CMD: <message>" on stderr. Returns SB_EXIT_RUNTIME. */
+int sb_tool_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * The message for getopt_long()'s '?' or ':' (optstring must start with
+ * ':'): which option was unknown or lacked its value. Returns SB_EXIT_USAGE.
+ */
+int sb_tool_bad_option(const char *cmd, int c, char **argv);
+
+/* A decimal in [min, max] for --flag; 0, or SB_EXIT_USAGE with the message printed. */
+int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t min, uint64_t max,
+		      uint64_t *out);
+
+/* ---- attaching (common.c) --------------------------------------------------------- */
+
+/* Where a command reads from: exactly one of the three. */
+struct sb_source {
+	const char *socket;
+	const char *file;
+	const char *pid; /* as given */
+};
+
+/*
+ * Check that exactly one source was given (allowed: which of socket, file
+ * and pid this command accepts). 0, or SB_EXIT_USAGE with the message.
+ */
+int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok, bool pid_ok);
+
+/* Attach as the source says. 0, or SB_EXIT_RUNTIME with the reason printed. */
+int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
+		   struct sb_consumer **out);
+
+/* ---- signals and time (common.c) -------------------------------------------------- */
+
+/* Set by SIGINT / SIGTERM once sb_tool_catch_stop_signals() ran. */
+extern volatile sig_atomic_t sb_tool_stop;
+void sb_tool_catch_stop_signals(void);
+
+uint64_t sb_tool_mono_ns(void);
+
+/* ---- JSON (common.c, mpjson.c) ---------------------------------------------------- */
+
+/* Print v compactly as one line on out and drop the reference. 0 or -EIO / -ENOMEM. */
+int sb_tool_print_json_line(FILE *out, json_t *v);
+
+/* Standard base64 (RFC 4648, padded) of n bytes as a new JSON string; NULL on ENOMEM. */
+json_t *sb_tool_base64_json(const void *p, size_t n);
+
+/*
+ * Decode exactly one msgpack object of len bytes into JSON; see
+ * docs/CLI.md for the rules (bin and ext as base64, integers exact,
+ * maps with non-string or duplicate keys as arrays of [key, value]).
+ * Returns 0 with *out set, -EBADMSG for bytes that are not one msgpack
+ * object (err says why), -ENOMEM.
+ */
+int sb_mp_to_json(const void *buf, size_t len, json_t **out, char *err, size_t errlen);
+
+/* Text as a JSON string, or as base64 when it is not UTF-8. NULL on ENOMEM. */
+json_t *sb_tool_text_json(const char *s, size_t n);
+
+/* A missing-stats reason or stats document as the drain JSON shows it. */
+json_t *sb_tool_stats_json(const struct sb_stats *st);
+
+/* ---- the synthetic capture source (synth.c) --------------------------------------- */
+
+/*
+ * The coordinator's reports: a msgpack map
+ *   {"seq": n, "tag": t, "stored_ns": CLOCK_MONOTONIC, "seed": s,
+ *    "pattern": bin(payload bytes from s), "checksum": FNV-1a 64 of pattern}
+ * so that a consumer can check every byte without knowing anything else.
+ * Returns 0 or -ENOMEM.
+ */
+int sb_synth_report(msgpack_sbuffer *sb, uint64_t seq, const char *tag, uint64_t stored_ns,
+		    size_t payload_bytes);
+
+struct sb_synth_info {
+	uint64_t seq;
+	uint64_t stored_ns;
+	uint64_t seed;
+	uint64_t checksum;
+};
+
+/*
+ * Whether report is a synthetic report whose pattern matches its seed and
+ * its checksum. 0 with *info filled, or -EBADMSG (why says what failed).
+ */
+int sb_synth_check(const void *report, size_t len, struct sb_synth_info *info, char *why,
+		   size_t whylen);
+
+/* FNV-1a, 64 bits. */
+uint64_t sb_synth_fnv1a(const void *p, size_t n);
 
 #endif

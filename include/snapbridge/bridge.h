@@ -24,6 +24,7 @@
 #ifndef SNAPBRIDGE_BRIDGE_H
 #define SNAPBRIDGE_BRIDGE_H
 
+#include <snapbridge/aux.h>
 #include <snapbridge/types.h>
 
 #ifdef __cplusplus
@@ -67,10 +68,32 @@ void sb_config_default(struct sb_config *cfg);
 typedef int (*sb_capture_fn)(void *user, const char *tag, struct sb_report *out);
 typedef void (*sb_release_fn)(void *user, struct sb_report *report);
 
+/*
+ * The watch-register callback: arm a watch on symbol. Return 0 when it is
+ * armed; otherwise a negative errno, with a sentence in why (why_len bytes,
+ * NUL-terminated) saying what went wrong (symbol unresolved, alignment,
+ * no free hardware slot...).
+ */
+typedef int (*sb_watch_register_fn)(void *user, const char *symbol, char *why, size_t why_len);
+
+/*
+ * The kernel-op callback: carry out req and fill *reply, which arrives
+ * set to {id = req->id, success = false, reason = "the kernel-op callback
+ * left the reply unset"}. The reply's buffers must stay valid until
+ * kernel_op_release (if set) is called with it, right after the bridge
+ * has copied it.
+ */
+typedef void (*sb_kernel_op_fn)(void *user, const struct sb_kop_request *req,
+				struct sb_kop_reply *reply);
+typedef void (*sb_kop_release_fn)(void *user, struct sb_kop_reply *reply);
+
 struct sb_bridge_ops {
-	sb_capture_fn capture; /* NULL: every capture is unavailable */
-	sb_release_fn release; /* optional */
-	void *user;
+	sb_capture_fn capture;		     /* NULL: every capture is unavailable */
+	sb_release_fn release;		     /* optional */
+	void *user;			     /* passed to every callback */
+	sb_watch_register_fn watch_register; /* NULL: watches cannot be registered */
+	sb_kernel_op_fn kernel_op;	     /* NULL: kernel ops are "not installed" */
+	sb_kop_release_fn kernel_op_release; /* optional */
 };
 
 /*
@@ -223,6 +246,175 @@ int sb_bridge_drain_events(struct sb_bridge *bridge, struct sb_events *out);
 
 /* Retained events, not counting the truncation marker a drain would add. */
 int sb_bridge_event_count(struct sb_bridge *bridge, size_t *out);
+
+/* ---- watch slots ---------------------------------------------------------- */
+
+/*
+ * Register a watch on symbol (1..SB_KOP_TARGET_MAX bytes). A slot is
+ * reserved first, with a compare-and-swap on the published count, so
+ * concurrent registrations can never take the count past max_watch, not
+ * even for a moment; then the watch-register callback runs. If there is
+ * no callback or it fails, the slot is released; on success it stays
+ * taken for the bridge's life. max_watch counts user watches only (the
+ * reference's slot 0, kept for the host's own trigger, is not one).
+ * Returns 0; -ENOSPC when all max_watch slots are taken; -ENOSYS when no
+ * callback is installed; the callback's negative errno (-EIO if it
+ * returned something else) with its reason in sb_last_error(); -EINVAL /
+ * -ENAMETOOLONG for the symbol.
+ */
+int sb_bridge_register_watch(struct sb_bridge *bridge, const char *symbol);
+
+/*
+ * Watch slots taken, as published in the region (consumers read it too):
+ * committed ones plus any reserved while their callback runs, so it can
+ * drop back when a callback fails. Never above max_watch.
+ */
+int sb_bridge_watch_count(struct sb_bridge *bridge, uint32_t *out);
+
+/* ---- accessor state ------------------------------------------------------- */
+
+/*
+ * Install the accessor worker's state in the region: seqno 0, state
+ * TRYING. Until then both waits below succeed at once (seqno 0), as the
+ * reference's bridges without accessor state do. -EALREADY if installed.
+ */
+int sb_bridge_accessor_install(struct sb_bridge *bridge);
+
+/*
+ * Worker side. publish: seqno + 1 (release), state SUCCEEDED, wake every
+ * waiter in this and other processes; *seqno (optional) gets the new
+ * value. retry: back to TRYING while a re-init runs (the seqno stays).
+ * fail: state FAILED_PERMANENTLY, wake every waiter. Each costs one
+ * FUTEX_WAKE system call. -ENODEV when no accessor state is installed;
+ * -ENOTRECOVERABLE after fail (the worker is gone for good).
+ */
+int sb_bridge_accessor_publish(struct sb_bridge *bridge, uint64_t *seqno);
+int sb_bridge_accessor_retry(struct sb_bridge *bridge);
+int sb_bridge_accessor_fail(struct sb_bridge *bridge);
+
+/* The publish seqno (acquire): 0 when no accessor state is installed. */
+int sb_bridge_accessor_publish_seqno(struct sb_bridge *bridge, uint64_t *out);
+
+/*
+ * Block until the worker leaves TRYING, or until deadline_ns
+ * (CLOCK_MONOTONIC, see sb_monotonic_ns()). Event-driven: it sleeps on a
+ * futex the worker's publish and fail wake. Returns 0 at once without
+ * accessor state; 0 when the worker reached SUCCEEDED;
+ * -ENOTRECOVERABLE when it is FAILED_PERMANENTLY; -ETIMEDOUT at the
+ * deadline. sb_last_error() then starts with op_label and says which.
+ */
+int sb_bridge_wait_worker_not_trying(struct sb_bridge *bridge, uint64_t deadline_ns,
+				     const char *op_label);
+
+/*
+ * Block until the publish seqno advances past seqno_before; *seqno
+ * (optional) gets the value seen. Returns 0 with *seqno = 0 at once
+ * without accessor state; -ENOTRECOVERABLE when the worker is
+ * FAILED_PERMANENTLY; -ETIMEDOUT at the deadline, with the observed
+ * worker state and the legend "0=Trying / 1=Succeeded /
+ * 2=FailedPermanently" in sb_last_error().
+ */
+int sb_bridge_wait_publish_advance(struct sb_bridge *bridge, uint64_t seqno_before,
+				   uint64_t deadline_ns, const char *op_label, uint64_t *seqno);
+
+/* ---- kernel ops ------------------------------------------------------------- */
+
+/*
+ * Run req through the kernel-op callback and log (req->tag, reply): in
+ * the coordinator's own log and in the region's aux log. *reply (may be
+ * NULL) gets a copy the caller frees with sb_kop_reply_free(). Returns
+ * -ENOSYS, logging nothing, when no callback is installed; -EINVAL /
+ * -ENAMETOOLONG / -E2BIG for a request outside the bounds of aux.h (the
+ * callback does not run, nothing is logged). When the callback's reply
+ * breaks a bound or cannot fit the aux log, the op has still run: a
+ * failed reply naming the refusal is logged in its place, and the
+ * refusal's error is returned.
+ */
+int sb_bridge_dispatch_kernel_op(struct sb_bridge *bridge, const struct sb_kop_request *req,
+				 struct sb_kop_reply **reply);
+
+/*
+ * Log a reply produced elsewhere, as dispatch would have. A tag or reply
+ * outside the bounds (-EINVAL, -ENAMETOOLONG, -E2BIG) is refused and
+ * nothing is logged: the caller still has the reply.
+ */
+int sb_bridge_record_kernel_op_reply(struct sb_bridge *bridge, const char *tag,
+				     const struct sb_kop_reply *reply);
+
+/*
+ * Take the coordinator's kernel-op log, oldest first, leaving it empty.
+ * Consumers reading the aux log are not affected. Free with
+ * sb_kop_log_free().
+ */
+int sb_bridge_drain_kernel_ops(struct sb_bridge *bridge, struct sb_kop_log *out);
+
+/*
+ * The first read value of the first successful reply logged under tag
+ * that has read values, without draining. -ENOENT when there is none.
+ * Free a BYTES value with sb_kop_value_free().
+ */
+int sb_bridge_kernel_op_value(struct sb_bridge *bridge, const char *tag, struct sb_kop_value *out);
+
+/* ---- cgroup.procs snapshots ---------------------------------------------- */
+
+/*
+ * Append (tag, cgroup, pids) to the coordinator's log and the aux log.
+ * Never merges: the same tag or cgroup twice gives two entries. tag is
+ * 1..SB_KOP_TAG_MAX bytes, cgroup 1..SB_CGROUP_NAME_MAX, n_pids up to
+ * SB_CGROUP_PIDS_MAX (pids may be NULL when 0). -EINVAL, -ENAMETOOLONG,
+ * -E2BIG (also when the record cannot fit the aux log); nothing is
+ * logged on error.
+ */
+int sb_bridge_record_cgroup_procs(struct sb_bridge *bridge, const char *tag, const char *cgroup,
+				  const int32_t *pids, size_t n_pids);
+
+/* Take the log in insertion order, leaving it empty. Free with sb_cgroup_procs_log_free(). */
+int sb_bridge_drain_cgroup_procs(struct sb_bridge *bridge, struct sb_cgroup_procs_log *out);
+
+/*
+ * A copy of the first snapshot logged under tag, without draining.
+ * -ENOENT when there is none. Free with sb_cgroup_procs_free().
+ */
+int sb_bridge_cgroup_procs_by_tag(struct sb_bridge *bridge, const char *tag,
+				  struct sb_cgroup_procs **out);
+
+/* ---- the thread's active bridge ------------------------------------------- */
+
+/*
+ * Code deep in a call stack (a scenario's capture op, say) finds its
+ * bridge through the calling thread's active bridge rather than a
+ * parameter. Installing returns a guard; restoring the guard puts back
+ * the bridge that was active before, so installs nest. The guard does
+ * not own the bridge: destroy it only after the guard is restored.
+ */
+struct sb_bridge_guard {
+	struct sb_bridge *prev;
+	bool armed; /* false once restored */
+};
+
+struct sb_bridge_guard sb_bridge_set_thread_local(struct sb_bridge *bridge);
+void sb_bridge_guard_restore(struct sb_bridge_guard *guard);
+
+/* The calling thread's active bridge, or NULL. */
+struct sb_bridge *sb_active_bridge(void);
+
+/*
+ * Run fn with the active bridge and store its result in *result. Returns
+ * -ENOENT without calling fn when this thread has no active bridge.
+ */
+int sb_with_active_bridge(int (*fn)(struct sb_bridge *bridge, void *user), void *user, int *result);
+
+/*
+ * Make bridge the active one until the end of the enclosing block, however
+ * the block is left:
+ *     { SB_ACTIVE_BRIDGE_SCOPE(bridge); run_scenario(); }
+ */
+#define SB_ACTIVE_BRIDGE_SCOPE(bridge) SB__SCOPE_(bridge, __COUNTER__)
+#define SB__SCOPE_(bridge, n)	       SB__SCOPE__(bridge, n)
+#define SB__SCOPE__(bridge, n)                                                                     \
+	struct sb_bridge_guard sb__scope_guard_##n                                                 \
+	    __attribute__((cleanup(sb_bridge_guard_restore), unused)) =                            \
+		sb_bridge_set_thread_local(bridge)
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,7 @@
 
 #include <sys/types.h>
 
+#include <snapbridge/aux.h>
 #include <snapbridge/types.h>
 
 #ifdef __cplusplus
@@ -234,6 +235,88 @@ int sb_consumer_drain_events(struct sb_consumer *consumer, struct sb_events *out
 /* Read the resident index: how many tags are resident, and whether tag is. */
 int sb_consumer_len(struct sb_consumer *consumer, size_t *out);
 int sb_consumer_has(struct sb_consumer *consumer, const char *tag, bool *out);
+
+/* ---- the aux log: kernel-op replies and cgroup.procs snapshots ---------- */
+
+enum sb_aux_kind {
+	SB_AUX_KERNEL_OP = 1,
+	SB_AUX_CGROUP_PROCS = 2,
+};
+
+/*
+ * One aux record as a consumer sees it. Every pointer is valid until the
+ * callback returns.
+ */
+struct sb_aux_item {
+	enum sb_aux_kind kind;
+	uint64_t seq;	 /* 1-based position in the bridge's aux history */
+	const char *tag; /* the kernel op's or the cgroup.procs capture's tag */
+	/* SB_AUX_KERNEL_OP: the reply, decoded */
+	const struct sb_kop_reply *reply;
+	/* SB_AUX_CGROUP_PROCS: tag, cgroup and pids */
+	const struct sb_cgroup_procs *procs;
+	/* The record's msgpack payload as stored: the reply, or the pids array. */
+	const void *msgpack;
+	size_t msgpack_len;
+};
+
+/*
+ * Aux outcomes: records == delivered + lapped, always. (An aux record is
+ * committed before it is published, so none is ever in flight or torn.)
+ */
+struct sb_aux_counts {
+	uint64_t records;
+	uint64_t delivered;
+	uint64_t lapped; /* the writer reused their bytes before we read them */
+};
+
+typedef int (*sb_aux_fn)(void *user, const struct sb_aux_item *item);
+
+/*
+ * Drain the aux log from this consumer's aux cursor, in append order: each
+ * record is delivered to fn, or counted lapped when the writer reused its
+ * bytes first. counts (optional) gets this call's outcomes. One call reads
+ * at most one log's worth; a callback's non-zero return stops the drain
+ * after that record and is returned; a record that fails validation
+ * returns -EBADMSG / -EPROTO and leaves the cursor and counts as they
+ * were. Kernel-op replies and cgroup.procs snapshots never supersede or
+ * evict each other. After the first aux drain, sb_consumer_wait() also
+ * reports aux news.
+ */
+int sb_consumer_drain_aux(struct sb_consumer *consumer, sb_aux_fn fn, void *user,
+			  struct sb_aux_counts *counts);
+
+/* Aux outcomes summed over every aux drain of this consumer. */
+int sb_consumer_aux_totals(const struct sb_consumer *consumer, struct sb_aux_counts *out);
+
+/* Aux records appended so far (the newest aux sequence). */
+int sb_consumer_aux_count(const struct sb_consumer *consumer, uint64_t *out);
+
+/* ---- the coordinator's watch slots and accessor worker ------------------ */
+
+/* Watch slots the coordinator has taken (as sb_bridge_watch_count). */
+int sb_consumer_watch_count(const struct sb_consumer *consumer, uint32_t *out);
+
+/*
+ * The accessor worker's publish seqno and state, as the coordinator
+ * published them. *installed is false (seqno 0, state TRYING) when the
+ * coordinator never installed accessor state.
+ */
+int sb_consumer_accessor(const struct sb_consumer *consumer, bool *installed, uint64_t *seqno,
+			 enum sb_worker_state *state);
+
+/*
+ * The two accessor waits of sb_bridge_wait_worker_not_trying() and
+ * sb_bridge_wait_publish_advance(), from a consumer process: the same
+ * results and diagnostics, sleeping on the same futex in the read-only
+ * region. Additionally -EPIPE when the coordinator closes or dies before
+ * the condition holds (noticed within 50 ms), and -EBADMSG when the
+ * region holds a worker state that is not one of the three.
+ */
+int sb_consumer_wait_worker_not_trying(struct sb_consumer *consumer, uint64_t deadline_ns,
+				       const char *op_label);
+int sb_consumer_wait_publish_advance(struct sb_consumer *consumer, uint64_t seqno_before,
+				     uint64_t deadline_ns, const char *op_label, uint64_t *seqno);
 
 /*
  * Tell the consumer the writer is gone (crashed): a record it left

@@ -5,11 +5,13 @@
  *   bridge.h    the coordinator (writer) side
  *   consumer.h  the read-only consumer side
  *   types.h     reports, stats, entries, events, errors
+ *   aux.h       kernel ops, cgroup.procs snapshots, accessor states
  */
 #ifndef SNAPBRIDGE_H
 #define SNAPBRIDGE_H
 
 #include <snapbridge/types.h>
+#include <snapbridge/aux.h>
 #include <snapbridge/bridge.h>
 #include <snapbridge/consumer.h>
 

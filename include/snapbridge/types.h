@@ -157,6 +157,9 @@ const char *sb_event_kind_name(enum sb_event_kind kind);
 /* True for exactly "periodic_" followed by three ASCII digits. */
 bool sb_tag_is_periodic(const char *tag);
 
+/* CLOCK_MONOTONIC in nanoseconds: the clock of every deadline_ns argument. */
+uint64_t sb_monotonic_ns(void);
+
 /*
  * The message for the calling thread's most recent failed snapbridge call:
  * what was wrong, the value, what to do. Never NULL; "" when none.

@@ -4,13 +4,20 @@
  * everything until the coordinator closes or dies ("drain"), or just
  * stays attached asleep until it is killed ("hold").
  *
- *   sb_test_consumer SOCKET drain [all]   prints one result line at the end
+ *   sb_test_consumer SOCKET drain [all|multi]  prints one result line at the end
+ *                                         (multi: several writers, tu_seed() seeds)
  *   sb_test_consumer SOCKET hold          prints "attached" and sleeps in wait
  *   sb_test_consumer SOCKET wait          drains, prints "attached", waits once
  *                                         (20 s at most) and prints the status
+ *   sb_test_consumer SOCKET aux           drains the aux log until the coordinator
+ *                                         closes or dies; one result line
+ *   sb_test_consumer SOCKET advance       prints "attached", waits (30 s at most)
+ *                                         for the accessor seqno to pass 0
+ *   sb_test_consumer SOCKET not-trying    ... for the accessor worker to leave TRYING
  *
  * Every delivered report must hold the bytes tu_report() makes from its
- * store_seq; anything else counts as bad.
+ * store_seq, and every aux item what tu_aux_put() records under its
+ * sequence; anything else counts as bad.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +25,59 @@
 #include <unistd.h>
 
 #include "../testutil.h"
+
+static int tally_aux(void *bad, const struct sb_aux_item *item)
+{
+	*(uint64_t *)bad += !tu_aux_check(item);
+	return 0;
+}
+
+/* Drain the aux log until the coordinator is gone, then drain what is left. */
+static int aux_mode(struct sb_consumer *c)
+{
+	enum sb_wait_status st = SB_WAIT_READY;
+	struct sb_aux_counts a;
+	uint64_t bad = 0;
+
+	printf("attached\n");
+	fflush(stdout);
+	do {
+		if (sb_consumer_wait(c, -1, &st) != 0)
+			return 1;
+		do {
+			if (sb_consumer_drain_aux(c, tally_aux, &bad, &a) != 0) {
+				printf("error %s\n", sb_last_error());
+				return 1;
+			}
+		} while (a.records > 0);
+	} while (st == SB_WAIT_READY);
+	sb_consumer_aux_totals(c, &a);
+	printf("aux records=%llu delivered=%llu lapped=%llu bad=%llu state=%s\n",
+	       (unsigned long long)a.records, (unsigned long long)a.delivered,
+	       (unsigned long long)a.lapped, (unsigned long long)bad,
+	       st == SB_WAIT_CLOSED ? "closed" : "dead");
+	sb_consumer_close(c);
+	return 0;
+}
+
+/* One accessor wait from this process; prints its result and message. */
+static int accessor_mode(struct sb_consumer *c, bool advance)
+{
+	uint64_t deadline = sb_monotonic_ns() + 30ull * 1000000000ull;
+	uint64_t seqno = 0;
+	int rc;
+
+	printf("attached\n");
+	fflush(stdout);
+	if (advance)
+		rc = sb_consumer_wait_publish_advance(c, 0, deadline, "Op::Child", &seqno);
+	else
+		rc = sb_consumer_wait_worker_not_trying(c, deadline, "Op::Child");
+	printf("rc=%d seqno=%llu msg=%s\n", rc, (unsigned long long)seqno,
+	       rc ? sb_last_error() : "");
+	sb_consumer_close(c);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -27,14 +87,21 @@ int main(int argc, char **argv)
 	uint64_t waits = 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s SOCKET drain [all] | hold | wait\n", argv[0]);
+		fprintf(stderr,
+			"usage: %s SOCKET drain [all] | hold | wait | aux | advance | not-trying\n",
+			argv[0]);
 		return 2;
 	}
 	uint32_t flags = argc > 3 && strcmp(argv[3], "all") == 0 ? SB_CONSUMER_ALL_VERSIONS : 0;
+	t.multi = argc > 3 && strcmp(argv[3], "multi") == 0; /* seeds from tu_seed() */
 	if (sb_consumer_connect(argv[1], flags, &c) != 0) {
 		printf("error %s\n", sb_last_error());
 		return 1;
 	}
+	if (strcmp(argv[2], "aux") == 0)
+		return aux_mode(c);
+	if (strcmp(argv[2], "advance") == 0 || strcmp(argv[2], "not-trying") == 0)
+		return accessor_mode(c, strcmp(argv[2], "advance") == 0);
 	if (strcmp(argv[2], "wait") == 0) {
 		static const char *const names[] = { [SB_WAIT_READY] = "ready",
 						     [SB_WAIT_TIMEOUT] = "timeout",

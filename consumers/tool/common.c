@@ -1,0 +1,244 @@
+/*
+ * consumers/tool/common.c - what every subcommand needs: messages in one
+ * format, option values, attaching to a source, stop signals, JSON lines.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tool.h"
+
+static void vmessage(const char *cmd, const char *fmt, va_list ap, bool hint)
+{
+	fprintf(stderr, "snapbridge%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	vfprintf(stderr, fmt, ap);
+	if (hint)
+		fprintf(stderr, " (see 'snapbridge%s%s --help')", cmd ? " " : "", cmd ? cmd : "");
+	fputc('\n', stderr);
+}
+
+int sb_tool_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmessage(cmd, fmt, ap, true);
+	va_end(ap);
+	return SB_EXIT_USAGE;
+}
+
+int sb_tool_fail(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmessage(cmd, fmt, ap, false);
+	va_end(ap);
+	return SB_EXIT_RUNTIME;
+}
+
+int sb_tool_bad_option(const char *cmd, int c, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		return sb_tool_usage_error(cmd, "option '%s' needs a value", arg);
+	if (optopt && optopt < 128 && !strchr(arg, '='))
+		return sb_tool_usage_error(cmd, "unknown option '-%c'", optopt);
+	return sb_tool_usage_error(cmd, "unknown option '%s'", arg);
+}
+
+int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t min, uint64_t max,
+		      uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (!s || !*s || *s == '-' || *s == '+')
+		goto bad;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	return sb_tool_usage_error(cmd, "--%s needs a whole number from %llu to %llu, got '%s'",
+				   flag, (unsigned long long)min, (unsigned long long)max,
+				   s ? s : "");
+}
+
+int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok, bool pid_ok)
+{
+	int n = !!src->socket + !!src->file + !!src->pid;
+
+	if (src->file && !file_ok)
+		return sb_tool_usage_error(cmd, "--file is not accepted here: give --socket PATH");
+	if (src->pid && !pid_ok)
+		return sb_tool_usage_error(cmd, "--pid is not accepted here: give --socket PATH");
+	if (n == 0)
+		return sb_tool_usage_error(
+		    cmd, "say where to read from: %s",
+		    file_ok ? (pid_ok ? "--socket PATH, --file IMAGE or --pid PID"
+				      : "--socket PATH or --file IMAGE")
+			    : "--socket PATH");
+	if (n > 1)
+		return sb_tool_usage_error(cmd, "give only one of --socket, --file and --pid");
+	return 0;
+}
+
+int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
+		   struct sb_consumer **out)
+{
+	int err;
+
+	if (src->socket) {
+		err = sb_consumer_connect(src->socket, flags, out);
+		if (err == -ENOENT || err == -ECONNREFUSED)
+			return sb_tool_fail(cmd,
+					    "%s (start one with 'snapbridge coordinator "
+					    "--socket %s')",
+					    sb_last_error(), src->socket);
+		if (err)
+			return sb_tool_fail(cmd, "cannot connect to %s: %s", src->socket,
+					    sb_last_error());
+		return 0;
+	}
+	if (src->file) {
+		err = sb_consumer_open_image(src->file, flags, out);
+		if (err)
+			return sb_tool_fail(cmd, "cannot read image: %s", sb_last_error());
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long pid = strtol(src->pid, &end, 10);
+	if (errno || *end || pid <= 0 || pid > 0x3fffffff)
+		return sb_tool_fail(cmd, "--pid needs a process id, got '%s'", src->pid);
+	err = sb_consumer_open_pid((pid_t)pid, flags, out);
+	if (err)
+		return sb_tool_fail(cmd, "cannot attach to pid %ld: %s", pid, sb_last_error());
+	return 0;
+}
+
+volatile sig_atomic_t sb_tool_stop;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	sb_tool_stop = 1;
+}
+
+void sb_tool_catch_stop_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* A closed pipe reader (| head) ends us through EPIPE on write, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+uint64_t sb_tool_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int sb_tool_print_json_line(FILE *out, json_t *v)
+{
+	int err = 0;
+
+	if (!v)
+		return -ENOMEM;
+	/* JSON_COMPACT keeps one object per line; keys stay in insertion order. */
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+	json_decref(v);
+	if (!s)
+		return -ENOMEM;
+	if (fputs(s, out) == EOF || fputc('\n', out) == EOF)
+		err = -EIO;
+	free(s);
+	return err;
+}
+
+json_t *sb_tool_base64_json(const void *p, size_t n)
+{
+	static const char abc[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const uint8_t *in = p;
+	size_t outlen = (n + 2) / 3 * 4;
+	char *s = malloc(outlen + 1);
+	size_t o = 0;
+
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		if (i + 1 < n)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= in[i + 2];
+		s[o++] = abc[v >> 18 & 63];
+		s[o++] = abc[v >> 12 & 63];
+		s[o++] = i + 1 < n ? abc[v >> 6 & 63] : '=';
+		s[o++] = i + 2 < n ? abc[v & 63] : '=';
+	}
+	json_t *j = json_stringn(s, o);
+	free(s);
+	return j;
+}
+
+static json_t *text(const char *s)
+{
+	return s ? sb_tool_text_json(s, strlen(s)) : json_string("");
+}
+
+json_t *sb_tool_stats_json(const struct sb_stats *st)
+{
+	char err[128];
+	json_t *j = NULL;
+
+	switch (st->kind) {
+	case SB_STATS_ABSENT:
+		return json_null();
+	case SB_STATS_OK:
+		if (sb_mp_to_json(st->msgpack, st->msgpack_len, &j, err, sizeof(err)) != 0)
+			return json_pack("{s:s}", "undecodable", err);
+		return j;
+	case SB_STATS_MISSING:
+		break;
+	}
+	const struct sb_missing *m = &st->missing;
+	j = json_pack("{s:s}", "missing", sb_missing_kind_name(m->kind));
+	if (!j)
+		return NULL;
+	switch (m->kind) {
+	case SB_MISSING_NO_SCHEDULER:
+		json_object_set_new(j, "reason", text(m->text));
+		break;
+	case SB_MISSING_SCHEDULER_ERROR:
+		json_object_set_new(j, "errno", json_integer(m->err));
+		/* fall through */
+	case SB_MISSING_MISSING_RESP:
+		json_object_set_new(j, "args", text(m->text));
+		break;
+	case SB_MISSING_REQUEST_TOO_LARGE:
+	case SB_MISSING_RESPONSE_TOO_LARGE:
+		json_object_set_new(j, "size", json_integer((json_int_t)m->size));
+		json_object_set_new(j, "max", json_integer((json_int_t)m->max));
+		break;
+	default:
+		break;
+	}
+	return j;
+}

@@ -1,0 +1,740 @@
+/*
+ * snapbridge drain / snapbridge events - read a bridge in FIFO order and
+ * print what was delivered, as JSON lines or as a table, then a summary
+ * with the exact accounting.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tool.h"
+
+enum format { FMT_JSONL, FMT_TABLE };
+
+struct drain_opts {
+	const char *cmd;
+	bool events_only; /* `snapbridge events` */
+	struct sb_source src;
+	bool follow, all_versions, events, aux, verify, quiet, from_end;
+	enum format format;
+	int64_t timeout_ms;   /* -1: none */
+	uint64_t interval_ms; /* with --follow: drain on this period instead of on wake-ups */
+};
+
+/* Wake-latency samples of --verify, in microseconds. */
+#define MAX_SAMPLES 100000
+
+struct drain_state {
+	const struct drain_opts *o;
+	FILE *out;
+	bool header_done;
+	int write_err;
+	uint64_t events, events_truncated;
+	uint64_t verified, bad;
+	/* The latency of a wake: the first record delivered after it, if stored while we slept. */
+	bool sample_pending;
+	uint64_t wait_start_ns, wake_ns;
+	uint32_t *samples;
+	size_t nsamples;
+};
+
+static int usage(const struct drain_opts *o, FILE *to, int code)
+{
+	if (o->events_only) {
+		fprintf(
+		    to,
+		    "usage: snapbridge events (--socket PATH | --file IMAGE | --pid PID) "
+		    "[--follow] [--format jsonl|table] [--timeout-ms MS]\n"
+		    "\n"
+		    "Print the bridge's diagnostic events (Overwrite, Eviction,\n"
+		    "CaptureUnavailable, ...) in order; events the ring overwrote before\n"
+		    "they were read show up as one EventLogTruncated with their count.\n"
+		    "\n"
+		    "options:\n"
+		    "  --socket PATH      connect to a coordinator\n"
+		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
+		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
+		    "  --follow           keep waiting for events until the coordinator closes\n"
+		    "  --format FMT       jsonl (one JSON object per line, default) or table\n"
+		    "  --timeout-ms MS    with --follow, stop after MS ms with nothing new\n"
+		    "\n"
+		    "examples:\n"
+		    "  snapbridge events --socket /tmp/sb.sock --format table\n"
+		    "  snapbridge events --socket /tmp/sb.sock --follow | jq -c 'select(.kind == "
+		    "\"Eviction\")'\n");
+		return code;
+	}
+	fprintf(to,
+		"usage: snapbridge drain (--socket PATH | --file IMAGE | --pid PID) [options]\n"
+		"\n"
+		"Drain the bridge in FIFO order. Every store gets one outcome: delivered,\n"
+		"superseded (a newer store of its tag replaced it), evicted, lapped (the\n"
+		"writer reused its bytes first) or torn (the writer died writing it); the\n"
+		"summary's counts always add up to the stores.\n"
+		"\n"
+		"options:\n"
+		"  --socket PATH      connect to a coordinator\n"
+		"  --file IMAGE       read an image made by 'snapbridge save'\n"
+		"  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
+		"  --follow           keep waiting (event-driven) until the coordinator closes\n"
+		"                     or dies, then print the summary; SIGINT stops it too\n"
+		"  --all-versions     deliver every version still in the log, not only the\n"
+		"                     resident ones\n"
+		"  --from-end         skip what is already stored; start with the next store\n"
+		"  --events           print events too (\"type\":\"event\" lines)\n"
+		"  --aux              print the aux log too: \"type\":\"kernel_op\" lines (the\n"
+		"                     reply) and \"type\":\"cgroup_procs\" lines (cgroup, pids);\n"
+		"                     the summary gains aux {records, delivered, lapped}\n"
+		"  --verify           check every report made by 'snapbridge coordinator'\n"
+		"                     (pattern, checksum, seq); exit 1 if any fails; the\n"
+		"                     summary gains verified, bad and wake_latency_us\n"
+		"  --quiet            print only the summary\n"
+		"  --format FMT       jsonl (one JSON object per line, default) or table\n"
+		"  --timeout-ms MS    with --follow, stop after MS ms with nothing new\n"
+		"  --interval-ms MS   with --follow, drain every MS ms instead of waking on\n"
+		"                     each store: a slow consumer, to see what it misses\n"
+		"\n"
+		"JSON lines have a \"type\": snapshot, event, kernel_op, cgroup_procs and\n"
+		"summary (docs/CLI.md has each schema). Exit status: 0, 1 on a failure (or\n"
+		"a report that fails --verify), 2 on a usage error.\n"
+		"\n"
+		"examples:\n"
+		"  snapbridge drain --socket /tmp/sb.sock --follow --events --aux\n"
+		"  snapbridge drain --file /tmp/sb.img --format table\n"
+		"  snapbridge drain --socket /tmp/sb.sock --follow --verify --quiet\n");
+	return code;
+}
+
+static int parse(int argc, char **argv, struct drain_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "file", required_argument, NULL, 'f' },
+		{ "pid", required_argument, NULL, 'P' },
+		{ "follow", no_argument, NULL, 'F' },
+		{ "all-versions", no_argument, NULL, 'a' },
+		{ "from-end", no_argument, NULL, 'e' },
+		{ "events", no_argument, NULL, 'E' },
+		{ "aux", no_argument, NULL, 'x' },
+		{ "verify", no_argument, NULL, 'V' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "format", required_argument, NULL, 'o' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "interval-ms", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *cmd = o->cmd;
+	uint64_t v;
+	int c, err = 0;
+
+	o->timeout_ms = -1;
+	while (!err && (c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		bool drain_only = strchr("aeExVqi", c) != NULL;
+
+		if (o->events_only && drain_only)
+			return sb_tool_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		switch (c) {
+		case 's':
+			o->src.socket = optarg;
+			break;
+		case 'f':
+			o->src.file = optarg;
+			break;
+		case 'P':
+			o->src.pid = optarg;
+			break;
+		case 'F':
+			o->follow = true;
+			break;
+		case 'a':
+			o->all_versions = true;
+			break;
+		case 'e':
+			o->from_end = true;
+			break;
+		case 'E':
+			o->events = true;
+			break;
+		case 'x':
+			o->aux = true;
+			break;
+		case 'V':
+			o->verify = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'o':
+			if (!strcmp(optarg, "jsonl"))
+				o->format = FMT_JSONL;
+			else if (!strcmp(optarg, "table"))
+				o->format = FMT_TABLE;
+			else
+				return sb_tool_usage_error(
+				    cmd, "--format must be jsonl or table, got '%s'", optarg);
+			break;
+		case 't':
+			err = sb_tool_parse_u64(cmd, "timeout-ms", optarg, 0, 86400000, &v);
+			o->timeout_ms = (int64_t)v;
+			break;
+		case 'i':
+			err = sb_tool_parse_u64(cmd, "interval-ms", optarg, 1, 3600000,
+						&o->interval_ms);
+			break;
+		case 'h':
+			exit(usage(o, stdout, 0));
+		default:
+			return sb_tool_bad_option(cmd, c, argv);
+		}
+	}
+	if (err)
+		return err;
+	if (optind < argc)
+		return sb_tool_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	err = sb_tool_check_source(cmd, &o->src, true, true);
+	if (err)
+		return err;
+	if (o->follow && o->src.file)
+		return sb_tool_usage_error(cmd, "--follow needs a live coordinator (--socket or "
+						"--pid), not an image");
+	if (o->timeout_ms >= 0 && !o->follow)
+		return sb_tool_usage_error(cmd, "--timeout-ms only applies with --follow");
+	if (o->interval_ms && !o->follow)
+		return sb_tool_usage_error(cmd, "--interval-ms only applies with --follow");
+	if (o->interval_ms && o->timeout_ms >= 0)
+		return sb_tool_usage_error(cmd, "give --interval-ms or --timeout-ms, not both");
+	return 0;
+}
+
+static void emit(struct drain_state *s, json_t *line)
+{
+	if (!s->write_err)
+		s->write_err = sb_tool_print_json_line(s->out, line);
+	else
+		json_decref(line);
+}
+
+static json_t *opt_u64(bool has, uint64_t v)
+{
+	return has ? json_integer((json_int_t)v) : json_null();
+}
+
+static void table_header(struct drain_state *s)
+{
+	if (s->header_done)
+		return;
+	s->header_done = true;
+	fprintf(s->out, "%-6s %9s  %-24s %-14s %-3s %9s %9s %4s  %-26s %9s\n", "TYPE", "SEQ", "TAG",
+		"SCHEMA", "PH", "ELAPSED", "BOUNDARY", "STEP", "STATS", "BYTES");
+}
+
+static void table_u64(char *buf, size_t n, bool has, uint64_t v)
+{
+	if (has)
+		snprintf(buf, n, "%llu", (unsigned long long)v);
+	else
+		snprintf(buf, n, "-");
+}
+
+static void print_entry_table(struct drain_state *s, const struct sb_entry *e)
+{
+	char el[24], bo[24], st[24], stats[40];
+
+	table_u64(el, sizeof(el), e->meta.has_elapsed, e->meta.elapsed_ms);
+	table_u64(bo, sizeof(bo), e->meta.has_boundary, e->meta.boundary_offset_ms);
+	table_u64(st, sizeof(st), e->meta.has_step, e->meta.step_index);
+	if (e->stats.kind == SB_STATS_OK)
+		snprintf(stats, sizeof(stats), "ok (%zu B)", e->stats.msgpack_len);
+	else if (e->stats.kind == SB_STATS_MISSING)
+		snprintf(stats, sizeof(stats), "missing %s",
+			 sb_missing_kind_name(e->stats.missing.kind));
+	else
+		snprintf(stats, sizeof(stats), "-");
+	table_header(s);
+	fprintf(s->out, "%-6s %9llu  %-24s %-14s %-3s %9s %9s %4s  %-26s %9zu\n", "snap",
+		(unsigned long long)e->store_seq, e->tag, e->schema[0] ? e->schema : "-",
+		e->placeholder ? "yes" : "no", el, bo, st, stats, e->report_len);
+}
+
+static json_t *entry_json(const struct sb_entry *e)
+{
+	char err[128];
+	json_t *report = NULL;
+
+	if (sb_mp_to_json(e->report, e->report_len, &report, err, sizeof(err)) != 0)
+		report = json_pack("{s:s}", "undecodable", err);
+	return json_pack(
+	    "{s:s,s:I,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o}", "type", "snapshot", "store_seq",
+	    (json_int_t)e->store_seq, "tag", sb_tool_text_json(e->tag, strlen(e->tag)), "schema",
+	    sb_tool_text_json(e->schema, strlen(e->schema)), "placeholder", (int)e->placeholder,
+	    "elapsed_ms", opt_u64(e->meta.has_elapsed, e->meta.elapsed_ms), "boundary_offset_ms",
+	    opt_u64(e->meta.has_boundary, e->meta.boundary_offset_ms), "step_index",
+	    opt_u64(e->meta.has_step, e->meta.step_index), "stats", sb_tool_stats_json(&e->stats),
+	    "report", report);
+}
+
+static int on_entry(void *user, const struct sb_entry *e)
+{
+	struct drain_state *s = user;
+	const struct drain_opts *o = s->o;
+	bool ok = true;
+
+	if (o->verify) {
+		struct sb_synth_info info;
+		char why[160];
+
+		if (sb_synth_check(e->report, e->report_len, &info, why, sizeof(why)) != 0) {
+			ok = false;
+		} else if (info.seq != e->store_seq) {
+			ok = false;
+			snprintf(why, sizeof(why), "report seq %llu delivered as store_seq %llu",
+				 (unsigned long long)info.seq, (unsigned long long)e->store_seq);
+		}
+		if (ok) {
+			s->verified++;
+			if (s->sample_pending && info.stored_ns >= s->wait_start_ns &&
+			    s->wake_ns >= info.stored_ns && s->nsamples < MAX_SAMPLES)
+				s->samples[s->nsamples++] =
+				    (uint32_t)((s->wake_ns - info.stored_ns) / 1000);
+		} else {
+			s->bad++;
+			fprintf(stderr,
+				"snapbridge %s: store_seq %llu (tag %s) fails --verify: %s\n",
+				o->cmd, (unsigned long long)e->store_seq, e->tag, why);
+		}
+		s->sample_pending = false;
+	}
+	if (o->quiet)
+		return 0;
+	if (o->format == FMT_TABLE) {
+		print_entry_table(s, e);
+		return 0;
+	}
+	json_t *j = entry_json(e);
+	if (j && o->verify)
+		json_object_set_new(j, "verified", json_boolean(ok));
+	emit(s, j);
+	return s->write_err ? 1 : 0;
+}
+
+static const char *cause_name(enum sb_evict_cause c)
+{
+	return c == SB_EVICT_BYTES ? "bytes" : "cap";
+}
+
+static json_t *event_json(const struct sb_event *ev)
+{
+	json_t *j = json_pack("{s:s,s:I,s:s}", "type", "event", "seq", (json_int_t)ev->seq, "kind",
+			      sb_event_kind_name(ev->kind));
+	json_t *tag = sb_tool_text_json(ev->tag, strlen(ev->tag));
+	json_t *detail = sb_tool_text_json(ev->detail, strlen(ev->detail));
+
+	if (!j)
+		goto out;
+	switch (ev->kind) {
+	case SB_EVENT_CAPTURE_UNAVAILABLE:
+		json_object_set(j, "tag", tag);
+		break;
+	case SB_EVENT_OVERWRITE:
+		json_object_set(j, "tag", tag);
+		json_object_set(j, "prior_schema", detail);
+		break;
+	case SB_EVENT_EVICTION:
+		json_object_set(j, "evicted_tag", tag);
+		json_object_set(j, "new_tag", detail);
+		json_object_set_new(j, "cap", json_integer((json_int_t)ev->cap));
+		json_object_set_new(j, "cause", json_string(cause_name(ev->cause)));
+		break;
+	case SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION:
+		json_object_set(j, "tag", tag);
+		json_object_set(j, "drain_variant", detail);
+		break;
+	case SB_EVENT_CAP_INVARIANT_VIOLATION:
+		json_object_set_new(j, "reports_len", json_integer((json_int_t)ev->count));
+		json_object_set_new(j, "cap", json_integer((json_int_t)ev->cap));
+		break;
+	case SB_EVENT_LOG_TRUNCATED:
+		json_object_set_new(j, "dropped_count", json_integer((json_int_t)ev->count));
+		break;
+	}
+out:
+	json_decref(tag);
+	json_decref(detail);
+	return j;
+}
+
+static void print_event_table(struct drain_state *s, const struct sb_event *ev)
+{
+	char what[200];
+
+	switch (ev->kind) {
+	case SB_EVENT_EVICTION:
+		snprintf(what, sizeof(what), "%s evicted for %s (cap %llu, by %s)", ev->tag,
+			 ev->detail, (unsigned long long)ev->cap, cause_name(ev->cause));
+		break;
+	case SB_EVENT_OVERWRITE:
+		snprintf(what, sizeof(what), "%s overwritten (prior schema %s)", ev->tag,
+			 ev->detail);
+		break;
+	case SB_EVENT_LOG_TRUNCATED:
+		snprintf(what, sizeof(what), "%llu events dropped before they were read",
+			 (unsigned long long)ev->count);
+		break;
+	case SB_EVENT_CAP_INVARIANT_VIOLATION:
+		snprintf(what, sizeof(what), "%llu reports resident over a cap of %llu",
+			 (unsigned long long)ev->count, (unsigned long long)ev->cap);
+		break;
+	default:
+		snprintf(what, sizeof(what), "%s %s", ev->tag, ev->detail);
+		break;
+	}
+	if (s->o->events_only) {
+		if (!s->header_done)
+			fprintf(s->out, "%9s  %-34s %s\n", "SEQ", "KIND", "WHAT");
+		s->header_done = true;
+		fprintf(s->out, "%9llu  %-34s %s\n", (unsigned long long)ev->seq,
+			sb_event_kind_name(ev->kind), what);
+		return;
+	}
+	table_header(s);
+	fprintf(s->out, "%-6s %9llu  %-24s %s\n", "event", (unsigned long long)ev->seq,
+		sb_event_kind_name(ev->kind), what);
+}
+
+static int drain_events(struct sb_consumer *c, struct drain_state *s)
+{
+	const struct drain_opts *o = s->o;
+	struct sb_events evs;
+	int err = sb_consumer_drain_events(c, &evs);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < evs.count; i++) {
+		const struct sb_event *ev = &evs.items[i];
+
+		if (ev->kind == SB_EVENT_LOG_TRUNCATED)
+			s->events_truncated += ev->count;
+		else
+			s->events++;
+		if (o->quiet || !(o->events || o->events_only))
+			continue;
+		if (o->format == FMT_TABLE)
+			print_event_table(s, ev);
+		else
+			emit(s, event_json(ev));
+	}
+	sb_events_free(&evs);
+	return 0;
+}
+
+static void print_aux_table(struct drain_state *s, const struct sb_aux_item *it)
+{
+	char what[200];
+
+	if (it->kind == SB_AUX_KERNEL_OP && it->reply) {
+		const struct sb_kop_reply *r = it->reply;
+
+		if (!r->success)
+			snprintf(what, sizeof(what), "op %llu failed: %s",
+				 (unsigned long long)r->id, r->reason ? r->reason : "");
+		else if (r->n_values && r->read_values[0].kind != SB_KOP_BYTES)
+			snprintf(what, sizeof(what), "op %llu ok, %zu value%s, first %llu",
+				 (unsigned long long)r->id, r->n_values,
+				 r->n_values == 1 ? "" : "s",
+				 (unsigned long long)r->read_values[0].num);
+		else
+			snprintf(what, sizeof(what), "op %llu ok, %zu value%s",
+				 (unsigned long long)r->id, r->n_values,
+				 r->n_values == 1 ? "" : "s");
+	} else if (it->kind == SB_AUX_CGROUP_PROCS && it->procs) {
+		snprintf(what, sizeof(what), "%s: %zu pid%s", it->procs->cgroup, it->procs->n_pids,
+			 it->procs->n_pids == 1 ? "" : "s");
+	} else {
+		snprintf(what, sizeof(what), "?");
+	}
+	table_header(s);
+	fprintf(s->out, "%-6s %9llu  %-24s %s\n", it->kind == SB_AUX_KERNEL_OP ? "kop" : "procs",
+		(unsigned long long)it->seq, it->tag ? it->tag : "", what);
+}
+
+static json_t *aux_json(const struct sb_aux_item *it)
+{
+	json_t *tag = sb_tool_text_json(it->tag ? it->tag : "", it->tag ? strlen(it->tag) : 0);
+
+	if (it->kind == SB_AUX_CGROUP_PROCS && it->procs) {
+		const struct sb_cgroup_procs *p = it->procs;
+		json_t *pids = json_array();
+
+		for (size_t i = 0; pids && i < p->n_pids; i++)
+			json_array_append_new(pids, json_integer(p->pids[i]));
+		return json_pack("{s:s,s:I,s:o,s:o,s:o}", "type", "cgroup_procs", "seq",
+				 (json_int_t)it->seq, "tag", tag, "cgroup",
+				 sb_tool_text_json(p->cgroup, strlen(p->cgroup)), "pids", pids);
+	}
+	char err[128];
+	json_t *reply = NULL;
+	if (sb_mp_to_json(it->msgpack, it->msgpack_len, &reply, err, sizeof(err)) != 0)
+		reply = json_pack("{s:s}", "undecodable", err);
+	return json_pack("{s:s,s:I,s:o,s:o}", "type", "kernel_op", "seq", (json_int_t)it->seq,
+			 "tag", tag, "reply", reply);
+}
+
+static int on_aux(void *user, const struct sb_aux_item *it)
+{
+	struct drain_state *s = user;
+
+	if (s->o->quiet)
+		return 0;
+	if (s->o->format == FMT_TABLE) {
+		print_aux_table(s, it);
+		return 0;
+	}
+	emit(s, aux_json(it));
+	return s->write_err ? 1 : 0;
+}
+
+/* Drain the aux log until its cursor reaches the newest record or stops moving. */
+static int drain_aux(struct sb_consumer *c, struct drain_state *s)
+{
+	struct sb_aux_counts t;
+	uint64_t before, count;
+
+	do {
+		sb_consumer_aux_totals(c, &t);
+		before = t.records;
+		int err = sb_consumer_drain_aux(c, on_aux, s, NULL);
+		if (err)
+			return s->write_err ? 0 : err;
+		if (s->write_err)
+			return 0;
+		sb_consumer_aux_totals(c, &t);
+		sb_consumer_aux_count(c, &count);
+	} while (t.records < count && t.records != before);
+	return 0;
+}
+
+/* Drain until the cursor reaches the newest store or stops moving (a record in flight). */
+static int drain_records(struct sb_consumer *c, struct drain_state *s)
+{
+	uint64_t before, after, stores;
+
+	do {
+		sb_consumer_cursor(c, &before);
+		int err = sb_consumer_drain(c, on_entry, s, NULL);
+		if (err)
+			return s->write_err ? 0 : err;
+		if (s->write_err)
+			return 0;
+		sb_consumer_cursor(c, &after);
+		sb_consumer_store_count(c, &stores);
+	} while (after < stores && after != before);
+	return 0;
+}
+
+/* --follow --interval-ms: drain on a period until the coordinator is gone. */
+static int follow_by_period(struct sb_consumer *c, struct drain_state *s)
+{
+	for (;;) {
+		enum sb_coord_state cs = SB_COORD_ALIVE;
+		int err;
+
+		/* Liveness before the drain: once it says gone, this drain reads the rest. */
+		sb_consumer_coordinator(c, &cs);
+		err = s->o->events_only ? 0 : drain_records(c, s);
+		if (!err && s->o->aux)
+			err = drain_aux(c, s);
+		if (!err)
+			err = drain_events(c, s);
+		if (err || s->write_err || cs != SB_COORD_ALIVE || sb_tool_stop)
+			return err;
+		for (uint64_t slept = 0; slept < s->o->interval_ms && !sb_tool_stop;) {
+			uint64_t ms =
+			    s->o->interval_ms - slept < 100 ? s->o->interval_ms - slept : 100;
+			struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+
+			nanosleep(&ts, NULL);
+			slept += ms;
+		}
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static json_t *latency_json(struct drain_state *s)
+{
+	if (!s->nsamples)
+		return json_null();
+	qsort(s->samples, s->nsamples, sizeof(s->samples[0]), cmp_u32);
+	size_t n = s->nsamples;
+	return json_pack("{s:I,s:I,s:I,s:I}", "samples", (json_int_t)n, "p50",
+			 (json_int_t)s->samples[n / 2], "p99", (json_int_t)s->samples[n * 99 / 100],
+			 "max", (json_int_t)s->samples[n - 1]);
+}
+
+static void print_summary(struct sb_consumer *c, struct drain_state *s)
+{
+	const struct drain_opts *o = s->o;
+	struct sb_drain_counts d;
+	enum sb_coord_state cs = SB_COORD_ALIVE;
+
+	sb_consumer_totals(c, &d);
+	sb_consumer_coordinator(c, &cs);
+	bool adds_up = d.delivered + d.superseded + d.evicted + d.lapped + d.torn == d.stores;
+	json_t *j;
+
+	if (o->events_only)
+		j = json_pack("{s:s,s:I,s:I,s:s}", "type", "summary", "events",
+			      (json_int_t)s->events, "events_truncated",
+			      (json_int_t)s->events_truncated, "coordinator",
+			      sb_coord_state_name(cs));
+	else
+		j = json_pack(
+		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:s}", "type", "summary", "stores",
+		    (json_int_t)d.stores, "delivered", (json_int_t)d.delivered, "superseded",
+		    (json_int_t)d.superseded, "evicted", (json_int_t)d.evicted, "lapped",
+		    (json_int_t)d.lapped, "torn", (json_int_t)d.torn, "adds_up", (int)adds_up,
+		    "events", (json_int_t)s->events, "events_truncated",
+		    (json_int_t)s->events_truncated, "coordinator", sb_coord_state_name(cs));
+	struct sb_aux_counts aux = { 0 };
+	if (o->aux)
+		sb_consumer_aux_totals(c, &aux);
+	if (j && o->aux)
+		json_object_set_new(j, "aux",
+				    json_pack("{s:I,s:I,s:I}", "records", (json_int_t)aux.records,
+					      "delivered", (json_int_t)aux.delivered, "lapped",
+					      (json_int_t)aux.lapped));
+	if (j && o->verify) {
+		json_object_set_new(j, "verified", json_integer((json_int_t)s->verified));
+		json_object_set_new(j, "bad", json_integer((json_int_t)s->bad));
+		json_object_set_new(j, "wake_latency_us", latency_json(s));
+	}
+	if (o->format == FMT_JSONL) {
+		emit(s, j);
+		return;
+	}
+	if (s->header_done)
+		fputc('\n', s->out);
+	if (!o->events_only) {
+		fprintf(s->out, "stores      %10llu\n", (unsigned long long)d.stores);
+		fprintf(s->out, "  delivered %10llu\n", (unsigned long long)d.delivered);
+		fprintf(s->out, "  superseded%10llu\n", (unsigned long long)d.superseded);
+		fprintf(s->out, "  evicted   %10llu\n", (unsigned long long)d.evicted);
+		fprintf(s->out, "  lapped    %10llu\n", (unsigned long long)d.lapped);
+		fprintf(s->out, "  torn      %10llu\n", (unsigned long long)d.torn);
+		fprintf(s->out, "adds up     %10s\n", adds_up ? "yes" : "NO");
+	}
+	if (o->aux) {
+		fprintf(s->out, "aux records %10llu\n", (unsigned long long)aux.records);
+		fprintf(s->out, "  delivered %10llu\n", (unsigned long long)aux.delivered);
+		fprintf(s->out, "  lapped    %10llu\n", (unsigned long long)aux.lapped);
+	}
+	fprintf(s->out, "events      %10llu\n", (unsigned long long)s->events);
+	fprintf(s->out, "  truncated %10llu\n", (unsigned long long)s->events_truncated);
+	if (o->verify) {
+		json_t *lat = json_object_get(j, "wake_latency_us");
+
+		fprintf(s->out, "verified    %10llu\n", (unsigned long long)s->verified);
+		fprintf(s->out, "  bad       %10llu\n", (unsigned long long)s->bad);
+		if (json_is_object(lat))
+			fprintf(s->out, "wake p50/p99/max  %lld / %lld / %lld us\n",
+				(long long)json_integer_value(json_object_get(lat, "p50")),
+				(long long)json_integer_value(json_object_get(lat, "p99")),
+				(long long)json_integer_value(json_object_get(lat, "max")));
+	}
+	fprintf(s->out, "coordinator %10s\n", sb_coord_state_name(cs));
+	json_decref(j);
+}
+
+static int run(struct drain_opts *o)
+{
+	struct drain_state s = { .o = o, .out = stdout };
+	struct sb_consumer *c = NULL;
+	uint32_t flags = (o->all_versions ? SB_CONSUMER_ALL_VERSIONS : 0) |
+			 (o->from_end ? SB_CONSUMER_START_AT_END : 0);
+	int ret = sb_tool_attach(o->cmd, &o->src, flags, &c);
+
+	if (ret)
+		return ret;
+	if (o->verify && !(s.samples = malloc(MAX_SAMPLES * sizeof(s.samples[0])))) {
+		sb_consumer_close(c);
+		return sb_tool_fail(o->cmd, "out of memory");
+	}
+	sb_tool_catch_stop_signals();
+
+	uint64_t last_news = sb_tool_mono_ns();
+	int err = 0;
+	if (o->interval_ms) {
+		err = follow_by_period(c, &s);
+		goto done;
+	}
+	for (;;) {
+		if (!o->events_only)
+			err = drain_records(c, &s);
+		if (!err && o->aux)
+			err = drain_aux(c, &s);
+		if (!err)
+			err = drain_events(c, &s);
+		if (err || s.write_err || !o->follow || sb_tool_stop)
+			break;
+
+		/* Wait in slices so that a stop signal is noticed within 100 ms. */
+		enum sb_wait_status st = SB_WAIT_TIMEOUT;
+		s.wait_start_ns = sb_tool_mono_ns();
+		do {
+			int slice = 100;
+
+			if (o->timeout_ms >= 0) {
+				int64_t left = o->timeout_ms -
+					       (int64_t)((sb_tool_mono_ns() - last_news) / 1000000);
+				if (left <= 0)
+					break;
+				slice = left < slice ? (int)left : slice;
+			}
+			err = sb_consumer_wait(c, slice, &st);
+		} while (!err && st == SB_WAIT_TIMEOUT && !sb_tool_stop);
+		if (err || sb_tool_stop)
+			break;
+		if (st == SB_WAIT_TIMEOUT || st == SB_WAIT_CLOSED || st == SB_WAIT_DEAD)
+			break; /* CLOSED / DEAD come after news: everything was drained */
+		s.wake_ns = last_news = sb_tool_mono_ns();
+		s.sample_pending = true;
+	}
+done:
+	if (err)
+		ret = sb_tool_fail(o->cmd, "%s", sb_last_error());
+	if (!s.write_err)
+		print_summary(c, &s);
+	if (fflush(s.out) != 0 && !ret)
+		ret = SB_EXIT_RUNTIME; /* the reader went away: nothing to tell it */
+	if (!ret && s.bad)
+		ret = sb_tool_fail(o->cmd, "%llu report%s failed --verify",
+				   (unsigned long long)s.bad, s.bad == 1 ? "" : "s");
+	free(s.samples);
+	sb_consumer_close(c);
+	return ret;
+}
+
+int sb_cmd_drain(int argc, char **argv)
+{
+	struct drain_opts o = { .cmd = "drain" };
+	int ret = parse(argc, argv, &o);
+
+	return ret ? ret : run(&o);
+}
+
+int sb_cmd_events(int argc, char **argv)
+{
+	struct drain_opts o = { .cmd = "events", .events_only = true };
+	int ret = parse(argc, argv, &o);
+
+	return ret ? ret : run(&o);
+}

@@ -1,0 +1,709 @@
+/*
+ * test_cli - the snapbridge binary driven as a user drives it: a
+ * coordinator, two `drain --follow` consumers, `stat`, `save`, then
+ * `drain --file` on the image; every JSON line parsed, every delivered
+ * report's checksum recomputed here, every summary's outcomes added up;
+ * usage errors exit 2 with a message, runtime errors exit 1 and leave no
+ * output file; `demo --json` parses and its accounting holds.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SB_TOOL
+#error "SB_TOOL must name the snapbridge binary"
+#endif
+
+#define STORES 400
+
+/* ---- running the binary ----------------------------------------------------------- */
+
+struct run {
+	int status; /* exit code, or 128 + signal */
+	char *out, *err;
+};
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (!f)
+		return strdup("");
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, n, m);
+	fclose(m);
+	fclose(f);
+	return buf;
+}
+
+/* Start SB_TOOL with args (NULL-terminated); stdout and stderr go to files. */
+static pid_t start(const char *out_path, const char *err_path, const char *const args[])
+{
+	const char *argv[32] = { "snapbridge" };
+	int n = 1;
+
+	while (args[n - 1] && n < 31) {
+		argv[n] = args[n - 1];
+		n++;
+	}
+	argv[n] = NULL;
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(SB_TOOL, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int finish(pid_t pid)
+{
+	int st;
+
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char dir[256];
+
+static struct run run_args(const char *const args[])
+{
+	char o[300], e[300];
+	struct run r;
+
+	snprintf(o, sizeof(o), "%s/run.out", dir);
+	snprintf(e, sizeof(e), "%s/run.err", dir);
+	r.status = finish(start(o, e, args));
+	r.out = slurp(o);
+	r.err = slurp(e);
+	return r;
+}
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+static void make_dir(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/sb-test-cli-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char p[600];
+
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* ---- checking reports ------------------------------------------------------------- */
+
+static int b64val(int c)
+{
+	const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *p = c ? strchr(abc, c) : NULL;
+
+	return p ? (int)(p - abc) : -1;
+}
+
+/* Decode padded base64; returns the length or -1. */
+static long b64decode(const char *s, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(s), o = 0;
+
+	if (n % 4)
+		return -1;
+	for (size_t i = 0; i < n; i += 4) {
+		int v[4];
+
+		for (int k = 0; k < 4; k++)
+			v[k] = s[i + k] == '=' ? 0 : b64val(s[i + k]);
+		if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0)
+			return -1;
+		uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+			     (uint32_t)v[3];
+		int bytes = s[i + 2] == '=' ? 1 : s[i + 3] == '=' ? 2 : 3;
+		if (o + (size_t)bytes > cap)
+			return -1;
+		out[o++] = (uint8_t)(x >> 16);
+		if (bytes > 1)
+			out[o++] = (uint8_t)(x >> 8);
+		if (bytes > 2)
+			out[o++] = (uint8_t)x;
+	}
+	return (long)o;
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* A u64 as the tool writes it: a number, or a decimal string above INT64_MAX. */
+static uint64_t json_u64(json_t *v)
+{
+	if (json_is_integer(v))
+		return (uint64_t)json_integer_value(v);
+	cr_assert(json_is_string(v), "a u64 is a number or a decimal string");
+	return strtoull(json_string_value(v), NULL, 10);
+}
+
+/* The report's checksum field is the FNV-1a of its pattern bytes. */
+static bool report_checksum_ok(json_t *report)
+{
+	static uint8_t buf[1 << 16];
+	json_t *pattern = json_object_get(report, "pattern");
+
+	if (!json_is_string(pattern))
+		return false;
+	long n = b64decode(json_string_value(pattern), buf, sizeof(buf));
+	return n >= 0 && fnv1a(buf, (size_t)n) == json_u64(json_object_get(report, "checksum"));
+}
+
+static json_int_t geti(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+struct lines {
+	size_t snapshots, events, summaries, bad_checksums;
+	size_t kernel_ops, cgroup_procs; /* --aux lines */
+	bool aux_ok;
+	json_int_t last_seq;
+	bool seq_order_ok, report_seq_ok, stats_ok, verified_ok;
+	json_t *summary;
+};
+
+/* Parse a drain's JSON lines: every line must parse and have a known type. */
+static void check_lines(const char *text, struct lines *l)
+{
+	char *copy = strdup(text), *save = NULL;
+
+	memset(l, 0, sizeof(*l));
+	l->seq_order_ok = l->report_seq_ok = l->stats_ok = l->verified_ok = l->aux_ok = true;
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		json_error_t jerr;
+		json_t *j = json_loads(line, 0, &jerr);
+
+		cr_assert_not_null(j, "line does not parse: %s (%s)", jerr.text, line);
+		const char *type = json_string_value(json_object_get(j, "type"));
+		cr_assert_not_null(type, "line has no type: %.200s", line);
+		if (!strcmp(type, "snapshot")) {
+			json_int_t seq = geti(j, "store_seq");
+			json_t *report = json_object_get(j, "report");
+			json_t *stats = json_object_get(j, "stats");
+			json_t *verified = json_object_get(j, "verified");
+
+			l->snapshots++;
+			if (seq <= l->last_seq)
+				l->seq_order_ok = false;
+			l->last_seq = seq;
+			if (!report_checksum_ok(report))
+				l->bad_checksums++;
+			if ((json_int_t)json_u64(json_object_get(report, "seq")) != seq)
+				l->report_seq_ok = false;
+			/* Periodic tags carry stats: a document or a missing reason. */
+			if (!strncmp(json_string_value(json_object_get(j, "tag")), "periodic_",
+				     9) &&
+			    !(json_is_object(stats) && (json_object_get(stats, "missing") ||
+							json_object_get(stats, "runnable"))))
+				l->stats_ok = false;
+			if (verified && !json_is_true(verified))
+				l->verified_ok = false;
+		} else if (!strcmp(type, "event")) {
+			l->events++;
+			cr_assert_not_null(json_string_value(json_object_get(j, "kind")));
+		} else if (!strcmp(type, "kernel_op")) {
+			json_t *reply = json_object_get(j, "reply");
+
+			l->kernel_ops++;
+			if (!json_is_integer(json_object_get(reply, "id")) ||
+			    !json_is_boolean(json_object_get(reply, "success")) ||
+			    !json_is_array(json_object_get(reply, "read_values")))
+				l->aux_ok = false;
+		} else if (!strcmp(type, "cgroup_procs")) {
+			l->cgroup_procs++;
+			if (!json_is_string(json_object_get(j, "cgroup")) ||
+			    !json_is_array(json_object_get(j, "pids")))
+				l->aux_ok = false;
+		} else if (!strcmp(type, "summary")) {
+			l->summaries++;
+			json_decref(l->summary);
+			l->summary = json_incref(j);
+		} else {
+			cr_assert_fail("unknown line type %s", type);
+		}
+		json_decref(j);
+	}
+	free(copy);
+	cr_assert_eq(l->summaries, 1, "one summary line, last");
+}
+
+static void assert_adds_up(json_t *s, json_int_t stores)
+{
+	json_int_t sum = geti(s, "delivered") + geti(s, "superseded") + geti(s, "evicted") +
+			 geti(s, "lapped") + geti(s, "torn");
+
+	cr_assert_eq(geti(s, "stores"), stores, "summary stores %lld, want %lld",
+		     (long long)geti(s, "stores"), (long long)stores);
+	cr_assert_eq(sum, stores, "outcomes add up to %lld, stores %lld", (long long)sum,
+		     (long long)stores);
+	cr_assert(json_is_true(json_object_get(s, "adds_up")));
+}
+
+/* The aux log's outcomes add up, and every delivered record had its line. */
+static void assert_aux_adds_up(const struct lines *l, json_int_t records)
+{
+	json_t *aux = json_object_get(l->summary, "aux");
+
+	cr_assert(json_is_object(aux), "the summary has aux counts");
+	cr_assert_eq(geti(aux, "records"), records, "aux records %lld, want %lld",
+		     (long long)geti(aux, "records"), (long long)records);
+	cr_assert_eq(geti(aux, "delivered") + geti(aux, "lapped"), records);
+	cr_assert_eq((json_int_t)(l->kernel_ops + l->cgroup_procs), geti(aux, "delivered"));
+	cr_assert(l->aux_ok, "every aux line has its fields");
+}
+
+static bool one_line(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 1 && strchr(s, '\n') == s + n - 1;
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	char *t = slurp(path);
+	bool yes = strstr(t, needle) != NULL;
+
+	free(t);
+	return yes;
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- the end-to-end run ----------------------------------------------------------- */
+
+Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 120)
+{
+	char sock[300], img[300], co[300], ce[300], ao[300], ae[300], bo[300], be[300];
+
+	make_dir();
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	snprintf(img, sizeof(img), "%s/region.img", dir);
+	snprintf(co, sizeof(co), "%s/coord.out", dir);
+	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
+	snprintf(ao, sizeof(ao), "%s/a.out", dir);
+	snprintf(ae, sizeof(ae), "%s/a.err", dir);
+	snprintf(bo, sizeof(bo), "%s/b.out", dir);
+	snprintf(be, sizeof(be), "%s/b.err", dir);
+
+	/* It stores only once both followers are attached, then lingers until SIGTERM. */
+	pid_t coord = start(
+	    co, ce,
+	    (const char *const[]){ "coordinator", "--socket",	     sock,	"--count",
+				   "400",	  "--interval-ms",   "0",	"--tag-mode",
+				   "mixed",	  "--max-snapshots", "16",	"--payload-bytes",
+				   "700",	  "--log-bytes",     "1048576", "--wait-consumers",
+				   "2",		  "--linger-ms",     "600000",	NULL });
+	while (!file_has(co, "serving on")) {
+		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
+		nap_ms(10);
+	}
+	pid_t a = start(ao, ae,
+			(const char *const[]){ "drain", "--socket", sock, "--follow", "--verify",
+					       "--events", "--aux", NULL });
+	pid_t b = start(bo, be,
+			(const char *const[]){ "drain", "--socket", sock, "--follow",
+					       "--all-versions", "--format", "jsonl", NULL });
+
+	/* stat until every store is made; it lists both followers. */
+	json_t *st = NULL;
+	struct run r0;
+	for (;;) {
+		struct run r = run_args(
+		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
+		cr_assert_eq(r.status, 0, "stat failed: %s", r.err);
+		json_decref(st);
+		st = json_loads(r.out, 0, NULL);
+		run_free(&r);
+		cr_assert_not_null(st, "stat --format json does not parse");
+		if (geti(json_object_get(st, "counters"), "stores") == STORES)
+			break;
+		nap_ms(20);
+	}
+	cr_assert_eq(json_array_size(json_object_get(st, "consumers")), 2);
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(st, "coordinator"), "state")),
+	    "alive");
+	json_decref(st);
+
+	/* stat --watch: one JSON object per redraw. */
+	r0 = run_args((const char *const[]){ "stat", "--socket", sock, "--watch", "--iterations",
+					     "2", "--format", "json", NULL });
+	cr_assert_eq(r0.status, 0, "stat --watch failed: %s", r0.err);
+	size_t objects = 0;
+	char *save_nl = NULL;
+	for (char *l = strtok_r(r0.out, "\n", &save_nl); l; l = strtok_r(NULL, "\n", &save_nl)) {
+		json_t *w = json_loads(l, 0, NULL);
+
+		cr_assert_not_null(w, "stat --watch line does not parse: %s", l);
+		objects++;
+		json_decref(w);
+	}
+	cr_assert_eq(objects, 2);
+	run_free(&r0);
+
+	/* save: the image appears whole, with no temporary left next to it. */
+	struct run r =
+	    run_args((const char *const[]){ "save", "--socket", sock, "--output", img, NULL });
+	cr_assert_eq(r.status, 0, "save failed: %s", r.err);
+	run_free(&r);
+	struct stat sbuf;
+	cr_assert_eq(stat(img, &sbuf), 0);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while ((de = readdir(d)))
+		cr_assert(strncmp(de->d_name, ".region.img.", 12) != 0, "temporary %s left",
+			  de->d_name);
+	closedir(d);
+
+	/* save into a directory that does not exist: exit 1, no file. */
+	char bad_out[400];
+	snprintf(bad_out, sizeof(bad_out), "%s/missing-dir/x.img", dir);
+	r = run_args((const char *const[]){ "save", "--socket", sock, "--output", bad_out, NULL });
+	cr_assert_eq(r.status, 1);
+	cr_assert(strlen(r.err) > 0);
+	cr_assert_neq(stat(bad_out, &sbuf), 0);
+	run_free(&r);
+
+	/* SIGTERM: the coordinator closes cleanly, both followers see it and finish. */
+	kill(coord, SIGTERM);
+	cr_assert_eq(finish(coord), 0);
+	cr_assert_eq(finish(a), 0, "follower a failed: %s", slurp(ae));
+	cr_assert_eq(finish(b), 0, "follower b failed: %s", slurp(be));
+
+	struct lines la, lb;
+	char *text = slurp(ao);
+	check_lines(text, &la);
+	free(text);
+	assert_adds_up(la.summary, STORES);
+	cr_assert_str_eq(json_string_value(json_object_get(la.summary, "coordinator")), "closed");
+	cr_assert_eq((json_int_t)la.snapshots, geti(la.summary, "delivered"));
+	cr_assert_eq(la.bad_checksums, 0, "%zu reports fail their checksum", la.bad_checksums);
+	cr_assert(la.seq_order_ok && la.report_seq_ok && la.stats_ok && la.verified_ok);
+	cr_assert_eq(geti(la.summary, "bad"), 0);
+	cr_assert_eq(geti(la.summary, "verified"), geti(la.summary, "delivered"));
+	cr_assert_eq((json_int_t)la.events,
+		     geti(la.summary, "events") + (geti(la.summary, "events_truncated") > 0));
+	cr_assert_gt(la.events, 0, "mixed tags make overwrites and evictions");
+	/* A kernel op and a cgroup.procs snapshot after every 10th store (the default). */
+	assert_aux_adds_up(&la, 2 * STORES / 10);
+	cr_assert_eq(la.kernel_ops, STORES / 10);
+
+	text = slurp(bo);
+	check_lines(text, &lb);
+	free(text);
+	assert_adds_up(lb.summary, STORES);
+	cr_assert_eq((json_int_t)lb.snapshots, geti(lb.summary, "delivered"));
+	cr_assert_eq(lb.bad_checksums, 0);
+	cr_assert(lb.seq_order_ok && lb.report_seq_ok && lb.stats_ok);
+	cr_assert_eq(lb.events, 0, "no event lines without --events");
+	cr_assert_eq(lb.kernel_ops + lb.cgroup_procs, 0, "no aux lines without --aux");
+	cr_assert_geq(geti(lb.summary, "delivered"), geti(la.summary, "delivered"),
+		      "all-versions delivers at least what the resident drain does");
+	json_decref(la.summary);
+	json_decref(lb.summary);
+
+	/* The image: every store accounted for, the resident reports delivered intact. */
+	struct lines li;
+	r = run_args(
+	    (const char *const[]){ "drain", "--file", img, "--format", "jsonl", "--aux", NULL });
+	cr_assert_eq(r.status, 0, "drain --file failed: %s", r.err);
+	check_lines(r.out, &li);
+	run_free(&r);
+	assert_adds_up(li.summary, STORES);
+	assert_aux_adds_up(&li, 2 * STORES / 10);
+	cr_assert_eq((json_int_t)li.snapshots, geti(li.summary, "delivered"));
+	cr_assert_gt(li.snapshots, 0);
+	cr_assert_leq(li.snapshots, 16, "at most the cap is resident");
+	cr_assert_eq(li.bad_checksums, 0);
+	cr_assert(li.seq_order_ok && li.report_seq_ok && li.stats_ok);
+	json_decref(li.summary);
+
+	/* events on the image: one line per retained event, then a summary. */
+	r = run_args((const char *const[]){ "events", "--file", img, NULL });
+	cr_assert_eq(r.status, 0, "events --file failed: %s", r.err);
+	check_lines(r.out, &li);
+	run_free(&r);
+	cr_assert_eq(li.snapshots, 0);
+	cr_assert_gt(li.events, 0);
+	cr_assert_eq((json_int_t)li.events,
+		     geti(li.summary, "events") + (geti(li.summary, "events_truncated") > 0));
+	json_decref(li.summary);
+
+	r = run_args((const char *const[]){ "stat", "--file", img, "--format", "json", NULL });
+	cr_assert_eq(r.status, 0);
+	st = json_loads(r.out, 0, NULL);
+	cr_assert_not_null(st);
+	cr_assert_eq(geti(json_object_get(st, "counters"), "stores"), STORES);
+	cr_assert(json_is_null(json_object_get(st, "consumers")));
+	json_decref(st);
+	run_free(&r);
+
+	r = run_args((const char *const[]){ "drain", "--file", img, "--format", "table", NULL });
+	cr_assert_eq(r.status, 0);
+	cr_assert_not_null(strstr(r.out, "adds up            yes"));
+	run_free(&r);
+
+	/* The same image claiming another ABI is refused with a reason. */
+	char other[400];
+	snprintf(other, sizeof(other), "%s/other-abi.img", dir);
+	char *bytes = NULL;
+	size_t len = 0;
+	{
+		FILE *in = fopen(img, "rb");
+		FILE *m = open_memstream(&bytes, &len);
+		char chunk[65536];
+		size_t n;
+		while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
+			fwrite(chunk, 1, n, m);
+		fclose(m);
+		fclose(in);
+	}
+	bytes[8] = 2; /* abi_major */
+	FILE *f = fopen(other, "wb");
+	fwrite(bytes, 1, len, f);
+	fclose(f);
+	free(bytes);
+	r = run_args((const char *const[]){ "drain", "--file", other, NULL });
+	cr_assert_eq(r.status, 1);
+	cr_assert_not_null(strstr(r.err, "ABI"), "says why: %s", r.err);
+	run_free(&r);
+	remove_dir();
+}
+
+/* ---- bad input -------------------------------------------------------------------- */
+
+Test(cli, every_usage_error_exits_2_with_a_message, .timeout = 60)
+{
+	static const char *const cases[][8] = {
+		{ NULL },
+		{ "no-such-command", NULL },
+		{ "drain", NULL },
+		{ "drain", "--socket", NULL },
+		{ "drain", "--socket", "a", "--file", "b", NULL },
+		{ "drain", "--socket", "a", "--format", "xml", NULL },
+		{ "drain", "--socket", "a", "--bogus", NULL },
+		{ "drain", "--file", "x", "--follow", NULL },
+		{ "drain", "--socket", "a", "--timeout-ms", "10", NULL },
+		{ "drain", "--socket", "a", "--follow", "--timeout-ms", "soon", NULL },
+		{ "drain", "--socket", "a", "stray", NULL },
+		{ "events", "--socket", "a", "--verify", NULL },
+		{ "events", NULL },
+		{ "stat", "--socket", "a", "--format", "jsonl", NULL },
+		{ "stat", "--socket", "a", "--iterations", "3", NULL },
+		{ "save", "--socket", "a", NULL },
+		{ "save", "--file", "a", "--output", "b", NULL },
+		{ "save", "--output", "b", NULL },
+		{ "coordinator", NULL },
+		{ "coordinator", "--socket", "a", "--count", "-1", NULL },
+		{ "coordinator", "--socket", "a", "--tag-mode", "cycle:0", NULL },
+		{ "coordinator", "--socket", "a", "--tag-mode", "random", NULL },
+		{ "coordinator", "--socket", "a", "--max-snapshots", "0", NULL },
+		{ "coordinator", "--socket", "a", "--log-bytes", "10", NULL },
+		{ "coordinator", "--socket", "a", "--payload-bytes", "100000000", NULL },
+		{ "demo", "--consumers", "0", NULL },
+		{ "demo", "--seconds", "x", NULL },
+		{ "version", "extra", NULL },
+	};
+
+	make_dir();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct run r = run_args(cases[i]);
+
+		cr_expect_eq(r.status, 2, "case %zu (%s %s) exited %d", i,
+			     cases[i][0] ? cases[i][0] : "",
+			     cases[i][0] && cases[i][1] ? cases[i][1] : "", r.status);
+		cr_expect(strlen(r.err) > 0, "case %zu printed nothing on stderr", i);
+		/* One line naming the problem; with no command at all, the usage. */
+		if (cases[i][0]) {
+			cr_expect(strncmp(r.err, "snapbridge", 10) == 0, "case %zu: %s", i, r.err);
+			cr_expect(one_line(r.err), "case %zu: not one line: %s", i, r.err);
+		} else {
+			cr_expect(strncmp(r.err, "usage", 5) == 0, "%s", r.err);
+		}
+		run_free(&r);
+	}
+	remove_dir();
+}
+
+Test(cli, runtime_errors_exit_1_and_name_the_problem, .timeout = 60)
+{
+	char nosock[300], notimg[300], out[300];
+
+	make_dir();
+	snprintf(nosock, sizeof(nosock), "%s/nobody.sock", dir);
+	snprintf(notimg, sizeof(notimg), "%s/not-an-image", dir);
+	snprintf(out, sizeof(out), "%s/out.img", dir);
+	FILE *f = fopen(notimg, "w");
+	fprintf(f, "this is not a snapbridge region\n");
+	fclose(f);
+
+	struct run r = run_args((const char *const[]){ "drain", "--socket", nosock, NULL });
+	cr_assert_eq(r.status, 1);
+	cr_assert(one_line(r.err), "one line on stderr: %s", r.err);
+	cr_assert_not_null(strstr(r.err, nosock), "names the socket: %s", r.err);
+	run_free(&r);
+
+	r = run_args((const char *const[]){ "drain", "--file", notimg, NULL });
+	cr_assert_eq(r.status, 1);
+	cr_assert(one_line(r.err), "one line on stderr: %s", r.err);
+	cr_assert_not_null(strstr(r.err, "not a snapbridge"), "%s", r.err);
+	run_free(&r);
+
+	r = run_args((const char *const[]){ "stat", "--file", "/nonexistent/image", NULL });
+	cr_assert_eq(r.status, 1);
+	cr_assert(one_line(r.err), "one line on stderr: %s", r.err);
+	cr_assert(strlen(r.err) > 0);
+	run_free(&r);
+
+	r = run_args((const char *const[]){ "save", "--socket", nosock, "--output", out, NULL });
+	cr_assert_eq(r.status, 1);
+	cr_assert(one_line(r.err), "one line on stderr: %s", r.err);
+	struct stat sb;
+	cr_assert_neq(stat(out, &sb), 0, "no output file after a failed save");
+	run_free(&r);
+	remove_dir();
+}
+
+/* ---- the demo --------------------------------------------------------------------- */
+
+Test(cli, demo_json_parses_and_every_consumer_adds_up, .timeout = 120)
+{
+	make_dir();
+	struct run r = run_args(
+	    (const char *const[]){ "demo", "--seconds", "1", "--consumers", "2", "--json", NULL });
+	cr_assert_eq(r.status, 0, "demo failed: %s", r.err);
+	json_error_t jerr;
+	json_t *j = json_loads(r.out, 0, &jerr);
+	cr_assert_not_null(j, "demo --json does not parse: %s", jerr.text);
+	json_int_t stores = geti(j, "stores");
+	json_t *cons = json_object_get(j, "consumers");
+
+	cr_assert_gt(stores, 0);
+	cr_assert(json_is_true(json_object_get(j, "ok")));
+	cr_assert_eq(json_array_size(cons), 2);
+	size_t i;
+	json_t *c;
+	json_array_foreach(cons, i, c)
+	{
+		json_t *s = json_object_get(c, "summary");
+
+		assert_adds_up(s, stores);
+		cr_assert_eq(geti(s, "bad"), 0);
+		cr_assert_eq(geti(s, "verified"), geti(s, "delivered"));
+		cr_assert_eq(geti(c, "exit_status"), 0);
+	}
+	json_decref(j);
+	run_free(&r);
+	remove_dir();
+}
+
+/* ---- save against a busy writer --------------------------------------------------- */
+
+Test(cli, save_while_the_writer_stores_flat_out_gives_images_that_verify, .timeout = 120)
+{
+	char sock[300], img[300], co[300], ce[300];
+
+	make_dir();
+	snprintf(sock, sizeof(sock), "%s/busy.sock", dir);
+	snprintf(img, sizeof(img), "%s/busy.img", dir);
+	snprintf(co, sizeof(co), "%s/coord.out", dir);
+	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
+	/* A small log the writer laps every few milliseconds, stores with no pause. */
+	pid_t coord = start(co, ce,
+			    (const char *const[]){ "coordinator", "--socket", sock, "--interval-ms",
+						   "0", "--tag-mode", "unique", "--max-snapshots",
+						   "64", "--log-bytes", "262144", "--payload-bytes",
+						   "1500", "--aux-every", "100", NULL });
+	while (!file_has(co, "serving on")) {
+		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
+		nap_ms(10);
+	}
+	json_int_t last_stores = 0;
+	for (int i = 0; i < 3; i++) {
+		struct run r = run_args(
+		    (const char *const[]){ "save", "--socket", sock, "--output", img, NULL });
+		cr_assert_eq(r.status, 0, "save %d failed: %s", i, r.err);
+		run_free(&r);
+
+		/* --verify exits 1 on any report whose bytes are not what was stored. */
+		struct lines l;
+		r = run_args((const char *const[]){ "drain", "--file", img, "--all-versions",
+						    "--verify", "--aux", NULL });
+		cr_assert_eq(r.status, 0, "image %d: %s", i, r.err);
+		check_lines(r.out, &l);
+		run_free(&r);
+		json_int_t stores = geti(l.summary, "stores");
+		assert_adds_up(l.summary, stores);
+		cr_assert_gt(stores, last_stores, "each image holds the stores made so far");
+		cr_assert_gt(geti(l.summary, "delivered"), 0);
+		cr_assert_eq(l.bad_checksums, 0);
+		cr_assert(l.seq_order_ok && l.report_seq_ok && l.verified_ok);
+		cr_assert_eq(geti(l.summary, "torn"), 0, "no record in an image is half-written");
+		json_t *aux = json_object_get(l.summary, "aux");
+		cr_assert_gt(geti(aux, "records"), 0);
+		cr_assert_eq(geti(aux, "delivered") + geti(aux, "lapped"), geti(aux, "records"));
+		cr_assert_eq((json_int_t)(l.kernel_ops + l.cgroup_procs), geti(aux, "delivered"));
+		cr_assert(l.aux_ok);
+		last_stores = stores;
+		json_decref(l.summary);
+	}
+	kill(coord, SIGTERM);
+	cr_assert_eq(finish(coord), 0);
+	remove_dir();
+}
