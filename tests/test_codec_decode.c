@@ -68,9 +68,11 @@ Test(codec_decode, decoded_reason_encodes_to_the_same_reason, .timeout = 10)
 {
 	static char text[SB_REASON_MAX + 1], text2[SB_REASON_MAX + 1];
 	static uint8_t enc[SB_MISSING_ENC_MAX];
-	static const char *const kinds[] = { "NoSchedulerBinary", "NoScheduler",  "DuringFreeze",
-					     "Cancelled",	  "SchedulerError", "MissingResp",
-					     "RequestTooLarge",	  "ResponseTooLarge", "MutexPoisoned" };
+	static const char *const kinds[] = { "NoSchedulerBinary", "NoScheduler",
+					     "DuringFreeze",	  "Cancelled",
+					     "SchedulerError",	  "MissingResp",
+					     "RequestTooLarge",	  "ResponseTooLarge",
+					     "MutexPoisoned" };
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		msgpack_sbuffer sb;

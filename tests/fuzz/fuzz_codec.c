@@ -63,7 +63,8 @@ static void fuzz_missing(const uint8_t *p, size_t n)
 
 	if (sb__missing_decode(p, n, &m, text) != 0)
 		return;
-	SB_FUZZ_CHECK(m.kind >= SB_MISSING_NO_SCHEDULER_BINARY && m.kind <= SB_MISSING_MUTEX_POISONED);
+	SB_FUZZ_CHECK(m.kind >= SB_MISSING_NO_SCHEDULER_BINARY &&
+		      m.kind <= SB_MISSING_MUTEX_POISONED);
 	SB_FUZZ_CHECK(!m.text || m.text == text);
 	/* A decoded reason is one the writer could have stored. */
 	SB_FUZZ_CHECK(sb__missing_check(&m) == 0);
@@ -92,7 +93,8 @@ static void fuzz_record(const uint8_t *p, size_t n)
 		const uint8_t *r = view.report;
 
 		SB_FUZZ_CHECK(r >= lo && r + view.report_len <= hi);
-		SB_FUZZ_CHECK(strlen(view.tag) <= SB_TAG_MAX && strlen(view.schema) <= SB_SCHEMA_MAX);
+		SB_FUZZ_CHECK(strlen(view.tag) <= SB_TAG_MAX &&
+			      strlen(view.schema) <= SB_SCHEMA_MAX);
 		if (view.stats.kind == SB_STATS_OK) {
 			const uint8_t *s = view.stats.msgpack;
 			SB_FUZZ_CHECK(s >= lo && s + view.stats.msgpack_len <= hi);
@@ -137,10 +139,9 @@ static void seed(const char *dir, const char *name, uint8_t mode, const void *p,
 void sb_fuzz_seeds(const char *dir)
 {
 	/* {"a": [1, -2, 3.5, "xyz", nil, true, bin(2)], "b": {}} */
-	static const uint8_t doc[] = { 0x82, 0xa1, 'a',	 0x97, 0x01, 0xfe, 0xcb, 0x40, 0x0c,
-				       0,    0,	   0,	 0,    0,    0,	   0xa3, 'x',  'y',
-				       'z',  0xc0, 0xc3, 0xc4, 0x02, 0xaa, 0xbb, 0xa1, 'b',
-				       0x80 };
+	static const uint8_t doc[] = { 0x82, 0xa1, 'a',	 0x97, 0x01, 0xfe, 0xcb, 0x40, 0x0c, 0,
+				       0,    0,	   0,	 0,    0,    0xa3, 'x',	 'y',  'z',  0xc0,
+				       0xc3, 0xc4, 0x02, 0xaa, 0xbb, 0xa1, 'b',	 0x80 };
 	uint8_t enc[SB_MISSING_ENC_MAX];
 	size_t len;
 	struct sb_missing m = { .kind = SB_MISSING_SCHEDULER_ERROR, .text = "--flag", .err = 5 };
@@ -148,7 +149,9 @@ void sb_fuzz_seeds(const char *dir)
 	seed(dir, "msgpack-map", 0, doc, sizeof(doc));
 	sb__missing_encode(&m, enc, sizeof(enc), &len);
 	seed(dir, "missing-scheduler-error", 1, enc, len);
-	m = (struct sb_missing){ .kind = SB_MISSING_REQUEST_TOO_LARGE, .size = 1 << 20, .max = 4096 };
+	m = (struct sb_missing){ .kind = SB_MISSING_REQUEST_TOO_LARGE,
+				 .size = 1 << 20,
+				 .max = 4096 };
 	sb__missing_encode(&m, enc, sizeof(enc), &len);
 	seed(dir, "missing-too-large", 1, enc, len);
 

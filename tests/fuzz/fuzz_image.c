@@ -37,7 +37,9 @@ static void store(struct sb_bridge *b, const char *tag, size_t n, uint64_t seed,
 		  const struct sb_stats *stats)
 {
 	static uint8_t buf[40 << 10];
-	struct sb_report r = { .schema = "fz", .msgpack = buf, .msgpack_len = tu_report(buf, n, seed) };
+	struct sb_report r = { .schema = "fz",
+			       .msgpack = buf,
+			       .msgpack_len = tu_report(buf, n, seed) };
 	uint64_t elapsed = seed * 10;
 
 	if (sb_bridge_store_with_stats_and_step(b, tag, &r, stats, &elapsed, &elapsed,
@@ -53,9 +55,12 @@ static void make_template(int which)
 	struct sb_bridge *b;
 	int fd;
 	uint8_t st[32];
-	struct sb_stats ok = { .kind = SB_STATS_OK, .msgpack = st, .msgpack_len = tu_report(st, 8, 1) };
+	struct sb_stats ok = { .kind = SB_STATS_OK,
+			       .msgpack = st,
+			       .msgpack_len = tu_report(st, 8, 1) };
 	struct sb_stats miss = { .kind = SB_STATS_MISSING,
-				 .missing = { .kind = SB_MISSING_SCHEDULER_ERROR, .text = "-x", .err = 5 } };
+				 .missing = {
+				     .kind = SB_MISSING_SCHEDULER_ERROR, .text = "-x", .err = 5 } };
 
 	tu_config(&cfg, 4, 8, SB_LOG_BYTES_MIN);
 	if (sb_bridge_create(&cfg, NULL, &b) != 0 || sb_bridge_data_fd(b, &fd) != 0) {
@@ -73,7 +78,8 @@ static void make_template(int which)
 		for (uint64_t i = 0; i < 14; i++) {
 			char tag[8];
 			snprintf(tag, sizeof(tag), "t%llu", (unsigned long long)(i % 6));
-			store(b, tag, (size_t)(1000 + (i * 7919) % 20000), i + 1, i % 3 ? &ok : &miss);
+			store(b, tag, (size_t)(1000 + (i * 7919) % 20000), i + 1,
+			      i % 3 ? &ok : &miss);
 		}
 	}
 	templates[which] = tu_read_region(fd, &template_size[which]);
@@ -155,9 +161,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			err = sb_consumer_drain(c, check_entry, NULL, &d);
 			SB_FUZZ_CHECK(documented(err));
-			SB_FUZZ_CHECK(d.stores == d.delivered + d.superseded + d.evicted + d.lapped + d.torn);
+			SB_FUZZ_CHECK(d.stores ==
+				      d.delivered + d.superseded + d.evicted + d.lapped + d.torn);
 			sb_consumer_totals(c, &t);
-			SB_FUZZ_CHECK(t.stores == t.delivered + t.superseded + t.evicted + t.lapped + t.torn);
+			SB_FUZZ_CHECK(t.stores ==
+				      t.delivered + t.superseded + t.evicted + t.lapped + t.torn);
 		}
 		struct sb_events ev;
 		err = sb_consumer_drain_events(c, &ev);
@@ -167,8 +175,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (size_t i = 0; i < ev.count; i++) {
 				SB_FUZZ_CHECK(strnlen(ev.items[i].tag, sizeof(ev.items[i].tag)) <
 					      sizeof(ev.items[i].tag));
-				SB_FUZZ_CHECK(strnlen(ev.items[i].detail, sizeof(ev.items[i].detail)) <
-					      sizeof(ev.items[i].detail));
+				SB_FUZZ_CHECK(
+				    strnlen(ev.items[i].detail, sizeof(ev.items[i].detail)) <
+				    sizeof(ev.items[i].detail));
 			}
 			sb_events_free(&ev);
 		}

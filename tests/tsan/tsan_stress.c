@@ -7,15 +7,18 @@
  * Writer threads store seeded reports of random size under a small pool
  * of tags into a small log (overwrites, cap and byte evictions, readers
  * lapped), with and without stats, and ask has(); a coordinator thread
- * drains events, reads len() and now and then drains the bridge. Reader
- * threads each hold a consumer from sb_consumer_open_fds() and drain
- * records and events, ask has() and len(), and sleep in
- * sb_consumer_wait(); one more reader connects through the serving
- * thread and polls its descriptor.
+ * drains events, reads len(), now and then drains the bridge, registers
+ * watches and waits on the accessor; an aux thread appends cgroup.procs
+ * snapshots to the aux log and drains the coordinator's copy; a worker
+ * thread publishes the accessor seqno. Reader threads each hold a
+ * consumer from sb_consumer_open_fds() and drain records, events and the
+ * aux log, ask has() and len(), and sleep in sb_consumer_wait(); one more
+ * reader connects through the serving thread and polls its descriptor.
  *
- * It checks what a data race would break: every delivered payload
- * matches its seed byte for byte, store_seq only grows per consumer, and
- * each consumer's outcomes add up to every store. Exit status: 0 when
+ * It checks what a data race would break: every delivered payload (and
+ * every aux snapshot's pids) matches its seed, store_seq only grows per
+ * consumer, each consumer's outcomes add up to every store and every aux
+ * record, and the watch count never passes max_watch. Exit status: 0 when
  * all holds, 1 when a check fails (TSan's own reports exit with the
  * exitcode set in TSAN_OPTIONS).
  *
@@ -45,6 +48,7 @@
 static struct sb_bridge *bridge;
 static uint64_t per_writer = 1500;
 static atomic_int writers_done;
+static atomic_int aux_done;
 static atomic_ulong ops; /* every library call the harness made */
 static atomic_int failed;
 
@@ -106,6 +110,71 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* pids[i] of the cgroup.procs snapshot tagged "cg-SEED". */
+static int32_t aux_pid(uint64_t seed, size_t i)
+{
+	return (int32_t)((seed * 2654435761u + i * 40503u) & 0x3fffffff);
+}
+
+static void *aux_main(void *arg)
+{
+	int32_t pids[256];
+	uint64_t s = 0x51ed27;
+	char tag[32];
+
+	(void)arg;
+	for (uint64_t seed = 1; atomic_load(&writers_done) < WRITERS && !atomic_load(&failed);
+	     seed++) {
+		size_t n = (size_t)(rng(&s) % 256);
+
+		for (size_t i = 0; i < n; i++)
+			pids[i] = aux_pid(seed, i);
+		snprintf(tag, sizeof(tag), "cg-%llu", (unsigned long long)seed);
+		if (sb_bridge_record_cgroup_procs(bridge, tag, "/sys/fs/cgroup/tsan", pids, n) !=
+		    0) {
+			FAIL("cgroup.procs %s: %s", tag, sb_last_error());
+			break;
+		}
+		if (seed % 32 == 0) {
+			struct sb_cgroup_procs_log log;
+
+			if (sb_bridge_drain_cgroup_procs(bridge, &log) == 0)
+				sb_cgroup_procs_log_free(&log);
+		}
+		atomic_fetch_add(&ops, 1 + (seed % 32 == 0));
+		usleep(50);
+	}
+	atomic_store(&aux_done, 1);
+	return NULL;
+}
+
+/* The accessor worker: publishes until the writers are done, then fails for good. */
+static void *worker_main(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&writers_done) < WRITERS && !atomic_load(&failed)) {
+		if (sb_bridge_accessor_publish(bridge, NULL) != 0) {
+			FAIL("accessor publish: %s", sb_last_error());
+			break;
+		}
+		atomic_fetch_add(&ops, 1);
+		usleep(300);
+	}
+	sb_bridge_accessor_fail(bridge);
+	return NULL;
+}
+
+/* Every other symbol arms; the rest fail and release their slot. */
+static int watch_register(void *user, const char *symbol, char *why, size_t why_len)
+{
+	(void)user;
+	if (symbol[strlen(symbol) - 1] % 2) {
+		snprintf(why, why_len, "odd symbol");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* The coordinator's own readers: event drains, len, and destructive drains. */
 static void *coordinator_main(void *arg)
 {
@@ -113,10 +182,24 @@ static void *coordinator_main(void *arg)
 	for (unsigned i = 0; atomic_load(&writers_done) < WRITERS && !atomic_load(&failed); i++) {
 		struct sb_events ev;
 		size_t len;
+		char sym[32];
+		uint32_t watches;
+		uint64_t seqno = 0;
 
 		if (sb_bridge_drain_events(bridge, &ev) == 0)
 			sb_events_free(&ev);
 		sb_bridge_len(bridge, &len);
+		/* Watch slots: reserved by CAS, released when the callback fails. */
+		snprintf(sym, sizeof(sym), "sym%u", i);
+		sb_bridge_register_watch(bridge, sym);
+		sb_bridge_watch_count(bridge, &watches);
+		if (watches > 3)
+			FAIL("watch count %u passed max_watch 3", watches);
+		/* The accessor: wait a little for the worker's next publish. */
+		sb_bridge_accessor_publish_seqno(bridge, &seqno);
+		sb_bridge_wait_publish_advance(bridge, seqno, sb_monotonic_ns() + 1000000, "tsan",
+					       &seqno);
+		atomic_fetch_add(&ops, 5);
 		if (i % 64 == 63) {
 			struct sb_entries en;
 
@@ -125,11 +208,13 @@ static void *coordinator_main(void *arg)
 				break;
 			}
 			for (size_t k = 0; k < en.count; k++)
-				if (tu_report_check(en.items[k].report, en.items[k].report_len, NULL))
-					FAIL("bridge drain: report %llu (%s, %zu bytes, %zu of %zu) does not "
+				if (tu_report_check(en.items[k].report, en.items[k].report_len,
+						    NULL))
+					FAIL("bridge drain: report %llu (%s, %zu bytes, %zu of "
+					     "%zu) does not "
 					     "match its seed",
-					     (unsigned long long)en.items[k].store_seq, en.items[k].tag,
-					     en.items[k].report_len, k, en.count);
+					     (unsigned long long)en.items[k].store_seq,
+					     en.items[k].tag, en.items[k].report_len, k, en.count);
 			sb_entries_free(&en);
 		}
 		atomic_fetch_add(&ops, 2 + (i % 64 == 63));
@@ -143,8 +228,30 @@ struct reader {
 	struct sb_consumer *c;
 	bool poll_mode;
 	uint64_t last_seq, delivered, bad, out_of_order;
+	uint64_t aux_delivered, aux_last_seq;
 	struct sb_drain_counts totals;
+	struct sb_aux_counts aux_totals;
 };
+
+static int check_aux(void *user, const struct sb_aux_item *it)
+{
+	struct reader *r = user;
+	unsigned long long seed;
+
+	if (it->kind != SB_AUX_CGROUP_PROCS || !it->procs ||
+	    sscanf(it->procs->tag, "cg-%llu", &seed) != 1) {
+		r->bad++;
+		return 0;
+	}
+	for (size_t i = 0; i < it->procs->n_pids; i++)
+		if (it->procs->pids[i] != aux_pid(seed, i))
+			r->bad++;
+	if (it->seq <= r->aux_last_seq)
+		r->out_of_order++;
+	r->aux_last_seq = it->seq;
+	r->aux_delivered++;
+	return 0;
+}
 
 static int check_entry(void *user, const struct sb_entry *e)
 {
@@ -186,13 +293,20 @@ static void *reader_main(void *arg)
 	struct reader *r = arg;
 
 	for (unsigned i = 0;; i++) {
-		uint64_t cursor, stores;
-		int done = atomic_load(&writers_done) == WRITERS;
+		uint64_t cursor, stores, aux_records;
+		struct sb_aux_counts aux;
+		int done = atomic_load(&writers_done) == WRITERS && atomic_load(&aux_done);
 
 		if (sb_consumer_drain(r->c, check_entry, r, NULL) != 0) {
 			FAIL("consumer drain: %s", sb_last_error());
 			break;
 		}
+		if (sb_consumer_drain_aux(r->c, check_aux, r, NULL) != 0) {
+			FAIL("consumer aux drain: %s", sb_last_error());
+			break;
+		}
+		sb_consumer_aux_totals(r->c, &aux);
+		sb_consumer_aux_count(r->c, &aux_records);
 		if (i % 8 == 0) {
 			struct sb_events ev;
 			size_t len;
@@ -206,15 +320,16 @@ static void *reader_main(void *arg)
 		}
 		sb_consumer_cursor(r->c, &cursor);
 		sb_consumer_store_count(r->c, &stores);
-		atomic_fetch_add(&ops, 3);
-		if (done && cursor == stores)
+		atomic_fetch_add(&ops, 6);
+		if (done && cursor == stores && aux.records == aux_records)
 			break;
 		if (atomic_load(&failed))
 			break;
-		if (cursor == stores)
+		if (cursor == stores && aux.records == aux_records)
 			reader_wait(r);
 	}
 	sb_consumer_totals(r->c, &r->totals);
+	sb_consumer_aux_totals(r->c, &r->aux_totals);
 	return NULL;
 }
 
@@ -244,7 +359,8 @@ int main(int argc, char **argv)
 {
 	struct sb_config cfg;
 	struct reader readers[READERS + 1] = { 0 };
-	pthread_t writers[WRITERS], coord;
+	pthread_t writers[WRITERS], coord, aux, worker;
+	struct sb_bridge_ops bops = { .watch_register = watch_register };
 	char sock[64];
 	int data_fd = -1, ctl_fd = -1;
 
@@ -258,8 +374,9 @@ int main(int argc, char **argv)
 		log_kib = strtoull(argv[2], NULL, 10);
 	/* A small log: reports up to 12 KiB in 256 KiB lap the readers often. */
 	tu_config(&cfg, 16, 64, log_kib << 10);
-	if (sb_bridge_create(&cfg, NULL, &bridge) != 0 || sb_bridge_data_fd(bridge, &data_fd) != 0 ||
-	    sb_bridge_control_fd(bridge, &ctl_fd) != 0) {
+	if (sb_bridge_create(&cfg, &bops, &bridge) != 0 ||
+	    sb_bridge_data_fd(bridge, &data_fd) != 0 ||
+	    sb_bridge_control_fd(bridge, &ctl_fd) != 0 || sb_bridge_accessor_install(bridge) != 0) {
 		fprintf(stderr, "tsan_stress: bridge: %s\n", sb_last_error());
 		return 1;
 	}
@@ -287,13 +404,19 @@ int main(int argc, char **argv)
 	for (uintptr_t i = 0; i < WRITERS; i++)
 		pthread_create(&writers[i], NULL, writer_main, (void *)i);
 	pthread_create(&coord, NULL, coordinator_main, NULL);
+	pthread_create(&aux, NULL, aux_main, NULL);
+	pthread_create(&worker, NULL, worker_main, NULL);
 	for (int i = 0; i < WRITERS; i++)
 		pthread_join(writers[i], NULL);
 	pthread_join(coord, NULL);
+	pthread_join(aux, NULL);
+	pthread_join(worker, NULL);
 	for (int i = 0; i <= READERS; i++)
 		pthread_join(readers[i].thread, NULL);
 
 	uint64_t stores = WRITERS * per_writer;
+	uint64_t aux_total = 0;
+	sb_consumer_aux_count(readers[0].c, &aux_total);
 	for (int i = 0; i <= READERS; i++) {
 		const struct reader *r = &readers[i];
 		const struct sb_drain_counts *t = &r->totals;
@@ -311,6 +434,17 @@ int main(int argc, char **argv)
 			FAIL("reader %d accounted %llu stores (outcomes sum to %llu) of %llu", i,
 			     (unsigned long long)t->stores, (unsigned long long)sum,
 			     (unsigned long long)stores);
+		const struct sb_aux_counts *a = &r->aux_totals;
+		printf("reader %d aux: records %llu delivered %llu lapped %llu\n", i,
+		       (unsigned long long)a->records, (unsigned long long)a->delivered,
+		       (unsigned long long)a->lapped);
+		if (a->records != aux_total || a->delivered + a->lapped != a->records ||
+		    r->aux_delivered != a->delivered)
+			FAIL("reader %d accounted %llu aux records (%llu delivered + %llu lapped, "
+			     "callback saw %llu) of %llu",
+			     i, (unsigned long long)a->records, (unsigned long long)a->delivered,
+			     (unsigned long long)a->lapped, (unsigned long long)r->aux_delivered,
+			     (unsigned long long)aux_total);
 		if (r->bad || r->out_of_order || r->delivered != t->delivered || t->torn)
 			FAIL("reader %d: %llu payloads off their seed, %llu out of order, "
 			     "%llu torn, callback saw %llu of %llu delivered",
