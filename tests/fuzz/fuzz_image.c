@@ -4,7 +4,8 @@
  *
  * At start-up a real bridge is filled (overwrites, evictions by count and
  * by bytes, a wrapped log with a pad, stats, missing-stats reasons, events,
- * an event ring that overflowed) and its data region copied: two templates.
+ * an event ring that overflowed, kernel-op replies and cgroup.procs
+ * snapshots in the aux log) and its data region copied: two templates.
  * An input is a list of patches applied to a copy of one template, so that
  * small inputs reach deep into the log, the index and the event ring, and
  * any byte of the header can be hit as well:
@@ -49,6 +50,30 @@ static void store(struct sb_bridge *b, const char *tag, size_t n, uint64_t seed,
 	}
 }
 
+/* Aux records: a kernel-op reply with values, a failed one, cgroup.procs snapshots. */
+static void fill_aux(struct sb_bridge *b, int n)
+{
+	static const uint8_t bytes[] = { 9, 8, 7 };
+	const struct sb_kop_value values[] = { { .kind = SB_KOP_U32, .num = 5 },
+					       { .kind = SB_KOP_BYTES, .bytes = bytes, .len = 3 } };
+	const struct sb_kop_reply ok = {
+		.id = 1, .success = true, .read_values = values, .n_values = 2
+	};
+	const struct sb_kop_reply bad = { .id = 2, .success = false, .reason = "no symbol" };
+	int32_t pids[64];
+
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < 64; k++)
+			pids[k] = 100 + i + k;
+		if (sb_bridge_record_kernel_op_reply(b, "kop", i % 2 ? &bad : &ok) != 0 ||
+		    sb_bridge_record_cgroup_procs(b, "cg", "/sys/fs/cgroup/fz", pids,
+						  (size_t)(i * 7 % 64)) != 0) {
+			fprintf(stderr, "fuzz_image: aux: %s\n", sb_last_error());
+			exit(1);
+		}
+	}
+}
+
 static void make_template(int which)
 {
 	struct sb_config cfg;
@@ -73,6 +98,7 @@ static void make_template(int which)
 		store(b, "b", 60, 2, &miss);
 		store(b, "a", 20, 3, NULL);
 		store(b, "c", 10, 4, &ok);
+		fill_aux(b, 2);
 	} else {
 		/* Wrapped: large records force pads, byte evictions and laps; cap evictions too. */
 		for (uint64_t i = 0; i < 14; i++) {
@@ -81,6 +107,7 @@ static void make_template(int which)
 			store(b, tag, (size_t)(1000 + (i * 7919) % 20000), i + 1,
 			      i % 3 ? &ok : &miss);
 		}
+		fill_aux(b, 40);
 	}
 	templates[which] = tu_read_region(fd, &template_size[which]);
 	if (!templates[which]) {
@@ -111,6 +138,30 @@ static int check_entry(void *user, const struct sb_entry *e)
 			sum += ((const uint8_t *)e->stats.msgpack)[i];
 	if (e->stats.kind == SB_STATS_MISSING && e->stats.missing.text)
 		SB_FUZZ_CHECK(strlen(e->stats.missing.text) <= SB_REASON_MAX);
+	(void)sum;
+	return 0;
+}
+
+static int check_aux(void *user, const struct sb_aux_item *it)
+{
+	(void)user;
+	SB_FUZZ_CHECK(it->kind == SB_AUX_KERNEL_OP || it->kind == SB_AUX_CGROUP_PROCS);
+	SB_FUZZ_CHECK(it->tag && strlen(it->tag) <= SB_KOP_TAG_MAX);
+	volatile uint8_t sum = 0;
+	for (size_t i = 0; i < it->msgpack_len; i++)
+		sum += ((const uint8_t *)it->msgpack)[i];
+	if (it->kind == SB_AUX_KERNEL_OP) {
+		SB_FUZZ_CHECK(it->reply && it->reply->n_values <= SB_KOP_ENTRIES_MAX);
+		for (size_t i = 0; i < it->reply->n_values; i++)
+			if (it->reply->read_values[i].kind == SB_KOP_BYTES)
+				for (size_t k = 0; k < it->reply->read_values[i].len; k++)
+					sum += it->reply->read_values[i].bytes[k];
+	} else {
+		SB_FUZZ_CHECK(it->procs && it->procs->n_pids <= SB_CGROUP_PIDS_MAX);
+		for (size_t i = 0; i < it->procs->n_pids; i++)
+			sum += (uint8_t)it->procs->pids[i];
+		SB_FUZZ_CHECK(strlen(it->procs->cgroup) <= SB_CGROUP_NAME_MAX);
+	}
 	(void)sum;
 	return 0;
 }
@@ -166,6 +217,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sb_consumer_totals(c, &t);
 			SB_FUZZ_CHECK(t.stores ==
 				      t.delivered + t.superseded + t.evicted + t.lapped + t.torn);
+			struct sb_aux_counts a;
+			err = sb_consumer_drain_aux(c, check_aux, NULL, &a);
+			SB_FUZZ_CHECK(documented(err));
+			SB_FUZZ_CHECK(a.records == a.delivered + a.lapped);
 		}
 		struct sb_events ev;
 		err = sb_consumer_drain_events(c, &ev);
