@@ -455,8 +455,8 @@ static int reply_field(void *arg, int key, const msgpack_object *v)
 {
 	static const char *const what = "kernel-op reply";
 	struct reply_ctx *x = arg;
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int err;
 
 	switch (key) {
@@ -535,8 +535,8 @@ struct entry_ctx {
 static int entry_field(void *arg, int key, const msgpack_object *v)
 {
 	struct entry_ctx *x = arg;
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int err;
 
 	if (key == 0) {
@@ -552,8 +552,8 @@ static int request_field(void *arg, int key, const msgpack_object *v)
 {
 	static const char *const what = "kernel-op request";
 	struct request_ctx *x = arg;
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int err;
 
 	switch (key) {
