@@ -12,11 +12,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,6 +69,8 @@ static pid_t start(const char *out_path, const char *err_path, const char *const
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
+		/* A failed test must not leave a coordinator storing flat out behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -271,6 +275,8 @@ static void check_lines(const char *text, struct lines *l)
 		} else {
 			cr_assert_fail("unknown line type %s", type);
 		}
+		cr_assert(l->summaries == 0 || !strcmp(type, "summary"),
+			  "a %s line after the summary", type);
 		json_decref(j);
 	}
 	free(copy);
@@ -559,6 +565,10 @@ Test(cli, every_usage_error_exits_2_with_a_message, .timeout = 60)
 		{ "demo", "--consumers", "0", NULL },
 		{ "demo", "--seconds", "x", NULL },
 		{ "version", "extra", NULL },
+		{ "drain", "--pid", "abc", NULL },
+		{ "drain", "--socket", "", NULL },
+		{ "drain", "--socket", "a", "--help=foo", NULL },
+		{ "coordinator", "--socket", "a", "--count", " 5", NULL },
 	};
 
 	make_dir();
@@ -703,6 +713,179 @@ Test(cli, save_while_the_writer_stores_flat_out_gives_images_that_verify, .timeo
 		last_stores = stores;
 		json_decref(l.summary);
 	}
+	kill(coord, SIGTERM);
+	cr_assert_eq(finish(coord), 0);
+	remove_dir();
+}
+
+/* ---- output: where it goes, and when ------------------------------------------------ */
+
+Test(cli, save_never_replaces_what_is_not_a_regular_file, .timeout = 60)
+{
+	char sock[300], fifo[300], link[300], target[300], co[300], ce[300];
+
+	make_dir();
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	snprintf(fifo, sizeof(fifo), "%s/a.fifo", dir);
+	snprintf(link, sizeof(link), "%s/a.link", dir);
+	snprintf(target, sizeof(target), "%s/target", dir);
+	snprintf(co, sizeof(co), "%s/coord.out", dir);
+	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	FILE *f = fopen(target, "w");
+	fputs("keep me\n", f);
+	fclose(f);
+	cr_assert_eq(symlink(target, link), 0);
+	pid_t coord = start(co, ce,
+			    (const char *const[]){ "coordinator", "--socket", sock, "--count", "5",
+						   "--linger-ms", "600000", NULL });
+	while (!file_has(co, "serving on")) {
+		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
+		nap_ms(10);
+	}
+	const char *refused[] = { fifo, link, "/dev/null" };
+	for (size_t i = 0; i < 3; i++) {
+		struct run r = run_args((const char *const[]){ "save", "--socket", sock, "--output",
+							       refused[i], NULL });
+		cr_assert_eq(r.status, 1, "%s: exit %d", refused[i], r.status);
+		cr_assert(one_line(r.err) && strstr(r.err, "not a regular file"), "%s", r.err);
+		run_free(&r);
+	}
+	struct stat st;
+	cr_assert_eq(lstat(fifo, &st), 0);
+	cr_assert(S_ISFIFO(st.st_mode), "the FIFO is still a FIFO");
+	cr_assert_eq(lstat(link, &st), 0);
+	cr_assert(S_ISLNK(st.st_mode), "the symlink is still a symlink");
+	cr_assert(file_has(target, "keep me"), "its target is untouched");
+	kill(coord, SIGTERM);
+	cr_assert_eq(finish(coord), 0);
+	remove_dir();
+}
+
+Test(cli, a_failed_write_is_one_line_and_exit_1_and_a_closed_pipe_is_quiet, .timeout = 60)
+{
+	char e[300];
+
+	make_dir();
+	snprintf(e, sizeof(e), "%s/err", dir);
+	/* /dev/full: every write fails with ENOSPC. */
+	int status = finish(start("/dev/full", e, (const char *const[]){ "version", NULL }));
+	char *err = slurp(e);
+	cr_assert_eq(status, 1, "version > /dev/full exited %d", status);
+	cr_assert(one_line(err) && strstr(err, "cannot write the output"), "%s", err);
+	free(err);
+	status = finish(start("/dev/full", e, (const char *const[]){ "demo", "--help", NULL }));
+	cr_assert_eq(status, 1, "help > /dev/full exited %d", status);
+	remove_dir();
+}
+
+/* Start SB_TOOL with stdout into a pipe we read. */
+static pid_t start_piped(int *rd, const char *err_path, const char *const args[])
+{
+	const char *argv[32] = { "snapbridge" };
+	int p[2], n = 1;
+
+	while (args[n - 1] && n < 31) {
+		argv[n] = args[n - 1];
+		n++;
+	}
+	argv[n] = NULL;
+	cr_assert_eq(pipe(p), 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(p[1], 1);
+		dup2(e, 2);
+		close(p[0]);
+		execv(SB_TOOL, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	*rd = p[0];
+	return pid;
+}
+
+/*
+ * A follower's lines reach a pipe as they are drained, not when a 4 KiB
+ * buffer fills: the coordinator stores 20 small records and then lingers
+ * without closing, so unflushed rows (under 4 KiB in all) would never
+ * arrive. Then the reader closes the pipe, and the follower ends quietly.
+ */
+Test(cli, a_follower_piped_into_a_reader_delivers_each_round_at_once, .timeout = 120)
+{
+	char sock[300], co[300], ce[300], fe[300], buf[512];
+	int rd;
+
+	make_dir();
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	snprintf(co, sizeof(co), "%s/coord.out", dir);
+	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
+	snprintf(fe, sizeof(fe), "%s/follow.err", dir);
+	pid_t coord =
+	    start(co, ce,
+		  (const char *const[]){ "coordinator", "--socket", sock, "--count", "20",
+					 "--interval-ms", "200", "--payload-bytes", "64",
+					 "--wait-consumers", "1", "--linger-ms", "600000", NULL });
+	while (!file_has(co, "serving on")) {
+		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
+		nap_ms(10);
+	}
+	pid_t fol = start_piped(&rd, fe,
+				(const char *const[]){ "drain", "--socket", sock, "--follow",
+						       "--format", "table", NULL });
+	FILE *in = fdopen(rd, "r");
+	int rows = 0;
+	while (rows < 3) {
+		struct pollfd p = { rd, POLLIN, 0 };
+
+		/* A liveness bound, not a speed target: flushed rows come in well under 1 s. */
+		cr_assert_eq(poll(&p, 1, 30000), 1, "no row reached the pipe in 30 s (%d so far)",
+			     rows);
+		cr_assert_not_null(fgets(buf, sizeof(buf), in), "the follower ended early");
+		rows += strncmp(buf, "snap", 4) == 0;
+	}
+	fclose(in); /* the reader goes away, as head does */
+	int status = finish(fol);
+	cr_assert_eq(status, 0, "a closed pipe ends the follower quietly (exit %d)", status);
+	char *err = slurp(fe);
+	cr_assert_eq(strlen(err), 0, "nothing on stderr: %s", err);
+	free(err);
+	kill(coord, SIGTERM);
+	finish(coord);
+	remove_dir();
+}
+
+Test(cli, a_one_shot_drain_ends_though_the_writer_never_stops, .timeout = 120)
+{
+	char sock[300], co[300], ce[300];
+
+	make_dir();
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	snprintf(co, sizeof(co), "%s/coord.out", dir);
+	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
+	pid_t coord =
+	    start(co, ce,
+		  (const char *const[]){ "coordinator", "--socket", sock, "--count", "1000000000",
+					 "--interval-ms", "0", "--payload-bytes", "64", NULL });
+	while (!file_has(co, "serving on")) {
+		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
+		nap_ms(10);
+	}
+	nap_ms(200);
+	struct run r =
+	    run_args((const char *const[]){ "drain", "--socket", sock, "--all-versions", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	struct lines l;
+	check_lines(r.out, &l);
+	cr_assert_not_null(l.summary, "it ended with a summary");
+	cr_assert(json_is_true(json_object_get(l.summary, "adds_up")));
+	cr_assert_str_eq(json_string_value(json_object_get(l.summary, "coordinator")), "alive",
+			 "it ended while the writer still ran");
+	json_decref(l.summary);
+	run_free(&r);
 	kill(coord, SIGTERM);
 	cr_assert_eq(finish(coord), 0);
 	remove_dir();

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,9 @@ int sb_tool_bad_option(const char *cmd, int c, char **argv)
 		return sb_tool_usage_error(cmd, "option '%s' needs a value", arg);
 	if (optopt && optopt < 128 && !strchr(arg, '='))
 		return sb_tool_usage_error(cmd, "unknown option '-%c'", optopt);
+	if (strncmp(arg, "--", 2) == 0 && strchr(arg, '='))
+		return sb_tool_usage_error(cmd, "option '%.*s' is unknown or takes no value",
+					   (int)(strchr(arg, '=') - arg), arg);
 	return sb_tool_usage_error(cmd, "unknown option '%s'", arg);
 }
 
@@ -58,7 +62,7 @@ int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t
 	unsigned long long v;
 
 	errno = 0;
-	if (!s || !*s || *s == '-' || *s == '+')
+	if (!s || *s < '0' || *s > '9') /* strtoull would skip blanks and take a sign */
 		goto bad;
 	v = strtoull(s, &end, 10);
 	if (errno || *end || v < min || v > max)
@@ -69,6 +73,18 @@ bad:
 	return sb_tool_usage_error(cmd, "--%s needs a whole number from %llu to %llu, got '%s'",
 				   flag, (unsigned long long)min, (unsigned long long)max,
 				   s ? s : "");
+}
+
+/* A process id from text, or -1. */
+static long parse_pid(const char *s)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	long pid = strtol(s, &end, 10);
+	return errno || *end || pid <= 0 || pid > 0x3fffffff ? -1 : pid;
 }
 
 int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok, bool pid_ok)
@@ -87,6 +103,11 @@ int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file
 			    : "--socket PATH");
 	if (n > 1)
 		return sb_tool_usage_error(cmd, "give only one of --socket, --file and --pid");
+	if ((src->socket && !*src->socket) || (src->file && !*src->file))
+		return sb_tool_usage_error(cmd, "--%s needs a non-empty value",
+					   src->socket ? "socket" : "file");
+	if (src->pid && parse_pid(src->pid) < 0)
+		return sb_tool_usage_error(cmd, "--pid needs a process id, got '%s'", src->pid);
 	return 0;
 }
 
@@ -113,10 +134,8 @@ int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
 			return sb_tool_fail(cmd, "cannot read image: %s", sb_last_error());
 		return 0;
 	}
-	char *end;
-	errno = 0;
-	long pid = strtol(src->pid, &end, 10);
-	if (errno || *end || pid <= 0 || pid > 0x3fffffff)
+	long pid = parse_pid(src->pid);
+	if (pid < 0)
 		return sb_tool_fail(cmd, "--pid needs a process id, got '%s'", src->pid);
 	err = sb_consumer_open_pid((pid_t)pid, flags, out);
 	if (err)
@@ -141,6 +160,7 @@ void sb_tool_catch_stop_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL); /* the terminal went away: close cleanly too */
 	/* A closed pipe reader (| head) ends us through EPIPE on write, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -165,7 +185,7 @@ int sb_tool_print_json_line(FILE *out, json_t *v)
 	if (!s)
 		return -ENOMEM;
 	if (fputs(s, out) == EOF || fputc('\n', out) == EOF)
-		err = -EIO;
+		err = errno ? -errno : -EIO;
 	free(s);
 	return err;
 }
@@ -241,4 +261,43 @@ json_t *sb_tool_stats_json(const struct sb_stats *st)
 		break;
 	}
 	return j;
+}
+
+const char *sb_tool_safe(const char *s, char *buf, size_t n)
+{
+	size_t o = 0;
+
+	if (!s)
+		s = "";
+	for (; *s && o + 5 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c < 0x7f) {
+			buf[o++] = (char)c;
+		} else {
+			/* Region text is untrusted: no terminal escapes reach a screen. */
+			snprintf(buf + o, n - o, "\\x%02x", c);
+			o += 4;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+int sb_tool_output_done(const char *cmd, FILE *out, int write_err)
+{
+	if (!write_err && fflush(out) != 0)
+		write_err = errno ? -errno : -EIO;
+	if (!write_err)
+		return 0;
+	if (write_err == -EPIPE)
+		return 0; /* the reader went away (| head): it has what it wanted */
+	return sb_tool_fail(cmd, "cannot write the output: %s", strerror(-write_err));
+}
+
+int sb_tool_help_done(const char *cmd, int code)
+{
+	int out = sb_tool_output_done(cmd, stdout, 0);
+
+	return out ? out : code;
 }

@@ -42,7 +42,7 @@ static int usage(FILE *to, int code)
 	    "checksum, so any consumer can verify them ('snapbridge drain --verify').\n"
 	    "Periodic captures carry stats (some present, some missing with a reason),\n"
 	    "elapsed and boundary offsets and a step index. It stops after --count\n"
-	    "stores and --linger-ms, or on SIGINT/SIGTERM, and closes cleanly.\n"
+	    "stores and --linger-ms, or on SIGINT/SIGTERM/SIGHUP, and closes cleanly.\n"
 	    "\n"
 	    "options:\n"
 	    "  --socket PATH          where consumers connect (a path, or @name)\n"
@@ -158,7 +158,7 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 						&o->aux_every);
 			break;
 		case 'h':
-			exit(usage(stdout, 0));
+			exit(sb_tool_help_done(cmd, usage(stdout, 0)));
 		default:
 			return sb_tool_bad_option(cmd, c, argv);
 		}
@@ -238,8 +238,20 @@ static int aux_records(struct sb_bridge *b, uint64_t n)
 	if (err)
 		return err;
 	snprintf(tag, sizeof(tag), "procs_%llu", (unsigned long long)n);
-	return sb_bridge_record_cgroup_procs(b, tag, "/sys/fs/cgroup/snapbridge-synthetic", pids,
-					     n % 4 == 3 ? 0 : 3);
+	err = sb_bridge_record_cgroup_procs(b, tag, "/sys/fs/cgroup/snapbridge-synthetic", pids,
+					    n % 4 == 3 ? 0 : 3);
+	/*
+	 * Consumers read these from the aux log; the bridge's own logs keep
+	 * everything until drained, so a coordinator that never reads them
+	 * drains them, or a long run would grow without bound.
+	 */
+	struct sb_kop_log kops;
+	struct sb_cgroup_procs_log procs;
+	if (!err && sb_bridge_drain_kernel_ops(b, &kops) == 0)
+		sb_kop_log_free(&kops);
+	if (!err && sb_bridge_drain_cgroup_procs(b, &procs) == 0)
+		sb_cgroup_procs_log_free(&procs);
+	return err;
 }
 
 static void make_stats(uint64_t k, msgpack_sbuffer *sb, struct sb_stats *st)
@@ -423,6 +435,7 @@ int sb_cmd_coordinator(int argc, char **argv)
 	sigemptyset(&stopset);
 	sigaddset(&stopset, SIGINT);
 	sigaddset(&stopset, SIGTERM);
+	sigaddset(&stopset, SIGHUP); /* its terminal closed: close cleanly, remove the socket */
 	sigprocmask(SIG_BLOCK, &stopset, NULL);
 	signal(SIGPIPE, SIG_IGN);
 

@@ -123,7 +123,7 @@ static int parse(int argc, char **argv, struct demo *d)
 			d->json = true;
 			break;
 		case 'h':
-			exit(usage(stdout, 0));
+			exit(sb_tool_help_done(cmd, usage(stdout, 0)));
 		default:
 			return sb_tool_bad_option(cmd, c, argv);
 		}

@@ -186,7 +186,7 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 						&o->interval_ms);
 			break;
 		case 'h':
-			exit(usage(o, stdout, 0));
+			exit(sb_tool_help_done(o->cmd, usage(o, stdout, 0)));
 		default:
 			return sb_tool_bad_option(cmd, c, argv);
 		}
@@ -218,6 +218,23 @@ static void emit(struct drain_state *s, json_t *line)
 		json_decref(line);
 }
 
+/* After a table row: a failed write (a closed pipe, a full disk) stops the drain. */
+static void row_done(struct drain_state *s)
+{
+	if (!s->write_err && ferror(s->out))
+		s->write_err = errno ? -errno : -EIO;
+}
+
+/*
+ * After each drain round: what was printed reaches the reader now, not
+ * when a 4 KiB buffer fills (a follower piped into jq or head).
+ */
+static void round_done(struct drain_state *s)
+{
+	if (!s->write_err && fflush(s->out) != 0)
+		s->write_err = errno ? -errno : -EIO;
+}
+
 static json_t *opt_u64(bool has, uint64_t v)
 {
 	return has ? json_integer((json_int_t)v) : json_null();
@@ -242,7 +259,8 @@ static void table_u64(char *buf, size_t n, bool has, uint64_t v)
 
 static void print_entry_table(struct drain_state *s, const struct sb_entry *e)
 {
-	char el[24], bo[24], st[24], stats[40];
+	char el[24], bo[24], st[24], stats[40], tag[4 * SB_TAG_MAX + 1],
+	    schema[4 * SB_SCHEMA_MAX + 1];
 
 	table_u64(el, sizeof(el), e->meta.has_elapsed, e->meta.elapsed_ms);
 	table_u64(bo, sizeof(bo), e->meta.has_boundary, e->meta.boundary_offset_ms);
@@ -256,8 +274,10 @@ static void print_entry_table(struct drain_state *s, const struct sb_entry *e)
 		snprintf(stats, sizeof(stats), "-");
 	table_header(s);
 	fprintf(s->out, "%-6s %9llu  %-24s %-14s %-3s %9s %9s %4s  %-26s %9zu\n", "snap",
-		(unsigned long long)e->store_seq, e->tag, e->schema[0] ? e->schema : "-",
+		(unsigned long long)e->store_seq, sb_tool_safe(e->tag, tag, sizeof(tag)),
+		e->schema[0] ? sb_tool_safe(e->schema, schema, sizeof(schema)) : "-",
 		e->placeholder ? "yes" : "no", el, bo, st, stats, e->report_len);
+	row_done(s);
 }
 
 static json_t *entry_json(const struct sb_entry *e)
@@ -301,10 +321,13 @@ static int on_entry(void *user, const struct sb_entry *e)
 				s->samples[s->nsamples++] =
 				    (uint32_t)((s->wake_ns - info.stored_ns) / 1000);
 		} else {
+			char tag[4 * SB_TAG_MAX + 1];
+
 			s->bad++;
 			fprintf(stderr,
 				"snapbridge %s: store_seq %llu (tag %s) fails --verify: %s\n",
-				o->cmd, (unsigned long long)e->store_seq, e->tag, why);
+				o->cmd, (unsigned long long)e->store_seq,
+				sb_tool_safe(e->tag, tag, sizeof(tag)), why);
 		}
 		s->sample_pending = false;
 	}
@@ -312,7 +335,7 @@ static int on_entry(void *user, const struct sb_entry *e)
 		return 0;
 	if (o->format == FMT_TABLE) {
 		print_entry_table(s, e);
-		return 0;
+		return s->write_err ? 1 : 0;
 	}
 	json_t *j = entry_json(e);
 	if (j && o->verify)
@@ -369,16 +392,17 @@ out:
 
 static void print_event_table(struct drain_state *s, const struct sb_event *ev)
 {
-	char what[200];
+	char what[700], t[4 * SB_TAG_MAX + 1], d[4 * SB_TAG_MAX + 1];
+	const char *tag = sb_tool_safe(ev->tag, t, sizeof(t));
+	const char *detail = sb_tool_safe(ev->detail, d, sizeof(d));
 
 	switch (ev->kind) {
 	case SB_EVENT_EVICTION:
-		snprintf(what, sizeof(what), "%s evicted for %s (cap %llu, by %s)", ev->tag,
-			 ev->detail, (unsigned long long)ev->cap, cause_name(ev->cause));
+		snprintf(what, sizeof(what), "%s evicted for %s (cap %llu, by %s)", tag, detail,
+			 (unsigned long long)ev->cap, cause_name(ev->cause));
 		break;
 	case SB_EVENT_OVERWRITE:
-		snprintf(what, sizeof(what), "%s overwritten (prior schema %s)", ev->tag,
-			 ev->detail);
+		snprintf(what, sizeof(what), "%s overwritten (prior schema %s)", tag, detail);
 		break;
 	case SB_EVENT_LOG_TRUNCATED:
 		snprintf(what, sizeof(what), "%llu events dropped before they were read",
@@ -389,7 +413,7 @@ static void print_event_table(struct drain_state *s, const struct sb_event *ev)
 			 (unsigned long long)ev->count, (unsigned long long)ev->cap);
 		break;
 	default:
-		snprintf(what, sizeof(what), "%s %s", ev->tag, ev->detail);
+		snprintf(what, sizeof(what), "%s %s", tag, detail);
 		break;
 	}
 	if (s->o->events_only) {
@@ -398,11 +422,13 @@ static void print_event_table(struct drain_state *s, const struct sb_event *ev)
 		s->header_done = true;
 		fprintf(s->out, "%9llu  %-34s %s\n", (unsigned long long)ev->seq,
 			sb_event_kind_name(ev->kind), what);
+		row_done(s);
 		return;
 	}
 	table_header(s);
 	fprintf(s->out, "%-6s %9llu  %-24s %s\n", "event", (unsigned long long)ev->seq,
 		sb_event_kind_name(ev->kind), what);
+	row_done(s);
 }
 
 static int drain_events(struct sb_consumer *c, struct drain_state *s)
@@ -420,7 +446,7 @@ static int drain_events(struct sb_consumer *c, struct drain_state *s)
 			s->events_truncated += ev->count;
 		else
 			s->events++;
-		if (o->quiet || !(o->events || o->events_only))
+		if (o->quiet || !(o->events || o->events_only) || s->write_err)
 			continue;
 		if (o->format == FMT_TABLE)
 			print_event_table(s, ev);
@@ -433,14 +459,15 @@ static int drain_events(struct sb_consumer *c, struct drain_state *s)
 
 static void print_aux_table(struct drain_state *s, const struct sb_aux_item *it)
 {
-	char what[200];
+	char what[1200], safe[1100], tag[4 * SB_KOP_TAG_MAX + 1];
 
 	if (it->kind == SB_AUX_KERNEL_OP && it->reply) {
 		const struct sb_kop_reply *r = it->reply;
 
 		if (!r->success)
 			snprintf(what, sizeof(what), "op %llu failed: %s",
-				 (unsigned long long)r->id, r->reason ? r->reason : "");
+				 (unsigned long long)r->id,
+				 sb_tool_safe(r->reason, safe, sizeof(safe)));
 		else if (r->n_values && r->read_values[0].kind != SB_KOP_BYTES)
 			snprintf(what, sizeof(what), "op %llu ok, %zu value%s, first %llu",
 				 (unsigned long long)r->id, r->n_values,
@@ -451,14 +478,16 @@ static void print_aux_table(struct drain_state *s, const struct sb_aux_item *it)
 				 (unsigned long long)r->id, r->n_values,
 				 r->n_values == 1 ? "" : "s");
 	} else if (it->kind == SB_AUX_CGROUP_PROCS && it->procs) {
-		snprintf(what, sizeof(what), "%s: %zu pid%s", it->procs->cgroup, it->procs->n_pids,
+		snprintf(what, sizeof(what), "%s: %zu pid%s",
+			 sb_tool_safe(it->procs->cgroup, safe, sizeof(safe)), it->procs->n_pids,
 			 it->procs->n_pids == 1 ? "" : "s");
 	} else {
 		snprintf(what, sizeof(what), "?");
 	}
 	table_header(s);
 	fprintf(s->out, "%-6s %9llu  %-24s %s\n", it->kind == SB_AUX_KERNEL_OP ? "kop" : "procs",
-		(unsigned long long)it->seq, it->tag ? it->tag : "", what);
+		(unsigned long long)it->seq, sb_tool_safe(it->tag, tag, sizeof(tag)), what);
+	row_done(s);
 }
 
 static json_t *aux_json(const struct sb_aux_item *it)
@@ -491,18 +520,22 @@ static int on_aux(void *user, const struct sb_aux_item *it)
 		return 0;
 	if (s->o->format == FMT_TABLE) {
 		print_aux_table(s, it);
-		return 0;
+		return s->write_err ? 1 : 0;
 	}
 	emit(s, aux_json(it));
 	return s->write_err ? 1 : 0;
 }
 
-/* Drain the aux log until its cursor reaches the newest record or stops moving. */
+/*
+ * Drain the aux log up to the newest record as of now (a writer that never
+ * stops cannot keep a one-shot drain running), or until it stops moving.
+ */
 static int drain_aux(struct sb_consumer *c, struct drain_state *s)
 {
 	struct sb_aux_counts t;
 	uint64_t before, count;
 
+	sb_consumer_aux_count(c, &count);
 	do {
 		sb_consumer_aux_totals(c, &t);
 		before = t.records;
@@ -512,16 +545,19 @@ static int drain_aux(struct sb_consumer *c, struct drain_state *s)
 		if (s->write_err)
 			return 0;
 		sb_consumer_aux_totals(c, &t);
-		sb_consumer_aux_count(c, &count);
 	} while (t.records < count && t.records != before);
 	return 0;
 }
 
-/* Drain until the cursor reaches the newest store or stops moving (a record in flight). */
+/*
+ * Drain up to the newest store as of now, or until the cursor stops moving
+ * (a record in flight). --follow comes back for what was stored since.
+ */
 static int drain_records(struct sb_consumer *c, struct drain_state *s)
 {
 	uint64_t before, after, stores;
 
+	sb_consumer_store_count(c, &stores);
 	do {
 		sb_consumer_cursor(c, &before);
 		int err = sb_consumer_drain(c, on_entry, s, NULL);
@@ -530,7 +566,6 @@ static int drain_records(struct sb_consumer *c, struct drain_state *s)
 		if (s->write_err)
 			return 0;
 		sb_consumer_cursor(c, &after);
-		sb_consumer_store_count(c, &stores);
 	} while (after < stores && after != before);
 	return 0;
 }
@@ -549,6 +584,7 @@ static int follow_by_period(struct sb_consumer *c, struct drain_state *s)
 			err = drain_aux(c, s);
 		if (!err)
 			err = drain_events(c, s);
+		round_done(s);
 		if (err || s->write_err || cs != SB_COORD_ALIVE || sb_tool_stop)
 			return err;
 		for (uint64_t slept = 0; slept < s->o->interval_ms && !sb_tool_stop;) {
@@ -683,6 +719,7 @@ static int run(struct drain_opts *o)
 			err = drain_aux(c, &s);
 		if (!err)
 			err = drain_events(c, &s);
+		round_done(&s);
 		if (err || s.write_err || !o->follow || sb_tool_stop)
 			break;
 
@@ -713,8 +750,11 @@ done:
 		ret = sb_tool_fail(o->cmd, "%s", sb_last_error());
 	if (!s.write_err)
 		print_summary(c, &s);
-	if (fflush(s.out) != 0 && !ret)
-		ret = SB_EXIT_RUNTIME; /* the reader went away: nothing to tell it */
+	if (!s.write_err && ferror(s.out))
+		s.write_err = -EIO;
+	int out_ret = sb_tool_output_done(o->cmd, s.out, s.write_err);
+	if (!ret)
+		ret = out_ret;
 	if (!ret && s.bad)
 		ret = sb_tool_fail(o->cmd, "%llu report%s failed --verify",
 				   (unsigned long long)s.bad, s.bad == 1 ? "" : "s");

@@ -46,6 +46,14 @@ int sb_cmd_version(int argc, char **argv)
 	return 0;
 }
 
+/* Run a command, then make sure its output was written (help to /dev/full fails). */
+static int finish(const char *cmd, int ret)
+{
+	int out = sb_tool_output_done(cmd, stdout, 0);
+
+	return ret ? ret : out;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -54,12 +62,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
-		return 0;
+		return finish(NULL, 0);
 	}
 	if (!strcmp(argv[1], "--version"))
-		return sb_cmd_version(argc - 1, argv + 1);
+		return finish("version", sb_cmd_version(argc - 1, argv + 1));
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
+			return finish(commands[i].name, commands[i].run(argc - 1, argv + 1));
 	return sb_tool_usage_error(NULL, "unknown command '%s'", argv[1]);
 }

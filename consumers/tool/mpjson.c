@@ -80,13 +80,20 @@ static json_t *convert_map(const msgpack_object_map *m)
 		return NULL;
 	for (uint32_t i = 0; i < m->size; i++) {
 		json_t *k = convert(&m->ptr[i].key), *v = convert(&m->ptr[i].val);
-		json_t *pair = k && v ? json_pack("[oo]", k, v) : NULL;
+		json_t *pair = k && v ? json_array() : NULL;
 
-		if (!pair || json_array_append_new(pairs, pair) != 0) {
-			if (!pair) {
-				json_decref(k);
-				json_decref(v);
-			}
+		if (!pair) {
+			json_decref(k);
+			json_decref(v);
+			json_decref(pairs);
+			return NULL;
+		}
+		/* The _new calls take their value's reference even when they fail. */
+		int bad = json_array_append_new(pair, k);
+		bad |= json_array_append_new(pair, v);
+		if (bad || json_array_append_new(pairs, pair) != 0) {
+			if (bad)
+				json_decref(pair);
 			json_decref(pairs);
 			return NULL;
 		}
@@ -166,10 +173,14 @@ int sb_mp_to_json(const void *buf, size_t len, json_t **out, char *err, size_t e
 	msgpack_unpacked_init(&u);
 	ret = msgpack_unpack_next(&u, buf, len, &off);
 	if (ret != MSGPACK_UNPACK_SUCCESS || off != len) {
+		/*
+		 * msgpack-c also says NOMEM for nesting deeper than its 32-level
+		 * stack and for counts no memory could hold: name both.
+		 */
 		snprintf(err, errlen, "%s",
 			 ret == MSGPACK_UNPACK_SUCCESS ? "trailing bytes after one msgpack object"
 			 : ret == MSGPACK_UNPACK_NOMEM_ERROR
-			     ? "out of memory decoding msgpack"
+			     ? "msgpack nested deeper than 32 levels, or too large to decode"
 			     : "not one well-formed msgpack object");
 		msgpack_unpacked_destroy(&u);
 		return ret == MSGPACK_UNPACK_NOMEM_ERROR ? -ENOMEM : -EBADMSG;

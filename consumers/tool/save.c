@@ -382,13 +382,21 @@ int sb_cmd_save(int argc, char **argv)
 	if (!output || !*output)
 		return sb_tool_usage_error(cmd, "--output FILE is required");
 
-	/* Not interrupted between creating the temporary file and removing or renaming it. */
+	/*
+	 * Only ever a new file or a regular file: rename() would otherwise
+	 * replace a device node, a FIFO or a symlink itself.
+	 */
+	struct stat ost;
+	if (lstat(output, &ost) == 0 && !S_ISREG(ost.st_mode))
+		return sb_tool_fail(
+		    cmd, "refusing to replace %s: it exists and is not a regular file", output);
+
 	sigset_t block, old;
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_BLOCK, &block, &old);
+	sigprocmask(SIG_SETMASK, NULL, &old);
 
 	struct sb_consumer *cons = NULL;
 	uint8_t *img = NULL;
@@ -426,6 +434,8 @@ int sb_cmd_save(int argc, char **argv)
 				   why);
 		goto out;
 	}
+	/* Not interrupted between creating the temporary file and removing or renaming it. */
+	sigprocmask(SIG_BLOCK, &block, NULL);
 	fd = mkstemp(tmp);
 	if (fd < 0) {
 		ret = sb_tool_fail(cmd, "cannot create a file next to %s: %s", output,
@@ -450,6 +460,11 @@ int sb_cmd_save(int argc, char **argv)
 		ret = sb_tool_fail(cmd, "the image does not read back: %s", why);
 		goto out;
 	}
+	if (lstat(output, &ost) == 0 && !S_ISREG(ost.st_mode)) {
+		ret = sb_tool_fail(cmd, "refusing to replace %s: it is no longer a regular file",
+				   output);
+		goto out;
+	}
 	if (rename(tmp, output) != 0) {
 		ret = sb_tool_fail(cmd, "cannot put the image at %s: %s", output, strerror(errno));
 		goto out;
@@ -464,8 +479,7 @@ int sb_cmd_save(int argc, char **argv)
 	printf("snapbridge save: wrote %s (%llu bytes; stores 1..%llu, %llu records in the log)\n",
 	       output, (unsigned long long)cons->hdr.region_size, (unsigned long long)stores,
 	       (unsigned long long)log.records);
-	if (fflush(stdout) != 0)
-		ret = SB_EXIT_RUNTIME;
+	ret = sb_tool_output_done(cmd, stdout, 0);
 out:
 	if (tmp)
 		unlink(tmp);

@@ -97,7 +97,7 @@ static int parse(int argc, char **argv, struct stat_opts *o)
 				    cmd, "--format must be json or table, got '%s'", optarg);
 			break;
 		case 'h':
-			exit(usage(stdout, 0));
+			exit(sb_tool_help_done(cmd, usage(stdout, 0)));
 		default:
 			return sb_tool_bad_option(cmd, c, argv);
 		}
@@ -293,15 +293,20 @@ int sb_cmd_stat(int argc, char **argv)
 			fputs("\033[H\033[2J", stdout); /* home, clear: redraw in place */
 		else if (o.watch && o.table && n > 1)
 			fputc('\n', stdout);
+		int werr = 0;
 		if (o.table) {
 			print_table(stdout, what, j);
 			json_decref(j);
-		} else if (sb_tool_print_json_line(stdout, j) != 0) {
-			ret = SB_EXIT_RUNTIME;
-			break;
+			if (ferror(stdout))
+				werr = errno ? -errno : -EIO;
+		} else {
+			werr = sb_tool_print_json_line(stdout, j);
 		}
-		if (fflush(stdout) != 0) {
-			ret = SB_EXIT_RUNTIME;
+		if (!werr && fflush(stdout) != 0)
+			werr = errno ? -errno : -EIO;
+		if (werr) {
+			/* A closed pipe ends quietly; a full disk says so. */
+			ret = sb_tool_output_done(cmd, stdout, werr);
 			break;
 		}
 		enum sb_coord_state cs = SB_COORD_ALIVE;

@@ -99,6 +99,22 @@ json_t *sb_tool_text_json(const char *s, size_t n);
 /* A missing-stats reason or stats document as the drain JSON shows it. */
 json_t *sb_tool_stats_json(const struct sb_stats *st);
 
+/*
+ * Region text (tags, schemas, cgroup names, reasons) made safe for a
+ * terminal: printable ASCII kept, every other byte as \xNN. Returns buf.
+ */
+const char *sb_tool_safe(const char *s, char *buf, size_t n);
+
+/*
+ * End of output: flush, then 0 when everything was written or the reader
+ * went away (EPIPE: quietly, as | head expects), else one line naming the
+ * error and SB_EXIT_RUNTIME. write_err: an earlier write's -errno, or 0.
+ */
+int sb_tool_output_done(const char *cmd, FILE *out, int write_err);
+
+/* After --help printed its text with code: the exit status, failing if it was not written. */
+int sb_tool_help_done(const char *cmd, int code);
+
 /* ---- the synthetic capture source (synth.c) --------------------------------------- */
 
 /*

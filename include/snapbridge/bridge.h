@@ -343,6 +343,9 @@ int sb_bridge_record_kernel_op_reply(struct sb_bridge *bridge, const char *tag,
 
 /*
  * Take the coordinator's kernel-op log, oldest first, leaving it empty.
+ * The coordinator's logs keep every entry until drained (the reference's
+ * contract): a long-running coordinator that does not read them must
+ * drain them, or they grow without bound. Consumers read the aux log.
  * Consumers reading the aux log are not affected. Free with
  * sb_kop_log_free().
  */
