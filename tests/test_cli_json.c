@@ -153,3 +153,42 @@ Test(cli_json, bytes_that_are_not_one_msgpack_object_are_refused)
 	cr_assert_eq(sb_mp_to_json(bad, sizeof(bad), &j, err, sizeof(err)), -EBADMSG);
 	cr_assert(strlen(err) > 0);
 }
+
+/* Regressions of what fuzz_mpjson found (tests/fuzz/). */
+
+Test(cli_json, a_count_larger_than_its_bytes_is_refused_before_anything_is_allocated)
+{
+	/* array32 and map32 claiming 2^32-1 elements, in five bytes. */
+	static const uint8_t arr[] = { 0xdd, 0xff, 0xff, 0xff, 0xff };
+	static const uint8_t map[] = { 0xdf, 0xff, 0xff, 0xff, 0xff };
+	json_t *j = NULL;
+	char err[160];
+
+	cr_assert_eq(sb_mp_to_json(arr, sizeof(arr), &j, err, sizeof(err)), -EBADMSG);
+	cr_assert_null(j);
+	cr_assert_eq(sb_mp_to_json(map, sizeof(map), &j, err, sizeof(err)), -EBADMSG);
+	cr_assert(strstr(err, "not one well-formed"), "%s", err);
+}
+
+static void pack_nul_and_empty_keys(msgpack_packer *pk)
+{
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_map(pk, 1);
+	msgpack_pack_str_with_body(pk, "a\0b", 3);
+	msgpack_pack_int(pk, 1);
+	msgpack_pack_map(pk, 1);
+	msgpack_pack_str_with_body(pk, "", 0);
+	msgpack_pack_int(pk, 2);
+}
+
+Test(cli_json, a_key_holding_a_nul_takes_the_pair_form_and_an_empty_key_stays_a_key)
+{
+	char *s = to_json(pack_nul_and_empty_keys);
+	json_error_t jerr;
+
+	cr_assert_str_eq(s, "[[[\"a\\u0000b\",1]],{\"\":2}]");
+	json_t *back = json_loads(s, JSON_ALLOW_NUL, &jerr);
+	cr_assert_not_null(back, "jansson reads it back: %s", jerr.text);
+	json_decref(back);
+	free(s);
+}

@@ -13,9 +13,9 @@
  *                        not UTF-8 as a base64 string, like bin
  *   bin                  a base64 string (RFC 4648, padded)
  *   ext                  {"ext": type, "data": base64}
- *   map                  an object when every key is a UTF-8 string and no key
- *                        repeats; otherwise an array of [key, value] pairs in
- *                        msgpack order, keys converted by these same rules
+ *   map                  an object when every key is a UTF-8 string without a NUL
+ *                        and no key repeats; otherwise an array of [key, value]
+ *                        pairs in msgpack order, keys converted by these same rules
  * Nesting is bounded by msgpack-c's unpacker (it refuses deeper input).
  */
 #include <errno.h>
@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../ring/codec.h"
 #include "tool.h"
 
 static json_t *text_or_base64(const char *s, size_t n)
@@ -39,7 +40,12 @@ static bool object_keys_ok(const msgpack_object_map *m)
 	for (uint32_t i = 0; i < m->size; i++) {
 		const msgpack_object *k = &m->ptr[i].key;
 
-		if (k->type != MSGPACK_OBJECT_STR)
+		/*
+		 * A key holding a NUL is valid JSON ("\u0000") but many readers,
+		 * jansson among them, refuse it as an object key: pair form.
+		 */
+		if (k->type != MSGPACK_OBJECT_STR ||
+		    (k->via.str.size && memchr(k->via.str.ptr, '\0', k->via.str.size)))
 			return false;
 	}
 	return true;
@@ -170,6 +176,17 @@ int sb_mp_to_json(const void *buf, size_t len, json_t **out, char *err, size_t e
 	int ret;
 
 	*out = NULL;
+	/*
+	 * Bound the document first: msgpack-c sizes its allocations from the
+	 * counts in the header, so a hostile "2^32 elements" in a few bytes
+	 * would ask for gigabytes. The library's validator checks every count
+	 * against the bytes that follow, without allocating.
+	 */
+	if (sb__msgpack_check(buf, len) != 0) {
+		snprintf(err, errlen, "not one well-formed msgpack object: %s",
+			 sb__msgpack_error());
+		return -EBADMSG;
+	}
 	msgpack_unpacked_init(&u);
 	ret = msgpack_unpack_next(&u, buf, len, &off);
 	if (ret != MSGPACK_UNPACK_SUCCESS || off != len) {
