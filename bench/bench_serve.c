@@ -660,9 +660,9 @@ int main(int argc, char **argv)
 		nsamples, SBB_REPS);
 	struct sbb_wake_result raw = { .ok = true }, sb = { .ok = true };
 	for (unsigned rep = 0; rep < SBB_REPS; rep++) {
-		if (raw.ok && sbb_wake_run(true, nsamples, rep, &raw))
+		if (raw.ok && sbb_wake_run(true, nsamples, rep, SBB_REPS, &raw))
 			raw.ok = false;
-		if (sb.ok && sbb_wake_run(false, nsamples, rep, &sb))
+		if (sb.ok && sbb_wake_run(false, nsamples, rep, SBB_REPS, &sb))
 			sb.ok = false;
 	}
 

@@ -258,7 +258,8 @@ static int latency_consumer(void *arg, int idx)
 
 /* ---- one repetition ---------------------------------------------------------------- */
 
-int sbb_wake_run(bool raw, unsigned nsamples, unsigned rep, struct sbb_wake_result *res)
+int sbb_wake_run(bool raw, unsigned nsamples, unsigned rep, unsigned reps,
+		 struct sbb_wake_result *res)
 {
 	const char *what = raw ? "raw_futex" : "snapbridge";
 	size_t size = sizeof(struct wake_shared) + 3 * (size_t)nsamples * sizeof(uint64_t);
@@ -303,7 +304,7 @@ int sbb_wake_run(bool raw, unsigned nsamples, unsigned rep, struct sbb_wake_resu
 	fprintf(stderr,
 		"  %-10s rep %u/%u: p50 %6.0f ns  p99 %7.0f ns  waker call p50 %5.0f ns  (%u "
 		"samples)\n",
-		what, rep + 1, SBB_REPS, res->p50[rep], res->p99[rep], res->call50[rep], n);
+		what, rep + 1, reps, res->p50[rep], res->p99[rep], res->call50[rep], n);
 	munmap(r.sh, size);
 	return 0;
 }

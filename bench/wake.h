@@ -28,10 +28,11 @@ struct sbb_wake_result {
 };
 
 /*
- * One repetition (index rep) of nsamples wake-ups, raw_futex or
- * snapbridge; fills slot rep of res and prints one progress line on
- * stderr. Returns 0 or -errno (the children's messages are on stderr).
+ * Repetition rep (of reps) of nsamples wake-ups, raw_futex or snapbridge;
+ * fills slot rep of res and prints one progress line on stderr. Returns 0
+ * or -errno (the children's messages are on stderr).
  */
-int sbb_wake_run(bool raw, unsigned nsamples, unsigned rep, struct sbb_wake_result *res);
+int sbb_wake_run(bool raw, unsigned nsamples, unsigned rep, unsigned reps,
+		 struct sbb_wake_result *res);
 
 #endif
