@@ -10,14 +10,18 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian packages the build, the tests and the tools need.
 DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
                libmsgpack-dev libcriterion-dev libjansson-dev
+# Optional, for `make bench` only: the plot, and the iceoryx baseline (RouDi
+# and the C binding). Without them the benchmark skips what needs them.
+BENCH_PACKAGES = gnuplot-nox iceoryx libiceoryx-binding-c-dev
+DEPS_PACKAGES ?= $(DEB_PACKAGES)
 
-.PHONY: all deps build demo test test-asan bench-serve format clean
+.PHONY: all deps build demo test test-asan bench-deps bench bench-serve format clean
 
 all: build
 
 # Installs only what is missing, and says nothing when everything is there.
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@missing=""; for p in $(DEPS_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -53,6 +57,20 @@ BENCH_ARGS ?=
 bench-serve:
 	$(MAKE) build BUILD=build-bench CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Release -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS)"
 	./build-bench/bench/snapbridge-bench-serve $(BENCH_ARGS)
+
+bench-deps:
+	@$(MAKE) deps DEPS_PACKAGES="$(BENCH_PACKAGES)"
+
+# The full benchmark (docs/BENCHMARKS.md) in the optimised build, results into
+# bench/results/: bench.json, bench.svg and the table in bench.txt. A few minutes;
+# BENCH_ARGS=--quick for under a minute. A missing optional package is skipped.
+bench: deps
+	-@$(MAKE) bench-deps
+	$(MAKE) build BUILD=build-bench CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Release -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS)"
+	@mkdir -p bench/results
+	@./build-bench/consumers/snapbridge bench --json bench/results/bench.json \
+	  --svg bench/results/bench.svg $(BENCH_ARGS) > bench/results/bench.txt; \
+	  rc=$$?; cat bench/results/bench.txt; exit $$rc
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -7,6 +7,7 @@
 
 #include <snapbridge/snapbridge.h>
 
+#include "bench.h"
 #include "tool.h"
 
 static const struct command {
@@ -14,6 +15,7 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{ "bench", sb_bench_main, "measure throughput and latency next to pipes, rings, iceoryx" },
 	{ "demo", sb_cmd_demo, "store captures with overwrites and evictions, then drain them" },
 	{ "version", sb_cmd_version, "print the version and the region ABI" },
 };
