@@ -30,6 +30,16 @@ static uint64_t *intent_word(const uint8_t *map)
 	return (uint64_t *)(map + 64);
 }
 
+static uint64_t *first_word(const uint8_t *map)
+{
+	return (uint64_t *)(map + 128);
+}
+
+static uint64_t rec_size(uint32_t len)
+{
+	return (sizeof(struct rr_rec) + len + RR_ALIGN - 1) & ~(uint64_t)(RR_ALIGN - 1);
+}
+
 int rr_create(uint64_t size, struct rr_ring *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -68,14 +78,21 @@ void rr_destroy(struct rr_ring *r)
 
 void rr_append(struct rr_ring *r, const void *payload, uint32_t len)
 {
-	uint64_t need = (sizeof(struct rr_rec) + len + RR_ALIGN - 1) & ~(uint64_t)(RR_ALIGN - 1);
+	uint64_t need = rec_size(len);
 	uint64_t off = r->head % r->size;
 	uint64_t pad = off + need > r->size ? r->size - off : 0;
 	uint8_t *data = r->map + RR_HDR;
+	uint64_t end = r->head + pad + need;
 
-	/* W1: readers of anything below the new end minus size must discard their copy. */
-	sb_store_relaxed(intent_word(r->map), r->head + pad + need);
-	sb_fence_release();
+	/* W0: the oldest whole record after this one is written (a padding counts as one). */
+	while (end - r->first > r->size) {
+		const struct rr_rec *old = (const struct rr_rec *)(data + r->first % r->size);
+		r->first += rec_size(old->len); /* a padding's len makes it fill to the end */
+	}
+	sb_store_relaxed(first_word(r->map), r->first);
+	/* W1 (release: after W0): readers of bytes below end - size discard their copy. */
+	sb_store_release(intent_word(r->map), end);
+	sb_fence_release(); /* W1 before the record's bytes */
 	if (pad) {
 		struct rr_rec *p = (struct rr_rec *)(data + off);
 		p->seq = 0;
@@ -108,6 +125,12 @@ void rr_reader_close(struct rr_reader *rd)
 	munmap((void *)rd->map, rd->map_len);
 }
 
+/* The oldest whole record: W0 is ordered before the tail_intent that showed the lap. */
+static uint64_t resume_at(const struct rr_reader *rd)
+{
+	return sb_load_relaxed(first_word(rd->map));
+}
+
 long rr_read(struct rr_reader *rd, void *buf, size_t cap, uint64_t *seq, uint64_t *lost)
 {
 	const uint8_t *data = rd->map + RR_HDR;
@@ -117,8 +140,8 @@ long rr_read(struct rr_reader *rd, void *buf, size_t cap, uint64_t *seq, uint64_
 		if (tail == rd->cursor)
 			return 0;
 		if (tail - rd->cursor > rd->size) {
-			/* Lapped before we even looked: resynchronise at the newest record's end. */
-			rd->cursor = tail;
+			/* Lapped before we even looked: resume at the oldest whole record. */
+			rd->cursor = resume_at(rd);
 			continue;
 		}
 		uint64_t off = rd->cursor % rd->size;
@@ -131,9 +154,9 @@ long rr_read(struct rr_reader *rd, void *buf, size_t cap, uint64_t *seq, uint64_
 		if (!bad && h.seq)
 			memcpy(buf, data + off + sizeof(h), h.len);
 		sb_fence_acquire(); /* R3: pairs with W1 */
-		uint64_t intent = sb_load_relaxed(intent_word(rd->map));
+		uint64_t intent = sb_load_acquire(intent_word(rd->map)); /* and W0 before it */
 		if (intent - rd->cursor > rd->size) {
-			rd->cursor = tail; /* our copy may be torn: skip to what is published */
+			rd->cursor = resume_at(rd); /* our copy may be torn */
 			continue;
 		}
 		if (bad)

@@ -7,15 +7,19 @@
  *   page 0      tail (free-running byte position after the newest record)
  *   page 0+64   tail_intent (the writer may be rewriting bytes below
  *               tail_intent - size)
+ *   page 0+128  first (the oldest record still whole: where a lapped
+ *               reader resumes)
  *   page 1..    the data ring: records [seq u64][len u32][pad u32][payload],
  *               16-byte aligned; a record with seq 0 pads to the ring's end.
  *
- *   writer  W1 store tail_intent = new end, fence release   (pairs with R3)
+ *   writer  W0 advance first past the records the new one overwrites
+ *           W1 store tail_intent = new end, fence release   (pairs with R3)
  *           W2 write the record
  *           W3 store_release(tail)                          (pairs with R1)
  *   reader  R1 load_acquire(tail); R2 copy the record at the cursor,
  *           bounding len by the ring; R3 fence acquire, load tail_intent:
- *           if it passed cursor + size, the copy may be torn: lapped.
+ *           if it passed cursor + size, the copy may be torn: lapped, and
+ *           the reader resumes at first (loaded after tail_intent).
  *
  * Consumers map the memfd read-only (it is sealed against writable maps).
  */
@@ -30,6 +34,7 @@ struct rr_ring {
 	uint8_t *map; /* header page + data */
 	uint64_t size; /* data bytes, a multiple of 16 */
 	uint64_t head; /* writer-private copy of tail */
+	uint64_t first; /* writer-private copy of first */
 	uint64_t seq;  /* writer: last sequence written */
 };
 
