@@ -62,15 +62,16 @@ bench-deps:
 	@$(MAKE) deps DEPS_PACKAGES="$(BENCH_PACKAGES)"
 
 # The full benchmark (docs/BENCHMARKS.md) in the optimised build, results into
-# bench/results/: bench.json, bench.svg and the table in bench.txt. A few minutes;
+# $(BENCH_RESULTS): bench.json, bench.svg and the table in bench.txt. A few minutes;
 # BENCH_ARGS=--quick for under a minute. A missing optional package is skipped.
+BENCH_RESULTS ?= bench/results
 bench: deps
 	-@$(MAKE) bench-deps
 	$(MAKE) build BUILD=build-bench CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Release -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS)"
-	@mkdir -p bench/results
-	@./build-bench/consumers/snapbridge bench --json bench/results/bench.json \
-	  --svg bench/results/bench.svg $(BENCH_ARGS) > bench/results/bench.txt; \
-	  rc=$$?; cat bench/results/bench.txt; exit $$rc
+	@mkdir -p $(BENCH_RESULTS)
+	@./build-bench/consumers/snapbridge bench --json $(BENCH_RESULTS)/bench.json \
+	  --svg $(BENCH_RESULTS)/bench.svg $(BENCH_ARGS) > $(BENCH_RESULTS)/bench.txt; \
+	  rc=$$?; cat $(BENCH_RESULTS)/bench.txt; exit $$rc
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -65,7 +65,7 @@ struct plan {
 	unsigned n, cap;
 	enum mode mode;
 	unsigned reps;
-	bool sys_on[NSYSTEMS], bench_on[NBENCHES];
+	bool sys_on[NSYSTEMS], bench_on[NBENCHES], size_on[NSIZES];
 	char iox_why[160];
 	bool iox_ok;
 	struct sbb_wake_result wake[2]; /* raw_futex, snapbridge */
@@ -132,6 +132,11 @@ static struct msr *add(struct plan *pl, enum kind kind, const char *bench, const
 	}
 	struct msr *m = &pl->m[pl->n++];
 	memset(m, 0, sizeof(*m));
+	for (unsigned s = 0; s < NSIZES; s++)
+		if (sizes[s] == p.size && !pl->size_on[s] && kind != K_WAKE) {
+			pl->n--;
+			return NULL;
+		}
 	m->kind = kind;
 	m->bench = bench;
 	m->system = system;
@@ -201,7 +206,8 @@ static void make_plan(struct plan *pl)
 			struct sbb_params p = e->p;
 			p.threads = 1;
 			struct msr *m = add(pl, K_STORE_VIA_E2E, "store", e->system, p);
-			m->source = e;
+			if (m)
+				m->source = e;
 		}
 	}
 	for (unsigned s = 0; s < NSIZES && bench_on(pl, "parallel"); s++) {
@@ -874,8 +880,27 @@ static void usage(FILE *f, const char *name)
 		"  --json FILE    one object per measurement, a \"machine\" object, the targets\n"
 		"  --svg FILE     throughput against record size, log-log (needs gnuplot)\n"
 		"  --only LIST    systems (snapbridge memcpy raw_ring pipe unix_stream mutex_map\n"
-		"                 iceoryx raw_futex) and/or measurements (store e2e wake parallel)\n",
+		"                 iceoryx raw_futex) and/or measurements (store e2e wake parallel)\n"
+		"  --sizes LIST   record sizes to measure, of 64,1024,4096,65536,262144 (for "
+		"profiling)\n",
 		name);
+}
+
+static int parse_sizes(struct plan *pl, char *list)
+{
+	memset(pl->size_on, 0, sizeof(pl->size_on));
+	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		bool known = false;
+		for (unsigned s = 0; s < NSIZES; s++)
+			if ((unsigned long)sizes[s] == strtoul(tok, NULL, 10))
+				known = pl->size_on[s] = true;
+		if (!known) {
+			fprintf(stderr, "bench: --sizes: %s is not one of the measured sizes\n", tok);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 static int parse_only(struct plan *pl, char *list)
@@ -916,6 +941,8 @@ int sb_bench_main(int argc, char **argv)
 		pl.sys_on[i] = true;
 	for (unsigned i = 0; i < NBENCHES; i++)
 		pl.bench_on[i] = true;
+	for (unsigned i = 0; i < NSIZES; i++)
+		pl.size_on[i] = true;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick")) {
 			pl.mode = MODE_QUICK;
@@ -927,6 +954,9 @@ int sb_bench_main(int argc, char **argv)
 			svg = argv[++i];
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			if (parse_only(&pl, argv[++i]))
+				return 2;
+		} else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+			if (parse_sizes(&pl, argv[++i]))
 				return 2;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout, name);
