@@ -51,7 +51,7 @@ struct msr {
 	const char *bench; /* JSON name: store, store_overwrite, e2e, wake, parallel */
 	const char *system;
 	struct sbb_params p;
-	struct msr *source; /* K_STORE_VIA_E2E: the e2e run whose writer rate this is */
+	unsigned source;    /* K_STORE_VIA_E2E: index of the e2e run whose writer rate this is */
 	unsigned reps;	    /* completed */
 	double rate[SBB_REPS], wrate[SBB_REPS], p50[SBB_REPS], p99[SBB_REPS], p999[SBB_REPS];
 	double lost[SBB_REPS];
@@ -207,7 +207,7 @@ static void make_plan(struct plan *pl)
 			p.threads = 1;
 			struct msr *m = add(pl, K_STORE_VIA_E2E, "store", e->system, p);
 			if (m)
-				m->source = e;
+				m->source = j;
 		}
 	}
 	for (unsigned s = 0; s < NSIZES && bench_on(pl, "parallel"); s++) {
@@ -344,7 +344,7 @@ static int run_one(struct plan *pl, struct msr *m, unsigned rep)
 		break;
 	}
 	case K_STORE_VIA_E2E: {
-		const struct msr *e = m->source;
+		const struct msr *e = &pl->m[m->source];
 		if (e->failed || e->reps <= rep)
 			return -EIO;
 		m->rate[rep] = e->wrate[rep];
