@@ -53,7 +53,8 @@ struct msr {
 	struct sbb_params p;
 	unsigned source;    /* K_STORE_VIA_E2E: index of the e2e run whose writer rate this is */
 	unsigned reps;	    /* completed */
-	double rate[SBB_REPS], wrate[SBB_REPS], p50[SBB_REPS], p99[SBB_REPS], p999[SBB_REPS];
+	double rate[SBB_REPS], wrate[SBB_REPS], crate[SBB_REPS];
+	double p50[SBB_REPS], p99[SBB_REPS], p999[SBB_REPS];
 	double lost[SBB_REPS];
 	bool has_lat, has_counts, failed;
 	struct sb_drain_counts counts; /* summed over repetitions */
@@ -348,6 +349,7 @@ static int run_one(struct plan *pl, struct msr *m, unsigned rep)
 		if (e->failed || e->reps <= rep)
 			return -EIO;
 		m->rate[rep] = e->wrate[rep];
+		m->crate[rep] = e->crate[rep];
 		m->p50[rep] = e->p50[rep];
 		m->p99[rep] = e->p99[rep];
 		m->p999[rep] = e->p999[rep];
@@ -362,6 +364,7 @@ static int run_one(struct plan *pl, struct msr *m, unsigned rep)
 		return err;
 	m->rate[rep] = s.rate;
 	m->wrate[rep] = s.writer_rate;
+	m->crate[rep] = s.cpu_rate;
 	m->p50[rep] = s.p50;
 	m->p99[rep] = s.p99;
 	m->p999[rep] = s.p999;
@@ -466,6 +469,7 @@ static double median_rate(const struct msr *m)
 static void print_row(const struct plan *pl, const struct msr *m)
 {
 	char sz[16], sysname[40], rate[64], a[16], b[16], c[16], mbs[16], ratio[16] = "", lat[48] = "";
+	char cpu[16] = "", cratio[16] = "";
 
 	size_label(m->p.size, sz, sizeof(sz));
 	snprintf(sysname, sizeof(sysname), "%s%s%s", m->system,
@@ -490,10 +494,23 @@ static void print_row(const struct plan *pl, const struct msr *m)
 		snprintf(ratio, sizeof(ratio), "%.2f", median_rate(ref) / r.median);
 	else if (!strcmp(m->system, "snapbridge"))
 		snprintf(ratio, sizeof(ratio), "-");
-	if (m->has_lat && (m->kind == K_STORE || m->kind == K_STORE_VIA_E2E))
+	bool store = m->kind == K_STORE || m->kind == K_STORE_VIA_E2E;
+	if (store) {
+		double cr = spread(m, m->crate).median;
+		si(cr, cpu, sizeof(cpu));
+		if (usable(ref))
+			snprintf(cratio, sizeof(cratio), "%.2f", spread(ref, ref->crate).median / cr);
+		else if (!strcmp(m->system, "snapbridge"))
+			snprintf(cratio, sizeof(cratio), "-");
+	}
+	if (m->has_lat && store)
 		snprintf(lat, sizeof(lat), "%8.0f %8.0f %8.0f", spread(m, m->p50).median,
 			 spread(m, m->p99).median, spread(m, m->p999).median);
-	printf("  %-7s %-26s %26s %9s %7s %s\n", sz, sysname, rate, mbs, ratio, lat);
+	if (store)
+		printf("  %-7s %-26s %26s %7s %6s %8s %6s %s\n", sz, sysname, rate, mbs, ratio, cpu,
+		       cratio, lat);
+	else
+		printf("  %-7s %-26s %26s %7s %6s\n", sz, sysname, rate, mbs, ratio);
 }
 
 static void print_table(const struct plan *pl)
@@ -518,8 +535,13 @@ static void print_table(const struct plan *pl)
 		if (!any)
 			continue;
 		printf("\n%s\n", sections[sct].title);
-		printf("  %-7s %-26s %26s %9s %7s %s\n", "size", "system", "records/s", "MB/s",
-		       "sb/x", sct == 0 ? "  p50 ns   p99 ns p99.9 ns" : "");
+		if (sct == 0)
+			printf("  %-7s %-26s %26s %7s %6s %8s %6s %s\n", "size", "system",
+			       "records/s", "MB/s", "sb/x", "rec/CPUs", "sb/x",
+			       "  p50 ns   p99 ns p99.9 ns");
+		else
+			printf("  %-7s %-26s %26s %7s %6s\n", "size", "system", "records/s", "MB/s",
+			       "sb/x");
 		static const unsigned groups[] = { 1, 2, 4 };
 		for (unsigned s = 0; s < NSIZES; s++)
 			for (unsigned g = 0; g < 3; g++) {
@@ -541,7 +563,10 @@ static void print_table(const struct plan *pl)
 				}
 			}
 		if (sct == 0)
-			printf("  * pipe, unix_stream, iceoryx: the writer's rate while one consumer "
+			printf("  records/s is wall clock; rec/CPUs is records per CPU-second of the "
+			       "storing process\n  (all its threads), which the machine's other "
+			       "users cannot inflate.\n"
+			       "  * pipe, unix_stream, iceoryx: the writer's rate while one consumer "
 			       "process drains\n    (from the end-to-end run); p50/p99/p99.9 are its "
 			       "per-record times there.\n");
 		if (sct == 1) {
@@ -742,6 +767,10 @@ static void json_msr(FILE *f, const struct msr *m)
 	fprintf(f, ",\"reps\":%u", m->reps);
 	if (rated)
 		fprintf(f, ",\"records_per_s_min\":%.1f,\"records_per_s_max\":%.1f", r.min, r.max);
+	if (ok && (m->kind == K_STORE || m->kind == K_STORE_VIA_E2E || m->kind == K_E2E))
+		fprintf(f, ",\"%s\":%.1f",
+			m->kind == K_E2E ? "writer_records_per_cpu_s" : "records_per_cpu_s",
+			spread(m, m->crate).median);
 	if (ok && m->kind == K_WAKE) {
 		struct sbb_spread a = spread(m, m->p50);
 		fprintf(f, ",\"p50_ns_min\":%.1f,\"p50_ns_max\":%.1f", a.min, a.max);

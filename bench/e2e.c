@@ -56,7 +56,7 @@ struct e2e_shared {
 	uint32_t done;		      /* consumers finished */
 	uint32_t finished;	      /* the writer stored its last record */
 	_Alignas(64) uint64_t t0;     /* start of the timed phase */
-	uint64_t writer_ns;
+	uint64_t writer_ns, writer_cpu_ns;
 	struct e2e_consumer c[SBB_MAX_CONSUMERS];
 	sbb_errtab err;
 	uint64_t lat[]; /* the writer's per-record latencies */
@@ -192,11 +192,12 @@ static int e2e_writer(void *arg, int idx)
 		err = put_record(r, bridge, frame, seq + 1, &tags);
 		sh->lat[i] = sb__mono_ns() - t;
 	}
-	uint64_t t0 = sb__mono_ns();
+	uint64_t c0 = sbb_process_cpu_ns(), t0 = sb__mono_ns();
 	sb_store_release(&sh->t0, t0);
 	for (uint64_t i = 0; i < p->n && !err; i++, seq++)
 		err = put_record(r, bridge, frame, seq + 1, &tags);
 	sh->writer_ns = sb__mono_ns() - t0;
+	sh->writer_cpu_ns = sbb_process_cpu_ns() - c0;
 	sb_store_release(&sh->finished, 1); /* after the last record: pairs with the consumers */
 	if (err) {
 		err = sbb_child_fail(&sh->err, idx, err, "record %llu: %s",
@@ -566,6 +567,7 @@ int sbb_e2e_run(const char *system, const struct sbb_params *p, struct sbb_sampl
 	}
 	out->rate = (double)out->delivered / p->consumers * 1e9 / (double)(t_end - sh->t0);
 	out->writer_rate = (double)p->n * 1e9 / (double)sh->writer_ns;
+	out->cpu_rate = (double)p->n * 1e9 / (double)sh->writer_cpu_ns;
 	sbb_latency_fill(sh->lat, p->nlat, out);
 out:
 	if (r.ring.map)

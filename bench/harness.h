@@ -29,6 +29,8 @@
 /* ---- time -------------------------------------------------------------------------- */
 
 uint64_t sbb_thread_cpu_ns(void);
+/* CPU time of every thread of this process (a bridge's own threads included). */
+uint64_t sbb_process_cpu_ns(void);
 void sbb_sleep_ns(uint64_t ns);
 uint64_t sbb_deadline_after_ms(uint64_t ms);
 

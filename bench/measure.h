@@ -35,6 +35,12 @@ struct sbb_params {
 struct sbb_sample {
 	double rate;	    /* records/s: stored (store, parallel) or delivered (e2e) */
 	double writer_rate; /* e2e: the writer's own records/s */
+	/*
+	 * Records per CPU-second of the storing process, all its threads (a
+	 * bridge's liburcu worker included): store runs and the e2e writer. Unlike the wall-clock rates, time the machine's other
+	 * users take from the pinned CPU does not count.
+	 */
+	double cpu_rate;
 	double p50, p99, p999;
 	bool has_lat;
 	uint64_t stores;    /* e2e: records stored, times consumers */

@@ -243,10 +243,10 @@ int sbb_store_run(const char *system, const struct sbb_params *p, struct sbb_sam
 	tags_open(&tags, p->overwrite, 0);
 	if (!err)
 		err = store_loop(&w, &tags, rec, p->size, p->warm, NULL);
-	uint64_t t0 = sb__mono_ns();
+	uint64_t c0 = sbb_process_cpu_ns(), t0 = sb__mono_ns();
 	if (!err)
 		err = store_loop(&w, &tags, rec, p->size, p->n, NULL);
-	uint64_t t1 = sb__mono_ns();
+	uint64_t t1 = sb__mono_ns(), c1 = sbb_process_cpu_ns();
 	if (!err && lat)
 		err = store_loop(&w, &tags, rec, p->size, p->nlat, lat);
 	if (err) {
@@ -254,6 +254,7 @@ int sbb_store_run(const char *system, const struct sbb_params *p, struct sbb_sam
 			in.bridge ? sb_last_error() : strerror(-err));
 	} else {
 		out->rate = (double)p->n * 1e9 / (double)(t1 - t0);
+		out->cpu_rate = (double)p->n * 1e9 / (double)(c1 - c0);
 		sbb_latency_fill(lat, p->nlat, out);
 	}
 	free(copy.base);
