@@ -36,7 +36,7 @@
 static const uint32_t sizes[] = { 64, 1024, 4096, 65536, 262144 };
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
 
-static const char *const all_systems[] = { "snapbridge", "memcpy",    "raw_ring", "pipe",
+static const char *const all_systems[] = { "snapbridge",  "memcpy",    "raw_ring", "pipe",
 					   "unix_stream", "mutex_map", "iceoryx",  "raw_futex" };
 #define NSYSTEMS (sizeof(all_systems) / sizeof(all_systems[0]))
 static const char *const all_benches[] = { "store", "e2e", "wake", "parallel" };
@@ -51,8 +51,8 @@ struct msr {
 	const char *bench; /* JSON name: store, store_overwrite, e2e, wake, parallel */
 	const char *system;
 	struct sbb_params p;
-	unsigned source;    /* K_STORE_VIA_E2E: index of the e2e run whose writer rate this is */
-	unsigned reps;	    /* completed */
+	unsigned source; /* K_STORE_VIA_E2E: index of the e2e run whose writer rate this is */
+	unsigned reps;	 /* completed */
 	double rate[SBB_REPS], wrate[SBB_REPS], crate[SBB_REPS];
 	double p50[SBB_REPS], p99[SBB_REPS], p999[SBB_REPS];
 	double lost[SBB_REPS];
@@ -160,7 +160,8 @@ static void make_plan(struct plan *pl)
 	for (unsigned s = 0; s < NSIZES && (bench_on(pl, "e2e") || bench_on(pl, "store")); s++) {
 		for (unsigned c = 0; c < 3; c++) {
 			unsigned nc = consumer_counts[c];
-			/* A CPU for the writer and one per consumer, or the figure measures sharing. */
+			/* A CPU for the writer and one per consumer, or the figure measures
+			 * sharing. */
 			if (nc > 1 && (nc + 1 > sbb_ncpus() || !bench_on(pl, "e2e")))
 				continue;
 			for (unsigned i = 0; i < sizeof(e2e_sys) / sizeof(e2e_sys[0]); i++) {
@@ -468,7 +469,8 @@ static double median_rate(const struct msr *m)
 
 static void print_row(const struct plan *pl, const struct msr *m)
 {
-	char sz[16], sysname[40], rate[64], a[16], b[16], c[16], mbs[16], ratio[16] = "", lat[48] = "";
+	char sz[16], sysname[40], rate[64], a[16], b[16], c[16], mbs[16], ratio[16] = "",
+									  lat[48] = "";
 	char cpu[16] = "", cratio[16] = "";
 
 	size_label(m->p.size, sz, sizeof(sz));
@@ -499,7 +501,8 @@ static void print_row(const struct plan *pl, const struct msr *m)
 		double cr = spread(m, m->crate).median;
 		si(cr, cpu, sizeof(cpu));
 		if (usable(ref))
-			snprintf(cratio, sizeof(cratio), "%.2f", spread(ref, ref->crate).median / cr);
+			snprintf(cratio, sizeof(cratio), "%.2f",
+				 spread(ref, ref->crate).median / cr);
 		else if (!strcmp(m->system, "snapbridge"))
 			snprintf(cratio, sizeof(cratio), "-");
 	}
@@ -563,12 +566,13 @@ static void print_table(const struct plan *pl)
 				}
 			}
 		if (sct == 0)
-			printf("  records/s is wall clock; rec/CPUs is records per CPU-second of the "
-			       "storing process\n  (all its threads), which the machine's other "
-			       "users cannot inflate.\n"
-			       "  * pipe, unix_stream, iceoryx: the writer's rate while one consumer "
-			       "process drains\n    (from the end-to-end run); p50/p99/p99.9 are its "
-			       "per-record times there.\n");
+			printf(
+			    "  records/s is wall clock; rec/CPUs is records per CPU-second of the "
+			    "storing process\n  (all its threads), which the machine's other "
+			    "users cannot inflate.\n"
+			    "  * pipe, unix_stream, iceoryx: the writer's rate while one consumer "
+			    "process drains\n    (from the end-to-end run); p50/p99/p99.9 are its "
+			    "per-record times there.\n");
 		if (sct == 1) {
 			printf("\n  accounting (snapbridge consumers, all repetitions; every store "
 			       "gets one outcome):\n");
@@ -586,17 +590,18 @@ static void print_table(const struct plan *pl)
 				       m->counts.superseded, m->counts.evicted, m->counts.lapped,
 				       m->counts.torn);
 			}
-			printf("  lost per repetition (median), other systems: raw_ring and iceoryx "
-			       "by sequence gaps;\n  pipe and unix_stream block the writer instead "
-			       "(0).\n");
+			printf(
+			    "  lost per repetition (median), other systems: raw_ring and iceoryx "
+			    "by sequence gaps;\n  pipe and unix_stream block the writer instead "
+			    "(0).\n");
 			for (unsigned i = 0; i < pl->n; i++) {
 				const struct msr *m = &pl->m[i];
 				char sz[16];
 				if (m->kind != K_E2E || !usable(m))
 					continue;
 				size_label(m->p.size, sz, sizeof(sz));
-				printf("  %-7s %-12s %u consumer(s): %.0f of %" PRIu64 " lost\n", sz,
-				       m->system, m->p.consumers, spread(m, m->lost).median,
+				printf("  %-7s %-12s %u consumer(s): %.0f of %" PRIu64 " lost\n",
+				       sz, m->system, m->p.consumers, spread(m, m->lost).median,
 				       m->p.n * m->p.consumers);
 			}
 		}
@@ -669,7 +674,8 @@ static void print_targets(const struct plan *pl, FILE *text, FILE *json)
 		if (usable(sb) && usable(o)) {
 			ratio = wake ? spread(sb, sb->p50).median / spread(o, o->p50).median
 				     : median_rate(sb) / median_rate(o);
-			verdict = (wake ? ratio <= t[i].min : ratio >= t[i].min) ? "met" : "NOT met";
+			verdict =
+			    (wake ? ratio <= t[i].min : ratio >= t[i].min) ? "met" : "NOT met";
 		}
 		if (text && ratio > 0)
 			fprintf(text, "  %-44s %6.2f  %s\n", t[i].what, ratio, verdict);
@@ -739,7 +745,9 @@ static void json_machine(FILE *f, const struct plan *pl)
 		sbb_ncpus());
 	json_string(f, u.release);
 	fprintf(f, ",\"date\":\"%s\",\"mode\":\"%s\",\"repetitions\":%u}", date,
-		pl->mode == MODE_FULL ? "full" : pl->mode == MODE_QUICK ? "quick" : "smoke",
+		pl->mode == MODE_FULL	 ? "full"
+		: pl->mode == MODE_QUICK ? "quick"
+					 : "smoke",
 		pl->reps);
 }
 
@@ -748,11 +756,14 @@ static void json_msr(FILE *f, const struct msr *m)
 	bool ok = usable(m);
 	struct sbb_spread r = ok ? spread(m, m->rate) : (struct sbb_spread){ 0, 0, 0 };
 
-	fprintf(f, "{\"bench\":\"%s\",\"system\":\"%s\",\"size\":%u,\"consumers\":%u,\"threads\":%u",
+	fprintf(f,
+		"{\"bench\":\"%s\",\"system\":\"%s\",\"size\":%u,\"consumers\":%u,\"threads\":%u",
 		m->bench, m->system, m->p.size,
 		m->kind == K_E2E || m->kind == K_STORE_VIA_E2E || m->kind == K_WAKE ? m->p.consumers
 										    : 0,
-		m->kind == K_WAKE ? 0 : m->p.threads ? m->p.threads : 1);
+		m->kind == K_WAKE ? 0
+		: m->p.threads	  ? m->p.threads
+				  : 1);
 	bool rated = ok && m->kind != K_WAKE;
 	json_num(f, "records_per_s", r.median, rated);
 	json_num(f, "bytes_per_s", r.median * m->p.size, rated);
@@ -900,19 +911,20 @@ static int write_svg(const struct plan *pl, const char *path)
 
 static void usage(FILE *f, const char *name)
 {
-	fprintf(f,
-		"usage: %s [--quick] [--json FILE] [--svg FILE] [--only NAME,...]\n"
-		"\n"
-		"  --quick        a tenth of the records, 3 repetitions (under a minute)\n"
-		"  --smoke        a fraction of a second, 1 repetition: proves it runs, figures "
-		"mean nothing\n"
-		"  --json FILE    one object per measurement, a \"machine\" object, the targets\n"
-		"  --svg FILE     throughput against record size, log-log (needs gnuplot)\n"
-		"  --only LIST    systems (snapbridge memcpy raw_ring pipe unix_stream mutex_map\n"
-		"                 iceoryx raw_futex) and/or measurements (store e2e wake parallel)\n"
-		"  --sizes LIST   record sizes to measure, of 64,1024,4096,65536,262144 (for "
-		"profiling)\n",
-		name);
+	fprintf(
+	    f,
+	    "usage: %s [--quick] [--json FILE] [--svg FILE] [--only NAME,...]\n"
+	    "\n"
+	    "  --quick        a tenth of the records, 3 repetitions (under a minute)\n"
+	    "  --smoke        a fraction of a second, 1 repetition: proves it runs, figures "
+	    "mean nothing\n"
+	    "  --json FILE    one object per measurement, a \"machine\" object, the targets\n"
+	    "  --svg FILE     throughput against record size, log-log (needs gnuplot)\n"
+	    "  --only LIST    systems (snapbridge memcpy raw_ring pipe unix_stream mutex_map\n"
+	    "                 iceoryx raw_futex) and/or measurements (store e2e wake parallel)\n"
+	    "  --sizes LIST   record sizes to measure, of 64,1024,4096,65536,262144 (for "
+	    "profiling)\n",
+	    name);
 }
 
 static int parse_sizes(struct plan *pl, char *list)
@@ -925,7 +937,8 @@ static int parse_sizes(struct plan *pl, char *list)
 			if ((unsigned long)sizes[s] == strtoul(tok, NULL, 10))
 				known = pl->size_on[s] = true;
 		if (!known) {
-			fprintf(stderr, "bench: --sizes: %s is not one of the measured sizes\n", tok);
+			fprintf(stderr, "bench: --sizes: %s is not one of the measured sizes\n",
+				tok);
 			return -EINVAL;
 		}
 	}
@@ -952,8 +965,8 @@ static int parse_only(struct plan *pl, char *list)
 				any_bench = known = pl->bench_on[i] = true;
 			}
 		if (!known) {
-			fprintf(stderr, "bench: --only: '%s' is neither a system nor a measurement\n",
-				tok);
+			fprintf(stderr,
+				"bench: --only: '%s' is neither a system nor a measurement\n", tok);
 			return -EINVAL;
 		}
 	}
@@ -1017,8 +1030,11 @@ int sb_bench_main(int argc, char **argv)
 #endif
 	make_plan(&pl);
 	fprintf(stderr, "snapbridge bench (%s): %u measurements x %u repetitions, %u CPUs%s%s\n",
-		pl.mode == MODE_FULL ? "full" : pl.mode == MODE_QUICK ? "quick" : "smoke", pl.n,
-		pl.reps, sbb_ncpus(), pl.iox_ok || !sys_on(&pl, "iceoryx") ? "" : "; iceoryx: ",
+		pl.mode == MODE_FULL	? "full"
+		: pl.mode == MODE_QUICK ? "quick"
+					: "smoke",
+		pl.n, pl.reps, sbb_ncpus(),
+		pl.iox_ok || !sys_on(&pl, "iceoryx") ? "" : "; iceoryx: ",
 		pl.iox_ok || !sys_on(&pl, "iceoryx") ? "" : pl.iox_why);
 	uint64_t t0 = sb__mono_ns();
 	ok = run_all(&pl);

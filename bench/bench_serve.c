@@ -59,7 +59,6 @@
 #define PROBE_WARMUP  1000
 #define MAX_CONSUMERS 3
 
-
 /* ---- what the processes of a writer run share -------------------------------------- */
 
 struct shared {
@@ -144,8 +143,8 @@ static int writer_coordinator(void *arg, int idx)
 	}
 	err = await_consumers(r, b);
 	if (err) {
-		sbb_child_fail(&r->sh->err, idx, err, "%u consumers not attached%s within %d ms", r->nconsumers,
-			   r->waiting ? " and asleep" : "", SBB_STEP_TIMEOUT_MS);
+		sbb_child_fail(&r->sh->err, idx, err, "%u consumers not attached%s within %d ms",
+			       r->nconsumers, r->waiting ? " and asleep" : "", SBB_STEP_TIMEOUT_MS);
 		goto out;
 	}
 
@@ -155,7 +154,8 @@ static int writer_coordinator(void *arg, int idx)
 	for (uint64_t i = 0; i < r->nstores; i++) {
 		err = sb_bridge_store(b, tags[(r->warm + i) % WRITER_TAGS], &rep);
 		if (err) {
-			sbb_child_fail(&r->sh->err, idx, err, "store %" PRIu64 ": %s", i, sb_last_error());
+			sbb_child_fail(&r->sh->err, idx, err, "store %" PRIu64 ": %s", i,
+				       sb_last_error());
 			goto out;
 		}
 	}
@@ -164,7 +164,8 @@ static int writer_coordinator(void *arg, int idx)
 	r->sh->wakes = sb_load_relaxed(&b->hot->wakes) - wakes;
 	r->sh->stores = r->nstores;
 	if (sbb_await_count(&r->sh->done, r->nconsumers, 6 * SBB_STEP_TIMEOUT_MS))
-		err = sbb_child_fail(&r->sh->err, idx, -ETIMEDOUT, "consumers did not finish draining");
+		err = sbb_child_fail(&r->sh->err, idx, -ETIMEDOUT,
+				     "consumers did not finish draining");
 out:
 	sb_bridge_destroy(b);
 	return err;
@@ -238,12 +239,13 @@ static int writer_consumer(void *arg, int idx)
 	if (r->waiting)
 		err = wait_drain(c, r->warm + r->nstores);
 	else
-		err = spin_drain(c, r->warm + r->nstores, sbb_deadline_after_ms(SBB_RUN_TIMEOUT_MS));
+		err =
+		    spin_drain(c, r->warm + r->nstores, sbb_deadline_after_ms(SBB_RUN_TIMEOUT_MS));
 	if (err) {
 		sbb_child_fail(&r->sh->err, idx, err, "draining: %s",
-			   err == -ETIMEDOUT ? "timed out"
-			   : err == -EPIPE   ? "coordinator went away"
-					     : sb_last_error());
+			       err == -ETIMEDOUT ? "timed out"
+			       : err == -EPIPE	 ? "coordinator went away"
+						 : sb_last_error());
 		goto out;
 	}
 	sb_consumer_totals(c, &r->sh->counts[k]);
@@ -377,7 +379,8 @@ static void print_latency(FILE *json, unsigned nsamples, const struct sbb_wake_r
 	}
 	if (!raw->ok || !sb->ok)
 		return;
-	struct sbb_spread rp = sbb_spread_of(raw->p50, SBB_REPS), sp = sbb_spread_of(sb->p50, SBB_REPS);
+	struct sbb_spread rp = sbb_spread_of(raw->p50, SBB_REPS),
+			  sp = sbb_spread_of(sb->p50, SBB_REPS);
 	/* Repetitions were interleaved, so repetition i of each ran side by side. */
 	for (unsigned i = 0; i < SBB_REPS; i++)
 		ratio[i] = sb->p50[i] / raw->p50[i];
@@ -388,7 +391,8 @@ static void print_latency(FILE *json, unsigned nsamples, const struct sbb_wake_r
 	       sp.median / rp.median <= 1.5 ? "met" : "NOT met");
 	printf("  breakdown (p50, medians): the waker's sb_bridge_store %.0f ns vs its FUTEX_WAKE "
 	       "%.0f ns;\n  sb_consumer_wait() returning READY to the drain callback %.0f ns\n",
-	       sbb_spread_of(sb->call50, SBB_REPS).median, sbb_spread_of(raw->call50, SBB_REPS).median,
+	       sbb_spread_of(sb->call50, SBB_REPS).median,
+	       sbb_spread_of(raw->call50, SBB_REPS).median,
 	       sbb_spread_of(sb->drain50, SBB_REPS).median);
 	if (json) {
 		fprintf(
@@ -402,7 +406,8 @@ static void print_latency(FILE *json, unsigned nsamples, const struct sbb_wake_r
 
 static void print_writer(FILE *json, uint64_t nstores, struct writer_case *wc, unsigned ncases)
 {
-	struct sbb_spread base_w = sbb_spread_of(wc[0].wall, SBB_REPS), base_c = sbb_spread_of(wc[0].cpu, SBB_REPS);
+	struct sbb_spread base_w = sbb_spread_of(wc[0].wall, SBB_REPS),
+			  base_c = sbb_spread_of(wc[0].cpu, SBB_REPS);
 	bool base_ok = wc[0].ok;
 
 	printf(
@@ -418,7 +423,8 @@ static void print_writer(FILE *json, uint64_t nstores, struct writer_case *wc, u
 			printf("  %-13s %28s\n", wc[i].name, "FAILED");
 			continue;
 		}
-		struct sbb_spread w = sbb_spread_of(wc[i].wall, SBB_REPS), c = sbb_spread_of(wc[i].cpu, SBB_REPS);
+		struct sbb_spread w = sbb_spread_of(wc[i].wall, SBB_REPS),
+				  c = sbb_spread_of(wc[i].cpu, SBB_REPS);
 		struct sbb_spread k = sbb_spread_of(wc[i].wakes, SBB_REPS);
 		char a[48], b[48], d[48], rw[16] = "-", rc[16] = "-";
 		snprintf(a, sizeof(a), "%.0f [%.0f..%.0f]", w.median, w.min, w.max);

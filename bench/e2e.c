@@ -200,8 +200,7 @@ static int e2e_writer(void *arg, int idx)
 	sh->writer_cpu_ns = sbb_process_cpu_ns() - c0;
 	sb_store_release(&sh->finished, 1); /* after the last record: pairs with the consumers */
 	if (err) {
-		err = sbb_child_fail(&sh->err, idx, err, "record %llu: %s",
-				     (unsigned long long)seq,
+		err = sbb_child_fail(&sh->err, idx, err, "record %llu: %s", (unsigned long long)seq,
 				     bridge ? sb_last_error() : strerror(-err));
 		goto out;
 	}
@@ -309,12 +308,14 @@ static int raw_ring_consumer(struct e2e_run *r, int idx)
 	uint64_t deadline = sbb_deadline_after_ms(SBB_RUN_TIMEOUT_MS);
 	for (unsigned i = 1; seq < r->last; i++) {
 		/* Lapped at the very end, the reader skips to the tail: then nothing more comes. */
-		bool finished = sb_load_acquire(&sh->finished); /* pairs with the writer's release */
+		bool finished =
+		    sb_load_acquire(&sh->finished); /* pairs with the writer's release */
 		long n = rr_read(&rd, buf, r->p->size, &seq, &lost);
 		if (n == 0 && finished)
 			break;
 		if (n < 0) {
-			err = sbb_child_fail(&sh->err, idx, (int)n, "record after %llu fails validation",
+			err = sbb_child_fail(&sh->err, idx, (int)n,
+					     "record after %llu fails validation",
 					     (unsigned long long)seq);
 			break;
 		}
@@ -411,13 +412,13 @@ static int iceoryx_consumer(struct e2e_run *r, int idx)
 		err = sbb_iox_sub_open(r->instance, &x);
 	if (err) {
 		free(buf);
-		return sbb_child_fail(&sh->err, idx, err, "iceoryx subscriber: %s",
-				      strerror(-err));
+		return sbb_child_fail(&sh->err, idx, err, "iceoryx subscriber: %s", strerror(-err));
 	}
 	sb_fetch_add_release(&sh->ready, 1);
 	uint64_t deadline = sbb_deadline_after_ms(SBB_RUN_TIMEOUT_MS);
 	for (unsigned i = 1; seq < r->last; i++) {
-		bool finished = sb_load_acquire(&sh->finished); /* pairs with the writer's release */
+		bool finished =
+		    sb_load_acquire(&sh->finished); /* pairs with the writer's release */
 		int got = sbb_iox_take(x, buf, r->p->size, &seq);
 		if (got < 0) {
 			err = sbb_child_fail(&sh->err, idx, got, "take after record %llu failed",
@@ -469,7 +470,8 @@ static int make_streams(struct e2e_run *r)
 		if (!strcmp(r->system, "pipe")) {
 			rc = pipe2(r->fds[k], O_CLOEXEC);
 			if (rc == 0)
-				(void)fcntl(r->fds[k][1], F_SETPIPE_SZ, PIPE_BYTES); /* best effort */
+				(void)fcntl(r->fds[k][1], F_SETPIPE_SZ,
+					    PIPE_BYTES); /* best effort */
 		} else {
 			rc = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->fds[k]);
 		}
@@ -542,10 +544,11 @@ int sbb_e2e_run(const char *system, const struct sbb_params *p, struct sbb_sampl
 		out->delivered += c->delivered;
 		out->stores += p->n;
 		if (c->delivered + c->lost != p->n) {
-			fprintf(stderr,
-				"bench: %s: consumer %u: %llu delivered + %llu lost != %llu stored\n",
-				label, k, (unsigned long long)c->delivered,
-				(unsigned long long)c->lost, (unsigned long long)p->n);
+			fprintf(
+			    stderr,
+			    "bench: %s: consumer %u: %llu delivered + %llu lost != %llu stored\n",
+			    label, k, (unsigned long long)c->delivered, (unsigned long long)c->lost,
+			    (unsigned long long)p->n);
 			err = -EPROTO;
 		}
 		if (!strcmp(system, "snapbridge")) {

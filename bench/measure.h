@@ -16,11 +16,11 @@
 #include <snapbridge/snapbridge.h>
 
 /* The record log of the snapbridge runs (the default) and the ring size of raw_ring / memcpy. */
-#define SBB_RING_BYTES	 SB_DEFAULT_LOG_BYTES
-#define SBB_MAX_SNAPS	 SB_DEFAULT_MAX_SNAPSHOTS
-#define SBB_MAX_EVENTS	 SB_DEFAULT_MAX_EVENTS
+#define SBB_RING_BYTES	   SB_DEFAULT_LOG_BYTES
+#define SBB_MAX_SNAPS	   SB_DEFAULT_MAX_SNAPSHOTS
+#define SBB_MAX_EVENTS	   SB_DEFAULT_MAX_EVENTS
 #define SBB_OVERWRITE_TAGS 32
-#define SBB_MAX_CONSUMERS 4
+#define SBB_MAX_CONSUMERS  4
 
 struct sbb_params {
 	uint32_t size;	    /* record (report) bytes */
@@ -37,8 +37,8 @@ struct sbb_sample {
 	double writer_rate; /* e2e: the writer's own records/s */
 	/*
 	 * Records per CPU-second of the storing process, all its threads (a
-	 * bridge's liburcu worker included): store runs and the e2e writer. Unlike the wall-clock rates, time the machine's other
-	 * users take from the pinned CPU does not count.
+	 * bridge's liburcu worker included): store runs and the e2e writer. Unlike the wall-clock
+	 * rates, time the machine's other users take from the pinned CPU does not count.
 	 */
 	double cpu_rate;
 	double p50, p99, p999;

@@ -170,8 +170,7 @@ static void order_remove_tag(struct mm_map *m, const char *tag)
 	}
 }
 
-int mm_store(struct mm_map *m, const char *tag, const char *schema, const void *report,
-	     size_t len)
+int mm_store(struct mm_map *m, const char *tag, const char *schema, const void *report, size_t len)
 {
 	uint64_t hash = sb__tag_hash(tag, strlen(tag));
 	uint8_t *bytes = malloc(len ? len : 1);

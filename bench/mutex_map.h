@@ -29,8 +29,7 @@ void mm_destroy(struct mm_map *m);
  * building one from the capture's bytes costs at least this copy).
  * Overwrite and eviction as the reference. Any thread. 0 or -ENOMEM.
  */
-int mm_store(struct mm_map *m, const char *tag, const char *schema, const void *report,
-	     size_t len);
+int mm_store(struct mm_map *m, const char *tag, const char *schema, const void *report, size_t len);
 
 /* Resident reports and retained events (for the benchmark's own checks). */
 size_t mm_len(struct mm_map *m);

@@ -149,11 +149,12 @@ long rr_read(struct rr_reader *rd, void *buf, size_t cap, uint64_t *seq, uint64_
 			return -EBADMSG;
 		struct rr_rec h;
 		memcpy(&h, data + off, sizeof(h));
-		uint64_t need = (sizeof(h) + (uint64_t)h.len + RR_ALIGN - 1) & ~(uint64_t)(RR_ALIGN - 1);
+		uint64_t need =
+		    (sizeof(h) + (uint64_t)h.len + RR_ALIGN - 1) & ~(uint64_t)(RR_ALIGN - 1);
 		bool bad = need > rd->size - off || (h.seq && h.len > cap);
 		if (!bad && h.seq)
 			memcpy(buf, data + off + sizeof(h), h.len);
-		sb_fence_acquire(); /* R3: pairs with W1 */
+		sb_fence_acquire();					 /* R3: pairs with W1 */
 		uint64_t intent = sb_load_acquire(intent_word(rd->map)); /* and W0 before it */
 		if (intent - rd->cursor > rd->size) {
 			rd->cursor = resume_at(rd); /* our copy may be torn */

@@ -31,11 +31,11 @@
 
 struct rr_ring {
 	int fd;
-	uint8_t *map; /* header page + data */
-	uint64_t size; /* data bytes, a multiple of 16 */
-	uint64_t head; /* writer-private copy of tail */
+	uint8_t *map;	/* header page + data */
+	uint64_t size;	/* data bytes, a multiple of 16 */
+	uint64_t head;	/* writer-private copy of tail */
 	uint64_t first; /* writer-private copy of first */
-	uint64_t seq;  /* writer: last sequence written */
+	uint64_t seq;	/* writer: last sequence written */
 };
 
 /* A sealed memfd of size data bytes, mapped read-write by the caller. 0 or -errno. */

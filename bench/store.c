@@ -332,11 +332,13 @@ int sbb_parallel_run(const char *system, const struct sbb_params *p, struct sbb_
 	pthread_barrier_init(&go, NULL, nt);
 	unsigned started = 0;
 	for (; started < nt && !err; started++) {
-		wk[started] = (struct worker){ .idx = started, .in = &in, .p = p, .go = &go, .rec = rec };
+		wk[started] =
+		    (struct worker){ .idx = started, .in = &in, .p = p, .go = &go, .rec = rec };
 		err = -pthread_create(&wk[started].th, NULL, worker_main, &wk[started]);
 	}
 	if (err) {
-		/* A thread is missing, so the barrier never opens: cannot happen short of ENOMEM. */
+		/* A thread is missing, so the barrier never opens: cannot happen short of ENOMEM.
+		 */
 		fprintf(stderr, "bench: pthread_create: %s\n", strerror(-err));
 		abort();
 	}

@@ -154,7 +154,7 @@ void sb__tagindex_fini(struct sb_tagindex *idx)
 	if (!idx->ht)
 		return;
 	sb__tagindex_clear(idx); /* flushes the retired batch too */
-	rcu_barrier();		  /* every free_batch has run */
+	rcu_barrier();		 /* every free_batch has run */
 	cds_lfht_destroy(idx->ht, NULL);
 	idx->ht = NULL;
 	for (struct ck_stack_entry *e; (e = ck_stack_pop_mpmc(&idx->spare));)

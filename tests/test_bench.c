@@ -55,8 +55,8 @@ static double number(json_t *m, const char *key)
 	return json_is_number(v) ? json_number_value(v) : -1;
 }
 
-Test(bench, smoke_run_reports_a_figure_for_every_present_system, .init = setup,
-     .fini = teardown, .timeout = 240)
+Test(bench, smoke_run_reports_a_figure_for_every_present_system, .init = setup, .fini = teardown,
+     .timeout = 240)
 {
 	char *argv[] = { SB_TOOL, "bench", "--smoke", "--json", json_path, NULL };
 	json_error_t jerr;
@@ -72,7 +72,7 @@ Test(bench, smoke_run_reports_a_figure_for_every_present_system, .init = setup,
 
 	json_t *list = json_object_get(root, "measurements");
 	cr_assert(json_is_array(list) && json_array_size(list) > 0, "no measurements");
-	static const char *const systems[] = { "snapbridge", "memcpy",	  "raw_ring", "pipe",
+	static const char *const systems[] = { "snapbridge",  "memcpy",	   "raw_ring", "pipe",
 					       "unix_stream", "mutex_map", "raw_futex" };
 	unsigned seen[sizeof(systems) / sizeof(systems[0])] = { 0 };
 	size_t i;
@@ -93,8 +93,8 @@ Test(bench, smoke_run_reports_a_figure_for_every_present_system, .init = setup,
 		if (!strcmp(bench, "wake")) {
 			cr_assert_gt(number(m, "p50_ns"), 0, "wake %s has no p50", system);
 		} else {
-			cr_assert_gt(number(m, "records_per_s"), 0, "%s %s size %.0f: no rate", bench,
-				     system, number(m, "size"));
+			cr_assert_gt(number(m, "records_per_s"), 0, "%s %s size %.0f: no rate",
+				     bench, system, number(m, "size"));
 			cr_assert_gt(number(m, "bytes_per_s"), 0);
 		}
 		json_t *acc = json_object_get(m, "accounting");
