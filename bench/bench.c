@@ -91,14 +91,14 @@ static bool bench_on(const struct plan *pl, const char *name)
 	return false;
 }
 
-/* Timed records: about 512 MiB, between 1024 and 200 000 records; fewer in quick modes. */
+/* Timed records: about 64 MiB, between 256 and 100 000 records; fewer in quick modes. */
 static uint64_t count_for(const struct plan *pl, uint32_t size)
 {
-	uint64_t n = (512ull << 20) / size;
+	uint64_t n = (64ull << 20) / size;
 
-	n = n < 1024 ? 1024 : n > 200000 ? 200000 : n;
+	n = n < 256 ? 256 : n > 100000 ? 100000 : n;
 	if (pl->mode == MODE_QUICK)
-		n /= 10;
+		n = n / 10 < 64 ? 64 : n / 10;
 	if (pl->mode == MODE_SMOKE)
 		n = 200;
 	return n;
@@ -116,7 +116,7 @@ static uint64_t nlat_for(const struct plan *pl, uint32_t size)
 {
 	if (size != 64 && size != 4096)
 		return 0;
-	return pl->mode == MODE_FULL ? 100000 : pl->mode == MODE_QUICK ? 20000 : 100;
+	return pl->mode == MODE_FULL ? 50000 : pl->mode == MODE_QUICK ? 10000 : 100;
 }
 
 static struct msr *add(struct plan *pl, enum kind kind, const char *bench, const char *system,
@@ -834,26 +834,32 @@ static int write_json(const struct plan *pl, const char *path)
 
 /* ---- SVG through gnuplot ----------------------------------------------------------- */
 
+/* Whether m is a line of the panel of kinds k1/k2; if so, its line's name. */
+static bool plotted(const struct msr *m, enum kind k1, enum kind k2, char *name, size_t len)
+{
+	if ((m->kind != k1 && m->kind != k2) || !usable(m) ||
+	    (m->kind == K_E2E && m->p.consumers != 1))
+		return false;
+	snprintf(name, len, "%s%s", m->system,
+		 !strcmp(m->bench, "store_overwrite") ? " (overwrite)" : "");
+	return true;
+}
+
 static void plot_panel(FILE *g, const struct plan *pl, enum kind k1, enum kind k2,
 		       const char *title)
 {
-	const char *names[16];
+	char names[16][48], name[48];
 	unsigned n = 0;
 
 	/* One line per system (and per tag pattern), in plan order. */
 	for (unsigned i = 0; i < pl->n; i++) {
-		const struct msr *m = &pl->m[i];
-		char name[48];
-		if ((m->kind != k1 && m->kind != k2) || !usable(m) ||
-		    (m->kind == K_E2E && m->p.consumers != 1))
-			continue;
-		snprintf(name, sizeof(name), "%s%s", m->system,
-			 !strcmp(m->bench, "store_overwrite") ? " (overwrite)" : "");
 		bool seen = false;
+		if (!plotted(&pl->m[i], k1, k2, name, sizeof(name)))
+			continue;
 		for (unsigned j = 0; j < n; j++)
 			seen |= !strcmp(names[j], name);
 		if (!seen && n < 16)
-			names[n++] = strdup(name);
+			memcpy(names[n++], name, sizeof(name));
 	}
 	fprintf(g, "set title '%s'\n", title);
 	fprintf(g, "plot ");
@@ -863,19 +869,11 @@ static void plot_panel(FILE *g, const struct plan *pl, enum kind k1, enum kind k
 	for (unsigned j = 0; j < n; j++) {
 		for (unsigned i = 0; i < pl->n; i++) {
 			const struct msr *m = &pl->m[i];
-			char name[48];
-			if ((m->kind != k1 && m->kind != k2) || !usable(m) ||
-			    (m->kind == K_E2E && m->p.consumers != 1))
-				continue;
-			snprintf(name, sizeof(name), "%s%s", m->system,
-				 !strcmp(m->bench, "store_overwrite") ? " (overwrite)" : "");
-			if (!strcmp(name, names[j]))
+			if (plotted(m, k1, k2, name, sizeof(name)) && !strcmp(name, names[j]))
 				fprintf(g, "%u %.0f\n", m->p.size, median_rate(m) * m->p.size);
 		}
 		fprintf(g, "e\n");
 	}
-	for (unsigned j = 0; j < n; j++)
-		free((void *)names[j]);
 }
 
 static int write_svg(const struct plan *pl, const char *path)

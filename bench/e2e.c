@@ -284,13 +284,59 @@ static int snapbridge_consumer(struct e2e_run *r, int idx)
 	return err;
 }
 
-static int raw_ring_consumer(struct e2e_run *r, int idx)
+/* Take one record into buf: its length (> 0), 0 when none is there, or -errno. */
+typedef long (*take_fn)(void *src, void *buf, uint32_t len, uint64_t *seq);
+
+/*
+ * The consumer loop of a source that drops instead of blocking (raw_ring,
+ * iceoryx): take until the last timed record, or until the writer has
+ * finished and nothing more comes (the rest was lapped or dropped).
+ */
+static int poll_source(struct e2e_run *r, int idx, take_fn take, void *src, uint8_t *buf)
 {
 	struct e2e_shared *sh = r->sh;
 	struct e2e_consumer *me = &sh->c[consumer_of(idx)];
+	uint64_t deadline = sbb_deadline_after_ms(SBB_RUN_TIMEOUT_MS);
+	uint64_t seq = 0;
+	int err = 0;
+
+	sb_fetch_add_release(&sh->ready, 1);
+	for (unsigned i = 1; seq < r->last; i++) {
+		bool finished =
+		    sb_load_acquire(&sh->finished); /* pairs with the writer's release */
+		long got = take(src, buf, r->p->size, &seq);
+		if (got < 0) {
+			err = sbb_child_fail(&sh->err, idx, (int)got, "record after %llu: %s",
+					     (unsigned long long)seq, strerror((int)-got));
+			break;
+		}
+		if (got && seq >= r->first && seq <= r->last)
+			me->delivered++;
+		if (!got && finished)
+			break;
+		if ((i & 4095) == 0 && sb__mono_ns() > deadline) {
+			err = sbb_child_fail(&sh->err, idx, -ETIMEDOUT, "timed out at record %llu",
+					     (unsigned long long)seq);
+			break;
+		}
+	}
+	me->t_end = sb__mono_ns();
+	me->lost = r->last - r->first + 1 - me->delivered;
+	return err;
+}
+
+static long rr_take(void *src, void *buf, uint32_t len, uint64_t *seq)
+{
+	uint64_t lost = 0; /* gaps: the caller counts what it got instead */
+
+	return rr_read(src, buf, len, seq, &lost);
+}
+
+static int raw_ring_consumer(struct e2e_run *r, int idx)
+{
+	struct e2e_shared *sh = r->sh;
 	uint8_t *buf = malloc(r->p->size);
 	struct rr_reader rd;
-	uint64_t seq = 0, lost = 0;
 	int err;
 
 	if (!buf)
@@ -304,31 +350,7 @@ static int raw_ring_consumer(struct e2e_run *r, int idx)
 		free(buf);
 		return sbb_child_fail(&sh->err, idx, err, "attach: %s", strerror(-err));
 	}
-	sb_fetch_add_release(&sh->ready, 1);
-	uint64_t deadline = sbb_deadline_after_ms(SBB_RUN_TIMEOUT_MS);
-	for (unsigned i = 1; seq < r->last; i++) {
-		/* Lapped at the very end, the reader skips to the tail: then nothing more comes. */
-		bool finished =
-		    sb_load_acquire(&sh->finished); /* pairs with the writer's release */
-		long n = rr_read(&rd, buf, r->p->size, &seq, &lost);
-		if (n == 0 && finished)
-			break;
-		if (n < 0) {
-			err = sbb_child_fail(&sh->err, idx, (int)n,
-					     "record after %llu fails validation",
-					     (unsigned long long)seq);
-			break;
-		}
-		if (n > 0 && seq >= r->first)
-			me->delivered++;
-		if ((i & 4095) == 0 && sb__mono_ns() > deadline) {
-			err = sbb_child_fail(&sh->err, idx, -ETIMEDOUT, "timed out at record %llu",
-					     (unsigned long long)seq);
-			break;
-		}
-	}
-	me->t_end = sb__mono_ns();
-	me->lost = r->last - r->first + 1 - me->delivered;
+	err = poll_source(r, idx, rr_take, &rd, buf);
 	rr_reader_close(&rd);
 	free(buf);
 	consumer_done(r);
@@ -396,13 +418,18 @@ out:
 }
 
 #ifdef SBB_HAVE_IOX
+static long iox_take(void *src, void *buf, uint32_t len, uint64_t *seq)
+{
+	int got = sbb_iox_take(src, buf, len, seq);
+
+	return got > 0 ? (long)len : got;
+}
+
 static int iceoryx_consumer(struct e2e_run *r, int idx)
 {
 	struct e2e_shared *sh = r->sh;
-	struct e2e_consumer *me = &sh->c[consumer_of(idx)];
 	uint8_t *buf = malloc(r->p->size);
 	struct sbb_iox *x;
-	uint64_t seq = 0;
 	int err;
 
 	if (!buf)
@@ -414,29 +441,7 @@ static int iceoryx_consumer(struct e2e_run *r, int idx)
 		free(buf);
 		return sbb_child_fail(&sh->err, idx, err, "iceoryx subscriber: %s", strerror(-err));
 	}
-	sb_fetch_add_release(&sh->ready, 1);
-	uint64_t deadline = sbb_deadline_after_ms(SBB_RUN_TIMEOUT_MS);
-	for (unsigned i = 1; seq < r->last; i++) {
-		bool finished =
-		    sb_load_acquire(&sh->finished); /* pairs with the writer's release */
-		int got = sbb_iox_take(x, buf, r->p->size, &seq);
-		if (got < 0) {
-			err = sbb_child_fail(&sh->err, idx, got, "take after record %llu failed",
-					     (unsigned long long)seq);
-			break;
-		}
-		if (got && seq >= r->first && seq <= r->last)
-			me->delivered++;
-		if (!got && finished)
-			break; /* the queue dropped the rest */
-		if ((i & 4095) == 0 && sb__mono_ns() > deadline) {
-			err = sbb_child_fail(&sh->err, idx, -ETIMEDOUT, "timed out at record %llu",
-					     (unsigned long long)seq);
-			break;
-		}
-	}
-	me->t_end = sb__mono_ns();
-	me->lost = r->last - r->first + 1 - me->delivered;
+	err = poll_source(r, idx, iox_take, x, buf);
 	sbb_iox_close(x);
 	free(buf);
 	consumer_done(r);
