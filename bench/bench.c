@@ -864,7 +864,8 @@ static void plot_panel(FILE *g, const struct plan *pl, enum kind k1, enum kind k
 	fprintf(g, "set title '%s'\n", title);
 	fprintf(g, "plot ");
 	for (unsigned j = 0; j < n; j++)
-		fprintf(g, "%s'-' using 1:2 with linespoints title '%s'", j ? ", " : "", names[j]);
+		fprintf(g, "%s'-' using 1:2 with linespoints lw %d title '%s'", j ? ", " : "",
+			strncmp(names[j], "snapbridge", 10) ? 1 : 3, names[j]);
 	fprintf(g, "\n");
 	for (unsigned j = 0; j < n; j++) {
 		for (unsigned i = 0; i < pl->n; i++) {
@@ -888,9 +889,11 @@ static int write_svg(const struct plan *pl, const char *path)
 			strerror(errno));
 		return -errno;
 	}
-	fprintf(g, "set terminal svg size 1100,480 dynamic font 'sans,11'\n");
+	fprintf(g, "set terminal svg size 1100,480 dynamic noenhanced font 'sans,11'\n");
 	fprintf(g, "set output '%s'\n", path);
-	fprintf(g, "set logscale xy\nset grid\nset key top left font ',9'\n");
+	fprintf(
+	    g,
+	    "set logscale xy\nset grid\nset key bottom right font ',9'\nset xrange [40:400000]\n");
 	fprintf(g, "set xlabel 'record size (bytes)'\nset ylabel 'bytes/s'\n");
 	fprintf(g, "set xtics ('64' 64, '1K' 1024, '4K' 4096, '64K' 65536, '256K' 262144)\n");
 	fprintf(g, "set multiplot layout 1,2\n");
