@@ -17,10 +17,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ring/atomics.h"
 #include "../ring/clock.h"
 #include "harness.h"
 #include "measure.h"
@@ -266,12 +268,19 @@ int sbb_store_run(const char *system, const struct sbb_params *p, struct sbb_sam
 
 /* ---- parallel writers -------------------------------------------------------------- */
 
+/* Workers wait here until all of them are ready; open with abandon set sends them home. */
+struct gate {
+	uint32_t arrived;
+	uint32_t open;
+	uint32_t abandon;
+};
+
 struct worker {
 	pthread_t th;
 	unsigned idx;
 	struct instance *in;
 	const struct sbb_params *p;
-	pthread_barrier_t *go;
+	struct gate *gate;
 	const uint8_t *rec;
 	uint64_t t0, t1;
 	int err;
@@ -291,9 +300,11 @@ static void *worker_main(void *arg)
 	/* Each thread faults in its own copy ring; the shared structures were warmed already. */
 	if (!wk->err && copy.base)
 		wk->err = store_loop(&w, &tags, wk->rec, wk->p->size, wk->p->warm, NULL);
-	pthread_barrier_wait(wk->go);
+	sb_fetch_add_release(&wk->gate->arrived, 1);
+	while (!sb_load_acquire(&wk->gate->open)) /* pairs with the opener's release */
+		sched_yield();
 	wk->t0 = sb__mono_ns();
-	if (!wk->err)
+	if (!wk->err && !sb_load_relaxed(&wk->gate->abandon))
 		wk->err = store_loop(&w, &tags, wk->rec, wk->p->size, n, NULL);
 	wk->t1 = sb__mono_ns();
 	free(copy.base);
@@ -304,7 +315,7 @@ int sbb_parallel_run(const char *system, const struct sbb_params *p, struct sbb_
 {
 	struct worker wk[16];
 	struct instance in;
-	pthread_barrier_t go;
+	struct gate gate = { 0, 0, 0 };
 	unsigned nt = p->threads < 16 ? p->threads : 16;
 	uint8_t *rec = make_record(p->size);
 	int err;
@@ -329,28 +340,28 @@ int sbb_parallel_run(const char *system, const struct sbb_params *p, struct sbb_
 		if (!err)
 			err = store_loop(&w, &tags, rec, p->size, p->warm, NULL);
 	}
-	pthread_barrier_init(&go, NULL, nt);
 	unsigned started = 0;
 	for (; started < nt && !err; started++) {
 		wk[started] =
-		    (struct worker){ .idx = started, .in = &in, .p = p, .go = &go, .rec = rec };
+		    (struct worker){ .idx = started, .in = &in, .p = p, .gate = &gate, .rec = rec };
 		err = -pthread_create(&wk[started].th, NULL, worker_main, &wk[started]);
+		if (err) {
+			fprintf(stderr, "bench: pthread_create: %s\n", strerror(-err));
+			break;
+		}
 	}
-	if (err) {
-		/* A thread is missing, so the barrier never opens: cannot happen short of ENOMEM.
-		 */
-		fprintf(stderr, "bench: pthread_create: %s\n", strerror(-err));
-		abort();
-	}
+	while (!err && sb_load_acquire(&gate.arrived) < nt) /* pairs with each worker's add */
+		sched_yield();
+	sb_store_relaxed(&gate.abandon, err != 0);
+	sb_store_release(&gate.open, 1);
 	uint64_t t0 = UINT64_MAX, t1 = 0;
-	for (unsigned i = 0; i < nt; i++) {
+	for (unsigned i = 0; i < started; i++) {
 		pthread_join(wk[i].th, NULL);
 		if (wk[i].err && !err)
 			err = wk[i].err;
 		t0 = wk[i].t0 < t0 ? wk[i].t0 : t0;
 		t1 = wk[i].t1 > t1 ? wk[i].t1 : t1;
 	}
-	pthread_barrier_destroy(&go);
 	if (err)
 		fprintf(stderr, "bench: %s with %u threads, %u bytes: %s\n", system, nt, p->size,
 			in.bridge ? sb_last_error() : strerror(-err));
