@@ -620,7 +620,7 @@ static void print_table(const struct plan *pl)
 		printf("\nwake: store to consumer running, %u wake-ups per repetition, ns median "
 		       "[min..max]\n",
 		       pl->wake_samples);
-		printf("  %-12s %24s %24s\n", "system", "p50 ns", "p99 ns");
+		printf("  %-12s %28s %28s\n", "system", "p50 ns", "p99 ns");
 		const struct msr *w[2] = { wr, ws };
 		for (unsigned i = 0; i < 2; i++) {
 			if (!w[i])
@@ -633,7 +633,7 @@ static void print_table(const struct plan *pl)
 			char x[48], y[48];
 			snprintf(x, sizeof(x), "%.0f [%.0f..%.0f]", a.median, a.min, a.max);
 			snprintf(y, sizeof(y), "%.0f [%.0f..%.0f]", b.median, b.min, b.max);
-			printf("  %-12s %24s %24s\n", w[i]->system, x, y);
+			printf("  %-12s %28s %28s\n", w[i]->system, x, y);
 		}
 	}
 }
