@@ -10,14 +10,19 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian packages the build, the tests and the tools need.
 DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
                libmsgpack-dev libcriterion-dev libjansson-dev
+# Optional, for `make bench` only: the plot, and the iceoryx baseline (RouDi
+# and the C binding). Without them the benchmark skips what needs them.
+BENCH_PACKAGES = gnuplot-nox iceoryx libiceoryx-binding-c-dev
+DEPS_PACKAGES ?= $(DEB_PACKAGES)
 
-.PHONY: all deps build demo test test-asan test-tsan fuzz bench-serve model format clean
+.PHONY: all deps build demo test test-asan test-tsan fuzz bench-deps bench bench-serve model \
+	format clean
 
 all: build
 
 # Installs only what is missing, and says nothing when everything is there.
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@missing=""; for p in $(DEPS_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -91,6 +96,21 @@ fuzz:
 model:
 	@$(MAKE) deps DEB_PACKAGES="spin gcc"
 	ring/model/check.sh build-model
+
+bench-deps:
+	@$(MAKE) deps DEPS_PACKAGES="$(BENCH_PACKAGES)"
+
+# The full benchmark (docs/BENCHMARKS.md) in the optimised build, results into
+# $(BENCH_RESULTS): bench.json, bench.svg and the table in bench.txt. A few minutes;
+# BENCH_ARGS=--quick for under a minute. A missing optional package is skipped.
+BENCH_RESULTS ?= bench/results
+bench: deps
+	-@$(MAKE) bench-deps
+	$(MAKE) build BUILD=build-bench CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Release -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS)"
+	@mkdir -p $(BENCH_RESULTS)
+	@./build-bench/consumers/snapbridge bench --json $(BENCH_RESULTS)/bench.json \
+	  --svg $(BENCH_RESULTS)/bench.svg $(BENCH_ARGS) > $(BENCH_RESULTS)/bench.txt; \
+	  rc=$$?; cat $(BENCH_RESULTS)/bench.txt; exit $$rc
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -21,6 +21,7 @@ struct sb_tagnode {
 	struct rcu_head rcu;
 	struct sb_tagindex *idx;
 	struct ck_stack_entry spare;
+	struct sb_tagnode *retired_next; /* the next node of the batch this one waits in */
 	uint32_t slot;
 	uint32_t len;
 	char tag[64];
@@ -41,15 +42,30 @@ static int match(struct cds_lfht_node *node, const void *arg)
 	return n->len == k->len && memcmp(n->tag, k->tag, k->len) == 0;
 }
 
+/*
+ * Eight bytes at a time, then murmur3's finaliser: tags differ mostly in
+ * their last digits, and cds_lfht takes both high and low bits.
+ */
 uint64_t sb__tag_hash(const char *tag, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+	const uint64_t k = 0xff51afd7ed558ccdull;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
 
-	for (size_t i = 0; i < len; i++) {
-		h ^= (uint8_t)tag[i];
-		h *= 0x100000001b3ull;
+	for (; len >= 8; tag += 8, len -= 8) {
+		memcpy(&w, tag, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 32;
 	}
-	return h ^ (h >> 29);
+	if (len) {
+		w = 0;
+		for (size_t i = 0; i < len; i++)
+			w |= (uint64_t)(uint8_t)tag[i] << (8 * i);
+		h = (h ^ w) * k;
+		h ^= h >> 32;
+	}
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 33);
 }
 
 int sb__tagindex_init(struct sb_tagindex *idx, uint32_t capacity)
@@ -63,6 +79,8 @@ int sb__tagindex_init(struct sb_tagindex *idx, uint32_t capacity)
 	if (!idx->ht)
 		return sb__fail(-ENOMEM, "out of memory for a %lu-bucket tag index", buckets);
 	ck_stack_init(&idx->spare);
+	idx->retired = NULL;
+	idx->nretired = 0;
 	return 0;
 }
 
@@ -82,12 +100,38 @@ struct sb_tagnode *sb__tagnode_new(struct sb_tagindex *idx)
 	return n;
 }
 
-/* Runs after a grace period: no reader can still see the node. */
-static void free_node(struct rcu_head *head)
+/* Runs after a grace period: no reader can still see any node of the batch. */
+static void free_batch(struct rcu_head *head)
 {
 	struct sb_tagnode *n = caa_container_of(head, struct sb_tagnode, rcu);
 
-	sb__tagnode_put(n->idx, n);
+	while (n) {
+		struct sb_tagnode *next = n->retired_next;
+		sb__tagnode_put(n->idx, n);
+		n = next;
+	}
+}
+
+/*
+ * Hand the retired batch to call_rcu. Every node in it was unlinked before
+ * this call, so the grace period that starts here covers them all.
+ */
+static void retire_flush(struct sb_tagindex *idx)
+{
+	if (!idx->retired)
+		return;
+	call_rcu(&idx->retired->rcu, free_batch);
+	idx->retired = NULL;
+	idx->nretired = 0;
+}
+
+/* An unlinked node waits for a grace period with up to SB_TAGINDEX_RETIRE_BATCH others. */
+static void retire(struct sb_tagindex *idx, struct sb_tagnode *n)
+{
+	n->retired_next = idx->retired;
+	idx->retired = n;
+	if (++idx->nretired >= SB_TAGINDEX_RETIRE_BATCH)
+		retire_flush(idx);
 }
 
 void sb__tagindex_clear(struct sb_tagindex *idx)
@@ -99,17 +143,18 @@ void sb__tagindex_clear(struct sb_tagindex *idx)
 	cds_lfht_for_each_entry(idx->ht, &iter, n, node)
 	{
 		if (cds_lfht_del(idx->ht, &n->node) == 0)
-			call_rcu(&n->rcu, free_node);
+			retire(idx, n);
 	}
 	rcu_read_unlock();
+	retire_flush(idx);
 }
 
 void sb__tagindex_fini(struct sb_tagindex *idx)
 {
 	if (!idx->ht)
 		return;
-	sb__tagindex_clear(idx);
-	rcu_barrier(); /* every free_node has run */
+	sb__tagindex_clear(idx); /* flushes the retired batch too */
+	rcu_barrier();		 /* every free_batch has run */
 	cds_lfht_destroy(idx->ht, NULL);
 	idx->ht = NULL;
 	for (struct ck_stack_entry *e; (e = ck_stack_pop_mpmc(&idx->spare));)
@@ -168,5 +213,5 @@ void sb__tagindex_add_held(struct sb_tagindex *idx, struct sb_tagnode *n, const 
 void sb__tagindex_del_held(struct sb_tagindex *idx, struct sb_tagnode *n)
 {
 	if (cds_lfht_del(idx->ht, &n->node) == 0)
-		call_rcu(&n->rcu, free_node);
+		retire(idx, n);
 }

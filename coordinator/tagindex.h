@@ -3,8 +3,11 @@
  * cds_lfht, bulletproof flavour so no thread has to register).
  *
  * Writers (add, del, clear) run under the bridge lock; lookups from any
- * thread take only the RCU read lock. Deleted nodes are freed with
- * call_rcu once no reader can still hold them.
+ * thread take only the RCU read lock. Deleted nodes are reused once no
+ * reader can still hold them: they are handed to call_rcu in batches of
+ * SB_TAGINDEX_RETIRE_BATCH, because each call_rcu costs the storing
+ * thread a full memory barrier (liburcu checks whether its worker sleeps),
+ * which was a tenth of a unique-tag store (docs/BENCHMARKS.md).
  */
 #ifndef SB_COORD_TAGINDEX_H
 #define SB_COORD_TAGINDEX_H
@@ -17,8 +20,13 @@
 struct cds_lfht;
 struct sb_tagnode;
 
+#define SB_TAGINDEX_RETIRE_BATCH 32
+
 struct sb_tagindex {
 	struct cds_lfht *ht;
+	/* Unlinked nodes not yet handed to call_rcu (under the bridge lock). */
+	struct sb_tagnode *retired;
+	uint32_t nretired;
 	/*
 	 * Nodes whose grace period has passed, kept for reuse: call_rcu frees
 	 * in its own thread, and handing memory back to the storing thread's
@@ -27,7 +35,7 @@ struct sb_tagindex {
 	 * made the storing thread sleep on the call_rcu thread. Nodes are
 	 * never freed before sb__tagindex_fini(), which is what makes a
 	 * concurrent pop's read of a popped node safe; their number is the
-	 * peak of resident plus not-yet-reclaimed tags.
+	 * peak of resident plus retired plus not-yet-reclaimed tags.
 	 */
 	struct ck_stack spare __attribute__((aligned(16)));
 };
