@@ -214,7 +214,8 @@ int sb_kop_request_encode(const struct sb_kop_request *req, void **buf, size_t *
 	return sb__pack_finish(&p, SB_KOP_REPLY_MAX, "kernel-op request", buf, len);
 }
 
-int sb__kop_reply_check(const struct sb_kop_reply *reply)
+/* Every bound of a reply the caller built (reason, values); nothing encoded. */
+static int reply_check(const struct sb_kop_reply *reply)
 {
 	size_t rlen;
 	int err;
@@ -238,7 +239,7 @@ int sb_kop_reply_encode(const struct sb_kop_reply *reply, void **buf, size_t *le
 {
 	if (!reply || !buf || !len)
 		return sb__fail(-EINVAL, "sb_kop_reply_encode: NULL argument");
-	int err = sb__kop_reply_check(reply);
+	int err = reply_check(reply);
 	if (err)
 		return err;
 
@@ -627,17 +628,4 @@ int sb_kop_request_decode(const void *buf, size_t len, struct sb_kop_request **o
 void sb_kop_request_free(struct sb_kop_request *req)
 {
 	free(req);
-}
-
-int sb__kop_reply_copy(const struct sb_kop_reply *reply, struct sb_kop_reply **out)
-{
-	void *buf;
-	size_t len;
-	int err = sb_kop_reply_encode(reply, &buf, &len);
-
-	if (err)
-		return err;
-	err = sb_kop_reply_decode(buf, len, out);
-	free(buf);
-	return err;
 }

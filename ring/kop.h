@@ -40,12 +40,6 @@ int sb__pack_finish(struct sb_pack *p, size_t max, const char *what, void **buf,
 /* 0 when tag is 1..SB_KOP_TAG_MAX bytes (*len set), else -EINVAL / -ENAMETOOLONG. */
 int sb__kop_check_tag(const char *tag, size_t *len);
 
-/* Every bound of a reply the caller built (reason, values); nothing encoded. */
-int sb__kop_reply_check(const struct sb_kop_reply *reply);
-
-/* A decoded, single-block copy of reply (through its msgpack form). */
-int sb__kop_reply_copy(const struct sb_kop_reply *reply, struct sb_kop_reply **out);
-
 /* Check cgroup.procs arguments as sb_bridge_record_cgroup_procs documents. */
 int sb__cgroup_check(const char *tag, const char *cgroup, const int32_t *pids, size_t n,
 		     size_t *tag_len, size_t *cgroup_len);
