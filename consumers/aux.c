@@ -117,9 +117,10 @@ int sb_consumer_accessor(const struct sb_consumer *c, bool *installed, uint64_t 
 {
 	if (!c || !installed || !seqno || !state)
 		return sb__fail(-EINVAL, "sb_consumer_accessor: NULL argument");
+	/* pairs with the release store of installed in sb__accessor_install */
 	*installed = sb_load_acquire(&c->hot->accessor_installed) != 0;
 	uint32_t st = sb_load_acquire(&c->hot->accessor_state); /* pairs with A1 */
-	*seqno = sb_load_acquire(&c->hot->accessor_seqno);
+	*seqno = sb_load_acquire(&c->hot->accessor_seqno);	/* pairs with A1 */
 	if (st > SB_WORKER_FAILED_PERMANENTLY)
 		return sb__fail(-EBADMSG, "the region holds accessor worker state %u", st);
 	*state = (enum sb_worker_state)st;

@@ -75,6 +75,31 @@ bad:
 				   s ? s : "");
 }
 
+bool sb_tool_source_option(struct sb_source *src, int c, const char *arg)
+{
+	switch (c) {
+	case 's':
+		src->socket = arg;
+		return true;
+	case 'f':
+		src->file = arg;
+		return true;
+	case 'P':
+		src->pid = arg;
+		return true;
+	}
+	return false;
+}
+
+int sb_tool_options_done(const char *cmd, int err, int argc, char **argv)
+{
+	if (err)
+		return err;
+	if (optind < argc)
+		return sb_tool_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
 /* A process id from text, or -1. */
 static long parse_pid(const char *s)
 {

@@ -163,10 +163,9 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 			return sb_tool_bad_option(cmd, c, argv);
 		}
 	}
+	err = sb_tool_options_done(cmd, err, argc, argv);
 	if (err)
 		return err;
-	if (optind < argc)
-		return sb_tool_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 	if (!o->socket)
 		return sb_tool_usage_error(cmd, "--socket PATH is required");
 	/* A record takes at most half the log; leave room for its header, tag and map. */

@@ -128,10 +128,9 @@ static int parse(int argc, char **argv, struct demo *d)
 			return sb_tool_bad_option(cmd, c, argv);
 		}
 	}
+	err = sb_tool_options_done(cmd, err, argc, argv);
 	if (err)
 		return err;
-	if (optind < argc)
-		return sb_tool_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 	return 0;
 }
 

@@ -138,15 +138,6 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 		if (o->events_only && drain_only)
 			return sb_tool_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		switch (c) {
-		case 's':
-			o->src.socket = optarg;
-			break;
-		case 'f':
-			o->src.file = optarg;
-			break;
-		case 'P':
-			o->src.pid = optarg;
-			break;
 		case 'F':
 			o->follow = true;
 			break;
@@ -188,13 +179,14 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 		case 'h':
 			exit(sb_tool_help_done(o->cmd, usage(o, stdout, 0)));
 		default:
-			return sb_tool_bad_option(cmd, c, argv);
+			if (!sb_tool_source_option(&o->src, c, optarg))
+				return sb_tool_bad_option(cmd, c, argv);
+			break;
 		}
 	}
+	err = sb_tool_options_done(cmd, err, argc, argv);
 	if (err)
 		return err;
-	if (optind < argc)
-		return sb_tool_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 	err = sb_tool_check_source(cmd, &o->src, true, true);
 	if (err)
 		return err;

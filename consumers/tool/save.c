@@ -356,27 +356,20 @@ int sb_cmd_save(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			src.socket = optarg;
-			break;
-		case 'P':
-			src.pid = optarg;
-			break;
-		case 'f':
-			src.file = optarg;
-			break;
 		case 'o':
 			output = optarg;
 			break;
 		case 'h':
 			return usage(stdout, 0);
 		default:
-			return sb_tool_bad_option(cmd, c, argv);
+			if (!sb_tool_source_option(&src, c, optarg))
+				return sb_tool_bad_option(cmd, c, argv);
+			break;
 		}
 	}
-	if (optind < argc)
-		return sb_tool_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-	ret = sb_tool_check_source(cmd, &src, false, true);
+	ret = sb_tool_options_done(cmd, 0, argc, argv);
+	if (!ret)
+		ret = sb_tool_check_source(cmd, &src, false, true);
 	if (ret)
 		return ret;
 	if (!output || !*output)

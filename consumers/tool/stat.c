@@ -71,15 +71,6 @@ static int parse(int argc, char **argv, struct stat_opts *o)
 	o->table = true;
 	while (!err && (c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			o->src.socket = optarg;
-			break;
-		case 'f':
-			o->src.file = optarg;
-			break;
-		case 'P':
-			o->src.pid = optarg;
-			break;
 		case 'w':
 			o->watch = true;
 			break;
@@ -99,13 +90,14 @@ static int parse(int argc, char **argv, struct stat_opts *o)
 		case 'h':
 			exit(sb_tool_help_done(cmd, usage(stdout, 0)));
 		default:
-			return sb_tool_bad_option(cmd, c, argv);
+			if (!sb_tool_source_option(&o->src, c, optarg))
+				return sb_tool_bad_option(cmd, c, argv);
+			break;
 		}
 	}
+	err = sb_tool_options_done(cmd, err, argc, argv);
 	if (err)
 		return err;
-	if (optind < argc)
-		return sb_tool_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 	if (o->iterations && !o->watch)
 		return sb_tool_usage_error(cmd, "--iterations only applies with --watch");
 	return sb_tool_check_source(cmd, &o->src, true, true);

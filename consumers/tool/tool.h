@@ -62,6 +62,18 @@ struct sb_source {
  * Check that exactly one source was given (allowed: which of socket, file
  * and pid this command accepts). 0, or SB_EXIT_USAGE with the message.
  */
+/*
+ * An option naming a source: -s/--socket, -f/--file, -P/--pid (the short
+ * codes every subcommand's option table uses). True when c was one.
+ */
+bool sb_tool_source_option(struct sb_source *src, int c, const char *arg);
+
+/*
+ * After the option loop: err (an option's parse error) if set, else a
+ * usage error for a stray operand, else 0.
+ */
+int sb_tool_options_done(const char *cmd, int err, int argc, char **argv);
+
 int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok, bool pid_ok);
 
 /* Attach as the source says. 0, or SB_EXIT_RUNTIME with the reason printed. */
