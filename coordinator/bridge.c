@@ -103,8 +103,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	pthread_mutex_init(&b->lock, NULL);
 	sb__aux_init(b);
 	b->free_slots = malloc(sizeof(uint32_t) * cfg.max_snapshots);
-	b->slot_node = calloc(cfg.max_snapshots, sizeof(*b->slot_node));
-	if (!b->free_slots || !b->slot_node) {
+	if (!b->free_slots) {
 		err = sb__fail(-ENOMEM, "out of memory for %u slots", cfg.max_snapshots);
 		goto fail;
 	}
@@ -152,7 +151,6 @@ fail:
 	sb__shm_destroy(&b->data);
 	sb__shm_destroy(&b->ctl_shm);
 	sb__tagindex_fini(&b->index);
-	free(b->slot_node);
 	free(b->free_slots);
 	sb__aux_fini(b);
 	pthread_mutex_destroy(&b->lock);
@@ -178,7 +176,6 @@ void sb_bridge_destroy(struct sb_bridge *b)
 	sb__tagindex_fini(&b->index);
 	sb__shm_destroy(&b->data);
 	sb__shm_destroy(&b->ctl_shm);
-	free(b->slot_node);
 	free(b->free_slots);
 	sb__aux_fini(b);
 	pthread_mutex_destroy(&b->lock);
@@ -267,8 +264,7 @@ static void clear_slot(struct sb_bridge *b, uint32_t slot)
 {
 	struct sb_slot *s = &b->slots[slot];
 
-	sb__tagindex_del_held(&b->index, b->slot_node[slot]);
-	b->slot_node[slot] = NULL;
+	sb__tagindex_del_held(&b->index, slot);
 	sb__slot_write_begin(s);
 	s->flags = 0;
 	sb__slot_write_end(s);
@@ -298,17 +294,17 @@ static bool is_resident_record(const struct sb_bridge *b, const struct sb_rec *r
 	return sb_load_relaxed(&rec->fate) == SB_FATE_RESIDENT && slot_holds(b, rec);
 }
 
-static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate, const char *new_tag)
+static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate, const char *new_tag,
+		  size_t new_tag_len)
 {
-	char tag[SB_TAG_MAX + 1];
+	const struct sb_slot *s = &b->slots[rec->slot];
 	bool by_bytes = fate == SB_FATE_EVICTED_BYTES;
 
-	slot_name(&b->slots[rec->slot], tag);
 	sb_store_relaxed(&rec->fate, (uint32_t)fate);
-	unresident(b, rec->slot);
+	unresident(b, rec->slot); /* clears the slot's flags; its tag stays until reused */
 	bump(by_bytes ? &b->hot->evicted_bytes : &b->hot->evicted_cap);
-	sb__event_push(&b->events, SB_EVENT_EVICTION, tag, new_tag, b->cfg.max_snapshots, 0,
-		       by_bytes ? SB_EVICT_BYTES : SB_EVICT_CAP);
+	sb__event_push_n(&b->events, SB_EVENT_EVICTION, s->tag, s->tag_len, new_tag, new_tag_len,
+			 b->cfg.max_snapshots, 0, by_bytes ? SB_EVICT_BYTES : SB_EVICT_CAP);
 }
 
 /*
@@ -345,7 +341,7 @@ static void clear_after_cap_violation(struct sb_bridge *b)
  * then pops the new tag itself off its order list, so the caller stores
  * the new record already evicted.
  */
-static bool make_room(struct sb_bridge *b, const char *new_tag)
+static bool make_room(struct sb_bridge *b, const char *new_tag, size_t new_tag_len)
 {
 	uint64_t head = sb_load_relaxed(&b->hot->log_head);
 	uint64_t tail = sb_load_relaxed(&b->hot->log_tail);
@@ -356,7 +352,7 @@ static bool make_room(struct sb_bridge *b, const char *new_tag)
 		struct sb_rec *rec = sb__log_rec(&b->log, pos);
 
 		if (is_resident_record(b, rec)) {
-			evict(b, rec, SB_FATE_EVICTED_CAP, new_tag);
+			evict(b, rec, SB_FATE_EVICTED_CAP, new_tag, new_tag_len);
 			b->resident_cursor = pos + rec->len;
 			return true;
 		}
@@ -372,6 +368,7 @@ static bool make_room(struct sb_bridge *b, const char *new_tag)
 struct reclaim_ctx {
 	struct sb_bridge *b;
 	const char *new_tag;
+	size_t new_tag_len;
 	int64_t replacing; /* the slot this store overwrites, or -1 */
 };
 
@@ -386,7 +383,7 @@ static void reclaim_record(void *arg, struct sb_rec *rec, uint64_t pos)
 	 * until the store refills it: that record is superseded, not evicted.
 	 */
 	if (slot_holds(ctx->b, rec) && (int64_t)rec->slot != ctx->replacing)
-		evict(ctx->b, rec, SB_FATE_EVICTED_BYTES, ctx->new_tag);
+		evict(ctx->b, rec, SB_FATE_EVICTED_BYTES, ctx->new_tag, ctx->new_tag_len);
 }
 
 /* ---- store -------------------------------------------------------------- */
@@ -468,39 +465,31 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 				"the log); raise log_bytes",
 				a->tag, payload, (unsigned long long)b->log.size);
 	uint32_t len = sb__rec_len(payload);
-	/* Allocated up front so that nothing can fail once the lock is held. */
-	struct sb_tagnode *node = sb__tagnode_new(&b->index);
 
-	if (!node)
-		return sb__fail(-ENOMEM, "out of memory indexing tag %s", a->tag);
 	pthread_mutex_lock(&b->lock);
-	sb__rcu_enter(); /* one read-side section for every index call of this store */
-	struct sb_tagnode *existing = sb__tagindex_find_held(&b->index, a->tag, a->tag_len, hash);
-	int64_t found = existing ? (int64_t)sb__tagnode_slot(existing) : -1;
+	int64_t found = sb__tagindex_find_held(&b->index, a->tag, a->tag_len, hash);
 	uint64_t seq = sb_load_relaxed(&b->hot->store_seq) + 1;
 	bool self_evicted = false;
 	uint32_t slot;
 
 	if (found >= 0) {
-		struct sb_slot *s = &b->slots[found];
-		char prior_schema[SB_SCHEMA_MAX + 1];
+		const struct sb_slot *s = &b->slots[found];
 
-		memcpy(prior_schema, s->schema, s->schema_len);
-		prior_schema[s->schema_len] = '\0';
 		slot = (uint32_t)found;
 		sb_store_relaxed(&sb__log_rec(&b->log, s->record_pos)->fate,
 				 (uint32_t)SB_FATE_SUPERSEDED);
 		bump(&b->hot->overwrites);
-		sb__event_push(&b->events, SB_EVENT_OVERWRITE, a->tag, prior_schema, 0, 0,
-			       SB_EVICT_CAP);
-	} else if (b->resident >= b->cfg.max_snapshots && !make_room(b, a->tag)) {
+		/* The slot still holds the prior schema: it is rewritten below. */
+		sb__event_push_n(&b->events, SB_EVENT_OVERWRITE, a->tag, a->tag_len, s->schema,
+				 s->schema_len, 0, 0, SB_EVICT_CAP);
+	} else if (b->resident >= b->cfg.max_snapshots && !make_room(b, a->tag, a->tag_len)) {
 		self_evicted = true;
 		slot = UINT32_MAX;
 	} else {
 		slot = b->free_slots[--b->nfree];
 	}
 
-	struct reclaim_ctx ctx = { b, a->tag, found };
+	struct reclaim_ctx ctx = { b, a->tag, a->tag_len, found };
 	uint64_t pos = sb__log_reserve(&b->log, len, reclaim_record, &ctx);
 	struct sb_rec *rec = sb__log_rec(&b->log, pos);
 
@@ -523,8 +512,8 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 
 	if (self_evicted) {
 		bump(&b->hot->evicted_cap);
-		sb__event_push(&b->events, SB_EVENT_EVICTION, a->tag, a->tag, b->cfg.max_snapshots,
-			       0, SB_EVICT_CAP);
+		sb__event_push_n(&b->events, SB_EVENT_EVICTION, a->tag, a->tag_len, a->tag,
+				 a->tag_len, b->cfg.max_snapshots, 0, SB_EVICT_CAP);
 		goto unlock;
 	}
 	struct sb_slot *s = &b->slots[slot];
@@ -549,16 +538,12 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	sb__slot_write_end(s);
 
 	if (found < 0) {
-		sb__tagindex_add_held(&b->index, node, a->tag, a->tag_len, hash, slot);
-		b->slot_node[slot] = node;
-		node = NULL;
+		sb__tagindex_add_held(&b->index, a->tag, a->tag_len, hash, slot);
 		b->resident++;
 		sb_store_relaxed(&b->hot->resident, b->resident);
 	}
 unlock:
-	sb__rcu_leave();
 	pthread_mutex_unlock(&b->lock);
-	sb__tagnode_put(&b->index, node);
 
 	/* The copy runs unlocked: other stores proceed while this one fills its record. */
 	uint8_t *body = (uint8_t *)(rec + 1);
@@ -688,7 +673,15 @@ int sb_bridge_has(struct sb_bridge *b, const char *tag, bool *out)
 	err = sb__check_tag(tag, &len);
 	if (err)
 		return err;
-	*out = sb__tagindex_find(&b->index, tag, len, sb__tag_hash(tag, len)) >= 0;
+	uint64_t hash = sb__tag_hash(tag, len);
+	int64_t slot = sb__tagindex_find(&b->index, tag, len, hash);
+	if (slot == -EAGAIN) {
+		/* A key stayed mid-update: its writer holds the lock, so wait for it there. */
+		pthread_mutex_lock(&b->lock);
+		slot = sb__tagindex_find_held(&b->index, tag, len, hash);
+		pthread_mutex_unlock(&b->lock);
+	}
+	*out = slot >= 0;
 	return 0;
 }
 
@@ -813,11 +806,9 @@ static int drain(struct sb_bridge *b, enum drain_variant v, struct sb_entries *o
 					       SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION,
 					       items[i].tag, variant_names[v], 0, 0, SB_EVICT_CAP);
 		}
-		sb__rcu_enter();
 		for (uint32_t i = 0; i < b->cfg.max_snapshots; i++)
 			if (b->slots[i].flags & SB_F_RESIDENT)
 				unresident(b, i);
-		sb__rcu_leave();
 		b->resident_cursor = sb_load_relaxed(&b->hot->log_head);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -914,7 +905,7 @@ int sb__bridge_debug_desync(struct sb_bridge *b, const char *tag)
 	if (err)
 		return err;
 	pthread_mutex_lock(&b->lock);
-	int64_t slot = sb__tagindex_find(&b->index, tag, len, sb__tag_hash(tag, len));
+	int64_t slot = sb__tagindex_find_held(&b->index, tag, len, sb__tag_hash(tag, len));
 	if (slot >= 0)
 		sb_store_relaxed(&sb__log_rec(&b->log, b->slots[slot].record_pos)->fate,
 				 (uint32_t)SB_FATE_SUPERSEDED);

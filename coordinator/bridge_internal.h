@@ -50,7 +50,6 @@ struct sb_bridge {
 
 	pthread_mutex_t lock; /* covers everything below, and every store to the region */
 	struct sb_tagindex index;
-	struct sb_tagnode **slot_node; /* the index node of each resident slot */
 	uint32_t *free_slots;
 	uint32_t nfree;
 	uint64_t resident;	  /* resident reports; mirrored to hot->resident */

@@ -7,44 +7,53 @@
 #include "tagindex.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <ck_stack.h>
+#include <ck_pr.h>
 #include <urcu-bp.h>
-#include <urcu/rculfhash.h>
 
+#include <snapbridge/bridge.h>
+
+#include "../ring/atomics.h"
 #include "../ring/error.h"
 
-struct sb_tagnode {
-	struct cds_lfht_node node;
-	struct rcu_head rcu;
-	struct sb_tagindex *idx;
-	struct ck_stack_entry spare;
-	struct sb_tagnode *retired_next; /* the next node of the batch this one waits in */
-	uint32_t slot;
+#define EMPTY 0ull
+#define TOMB  UINT64_MAX /* its slot field, 0xffffffff, is no slot + 1 */
+
+#define KEY_WORDS ((SB_TAG_MAX + 8) / 8)
+
+/* How long a reader waits for a key mid-update before it lets the caller lock. */
+#define KEY_SPINS 256
+
+_Static_assert(SB_TAG_MAX < 8 * KEY_WORDS, "a key holds any tag");
+_Static_assert(SB_MAX_SNAPSHOTS_LIMIT < UINT32_MAX - 1, "slot + 1 never reads as a tombstone");
+
+/*
+ * The tag each indexed slot holds, private to the coordinator and
+ * seqlocked (C11 fences, so TSan sees every edge): a reader confirms a
+ * candidate bucket against its slot's key. len 0: the slot holds no tag.
+ *   writer:  K1 seq odd (relaxed), release fence; K2 words, len;
+ *            K3 seq even (release).
+ *   reader:  seq even (acquire, pairs with K3); words, len (relaxed);
+ *            acquire fence (pairs with K1's); seq unchanged.
+ */
+struct sb_tagkey {
+	uint32_t seq;
 	uint32_t len;
-	char tag[64];
+	uint64_t word[KEY_WORDS];
 };
 
-CK_STACK_CONTAINER(struct sb_tagnode, spare, node_of_spare)
-
-struct key {
-	const char *tag;
-	size_t len;
+struct sb_tagtable {
+	struct rcu_head rcu;
+	struct sb_tagindex *idx; /* for the call_rcu callback; relaxed atomics */
+	uint64_t bucket[];	 /* EMPTY, TOMB, or hash32 << 32 | (slot + 1) */
 };
-
-static int match(struct cds_lfht_node *node, const void *arg)
-{
-	const struct sb_tagnode *n = caa_container_of(node, struct sb_tagnode, node);
-	const struct key *k = arg;
-
-	return n->len == k->len && memcmp(n->tag, k->tag, k->len) == 0;
-}
 
 /*
  * Eight bytes at a time, then murmur3's finaliser: tags differ mostly in
- * their last digits, and cds_lfht takes both high and low bits.
+ * their last digits, and the table takes the low bits.
  */
 uint64_t sb__tag_hash(const char *tag, size_t len)
 {
@@ -68,150 +77,248 @@ uint64_t sb__tag_hash(const char *tag, size_t len)
 	return h ^ (h >> 33);
 }
 
-int sb__tagindex_init(struct sb_tagindex *idx, uint32_t capacity)
+/* tag as the words a key stores: zero-padded. */
+static void key_words(uint64_t out[KEY_WORDS], const char *tag, size_t len)
 {
-	unsigned long buckets = 1;
+	memset(out, 0, KEY_WORDS * sizeof(uint64_t));
+	memcpy(out, tag, len);
+}
 
-	/* The resident set is capped, so the table never needs to resize. */
-	while (buckets < 2ul * capacity)
+static uint64_t entry_of(uint64_t hash, uint32_t slot)
+{
+	return (uint64_t)(uint32_t)hash << 32 | (slot + 1);
+}
+
+static struct sb_tagtable *table_new(struct sb_tagindex *idx)
+{
+	struct sb_tagtable *t =
+		malloc(sizeof(*t) + ((size_t)idx->mask + 1) * sizeof(t->bucket[0]));
+
+	if (t)
+		sb_store_relaxed(&t->idx, idx);
+	return t;
+}
+
+int sb__tagindex_init(struct sb_tagindex *idx, uint32_t nslots)
+{
+	uint32_t buckets = 16;
+
+	memset(idx, 0, sizeof(*idx));
+	/* At most a quarter full of entries, so probes stay short even with tombstones. */
+	while (buckets < 4 * nslots)
 		buckets <<= 1;
-	idx->ht = cds_lfht_new(buckets, buckets, buckets, 0, NULL);
-	if (!idx->ht)
-		return sb__fail(-ENOMEM, "out of memory for a %lu-bucket tag index", buckets);
-	ck_stack_init(&idx->spare);
-	idx->retired = NULL;
-	idx->nretired = 0;
+	idx->nslots = nslots;
+	idx->mask = buckets - 1;
+	idx->keys = calloc(nslots, sizeof(*idx->keys));
+	idx->bucket_of = malloc(nslots * sizeof(*idx->bucket_of));
+	idx->table = idx->keys && idx->bucket_of ? table_new(idx) : NULL;
+	if (!idx->table) {
+		free(idx->keys);
+		free(idx->bucket_of);
+		idx->keys = NULL;
+		idx->bucket_of = NULL;
+		return sb__fail(-ENOMEM, "out of memory for a %u-bucket tag index", buckets);
+	}
+	for (uint32_t i = 0; i < nslots; i++)
+		idx->bucket_of[i] = UINT32_MAX;
+	memset(idx->table->bucket, 0, (size_t)buckets * sizeof(uint64_t));
 	return 0;
 }
 
-void sb__tagnode_put(struct sb_tagindex *idx, struct sb_tagnode *n)
+/* After a grace period: no reader still probes t; keep it for the next rebuild. */
+static void table_retired(struct rcu_head *head)
 {
-	if (n)
-		ck_stack_push_mpmc(&idx->spare, &n->spare);
-}
+	struct sb_tagtable *t = caa_container_of(head, struct sb_tagtable, rcu);
+	struct sb_tagindex *idx = sb_load_relaxed(&t->idx);
 
-struct sb_tagnode *sb__tagnode_new(struct sb_tagindex *idx)
-{
-	struct ck_stack_entry *e = ck_stack_pop_mpmc(&idx->spare);
-	struct sb_tagnode *n = e ? node_of_spare(e) : malloc(sizeof(*n));
-
-	if (n)
-		n->idx = idx;
-	return n;
-}
-
-/* Runs after a grace period: no reader can still see any node of the batch. */
-static void free_batch(struct rcu_head *head)
-{
-	struct sb_tagnode *n = caa_container_of(head, struct sb_tagnode, rcu);
-
-	while (n) {
-		struct sb_tagnode *next = n->retired_next;
-		sb__tagnode_put(n->idx, n);
-		n = next;
-	}
-}
-
-/*
- * Hand the retired batch to call_rcu. Every node in it was unlinked before
- * this call, so the grace period that starts here covers them all.
- */
-static void retire_flush(struct sb_tagindex *idx)
-{
-	if (!idx->retired)
-		return;
-	call_rcu(&idx->retired->rcu, free_batch);
-	idx->retired = NULL;
-	idx->nretired = 0;
-}
-
-/* An unlinked node waits for a grace period with up to SB_TAGINDEX_RETIRE_BATCH others. */
-static void retire(struct sb_tagindex *idx, struct sb_tagnode *n)
-{
-	n->retired_next = idx->retired;
-	idx->retired = n;
-	if (++idx->nretired >= SB_TAGINDEX_RETIRE_BATCH)
-		retire_flush(idx);
-}
-
-void sb__tagindex_clear(struct sb_tagindex *idx)
-{
-	struct cds_lfht_iter iter;
-	struct sb_tagnode *n;
-
-	rcu_read_lock();
-	cds_lfht_for_each_entry(idx->ht, &iter, n, node)
-	{
-		if (cds_lfht_del(idx->ht, &n->node) == 0)
-			retire(idx, n);
-	}
-	rcu_read_unlock();
-	retire_flush(idx);
+	free(__atomic_exchange_n(&idx->spare, t, __ATOMIC_ACQ_REL));
 }
 
 void sb__tagindex_fini(struct sb_tagindex *idx)
 {
-	if (!idx->ht)
+	if (!idx->table)
 		return;
-	sb__tagindex_clear(idx); /* flushes the retired batch too */
-	rcu_barrier();		 /* every free_batch has run */
-	cds_lfht_destroy(idx->ht, NULL);
-	idx->ht = NULL;
-	for (struct ck_stack_entry *e; (e = ck_stack_pop_mpmc(&idx->spare));)
-		free(node_of_spare(e));
+	rcu_barrier(); /* every table_retired has run */
+	free(idx->table);
+	/* An exchange, as table_retired's: the pair is the edge TSan sees, not the barrier. */
+	free(__atomic_exchange_n(&idx->spare, NULL, __ATOMIC_ACQ_REL));
+	free(idx->keys);
+	free(idx->bucket_of);
+	idx->table = NULL;
+	idx->keys = NULL;
+	idx->bucket_of = NULL;
 }
 
-void sb__rcu_enter(void)
-{
-	rcu_read_lock();
-}
+/* ---- readers ------------------------------------------------------------ */
 
-void sb__rcu_leave(void)
+/* 1: key holds want (and is live), 0: it does not, -EAGAIN: it stayed mid-update. */
+static int key_matches(const struct sb_tagkey *k, const uint64_t want[KEY_WORDS], uint32_t len)
 {
-	rcu_read_unlock();
-}
+	for (int tries = 0; tries < KEY_SPINS; tries++) {
+		uint32_t v = sb_load_acquire(&k->seq); /* pairs with K3 */
+		bool same;
 
-struct sb_tagnode *sb__tagindex_find_held(struct sb_tagindex *idx, const char *tag, size_t len,
-					  uint64_t hash)
-{
-	struct key k = { tag, len };
-	struct cds_lfht_iter iter;
-	struct cds_lfht_node *node;
-
-	cds_lfht_lookup(idx->ht, (unsigned long)hash, match, &k, &iter);
-	node = cds_lfht_iter_get_node(&iter);
-	return node ? caa_container_of(node, struct sb_tagnode, node) : NULL;
-}
-
-uint32_t sb__tagnode_slot(const struct sb_tagnode *node)
-{
-	return node->slot;
+		if (v & 1) {
+			ck_pr_stall();
+			continue;
+		}
+		same = sb_load_relaxed(&k->len) == len;
+		for (int i = 0; i < KEY_WORDS && same; i++)
+			same = sb_load_relaxed(&k->word[i]) == want[i];
+		sb_fence_acquire(); /* pairs with K1's fence */
+		if (sb_load_relaxed(&k->seq) == v)
+			return same;
+	}
+	return -EAGAIN;
 }
 
 int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash)
 {
-	int64_t slot = -1;
+	uint64_t want[KEY_WORDS];
+	int64_t found = -1;
 
+	key_words(want, tag, len);
 	rcu_read_lock();
-	struct sb_tagnode *n = sb__tagindex_find_held(idx, tag, len, hash);
-	if (n)
-		slot = n->slot;
+	/* Pairs with the release store that published this version (rebuild). */
+	const struct sb_tagtable *t = sb_load_acquire(&idx->table);
+	uint32_t i = (uint32_t)hash & idx->mask;
+
+	for (uint32_t n = 0; n <= idx->mask; n++, i = (i + 1) & idx->mask) {
+		uint64_t e = sb_load_acquire(&t->bucket[i]); /* pairs with add's release */
+
+		if (e == EMPTY)
+			break;
+		if (e == TOMB || (uint32_t)(e >> 32) != (uint32_t)hash)
+			continue;
+		uint32_t slot = (uint32_t)e - 1;
+		int m = key_matches(&idx->keys[slot], want, (uint32_t)len);
+		if (m > 0) {
+			found = slot;
+			break;
+		}
+		if (m < 0)
+			found = m; /* unless a later bucket holds the tag: then it was not this one */
+	}
 	rcu_read_unlock();
-	return slot;
+	return found;
 }
 
-void sb__tagindex_add_held(struct sb_tagindex *idx, struct sb_tagnode *n, const char *tag,
-			   size_t len, uint64_t hash, uint32_t slot)
+/* ---- the writer (bridge lock held) -------------------------------------- */
+
+/* Reads its own stores: the keys and buckets change only under the lock it holds. */
+int64_t sb__tagindex_find_held(const struct sb_tagindex *idx, const char *tag, size_t len,
+			       uint64_t hash)
 {
-	cds_lfht_node_init(&n->node);
-	n->slot = slot;
-	n->len = (uint32_t)len;
-	memcpy(n->tag, tag, len);
-	cds_lfht_add(idx->ht, (unsigned long)hash, &n->node);
+	const struct sb_tagtable *t = idx->table;
+	uint32_t i = (uint32_t)hash & idx->mask;
+
+	for (uint32_t n = 0; n <= idx->mask; n++, i = (i + 1) & idx->mask) {
+		uint64_t e = t->bucket[i];
+
+		if (e == EMPTY)
+			return -1;
+		if (e == TOMB || (uint32_t)(e >> 32) != (uint32_t)hash)
+			continue;
+		uint32_t slot = (uint32_t)e - 1;
+		const struct sb_tagkey *k = &idx->keys[slot];
+		if (k->len == len && memcmp(k->word, tag, len) == 0)
+			return slot;
+	}
+	return -1;
 }
 
-void sb__tagindex_del_held(struct sb_tagindex *idx, struct sb_tagnode *n)
+static void key_write(struct sb_tagkey *k, const char *tag, uint32_t len)
 {
-	if (cds_lfht_del(idx->ht, &n->node) == 0)
-		retire(idx, n);
+	uint64_t w[KEY_WORDS];
+
+	if (len)
+		key_words(w, tag, len);
+	sb_store_relaxed(&k->seq, k->seq + 1); /* K1 */
+	sb_fence_release();
+	for (int i = 0; i < KEY_WORDS && len; i++)
+		sb_store_relaxed(&k->word[i], w[i]); /* K2 */
+	sb_store_relaxed(&k->len, len);
+	sb_store_release(&k->seq, k->seq + 1); /* K3 */
+}
+
+/* The first bucket of hash's chain that takes a new entry. */
+static uint32_t free_bucket(const struct sb_tagtable *t, uint32_t mask, uint64_t hash)
+{
+	uint32_t i = (uint32_t)hash & mask;
+
+	while (t->bucket[i] != EMPTY && t->bucket[i] != TOMB)
+		i = (i + 1) & mask;
+	return i;
+}
+
+/*
+ * Copy the live entries into a clean table and publish it. The old one
+ * goes to call_rcu and comes back as the spare once its readers are gone.
+ * Without a spare and without memory, tombstones stay: probes get longer.
+ */
+static void rebuild(struct sb_tagindex *idx)
+{
+	struct sb_tagtable *old = idx->table;
+	struct sb_tagtable *t = __atomic_exchange_n(&idx->spare, NULL, __ATOMIC_ACQ_REL);
+
+	if (!t && !(t = table_new(idx)))
+		return;
+	/* Relaxed atomics: readers of this memory's previous version loaded it atomically. */
+	for (uint32_t i = 0; i <= idx->mask; i++)
+		sb_store_relaxed(&t->bucket[i], EMPTY);
+	for (uint32_t slot = 0; slot < idx->nslots; slot++) {
+		if (idx->bucket_of[slot] == UINT32_MAX)
+			continue;
+		uint64_t e = old->bucket[idx->bucket_of[slot]];
+		uint32_t i = free_bucket(t, idx->mask, e >> 32);
+
+		sb_store_relaxed(&t->bucket[i], e);
+		idx->bucket_of[slot] = i;
+	}
+	idx->used = idx->live;
+	sb_store_release(&idx->table, t); /* pairs with find's acquire */
+	call_rcu(&old->rcu, table_retired);
+}
+
+void sb__tagindex_add_held(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash,
+			   uint32_t slot)
+{
+	if (idx->used >= (idx->mask + 1) / 2)
+		rebuild(idx);
+	struct sb_tagtable *t = idx->table;
+	uint32_t i = free_bucket(t, idx->mask, hash);
+
+	key_write(&idx->keys[slot], tag, (uint32_t)len);
+	idx->used += t->bucket[i] == EMPTY;
+	idx->live++;
+	idx->bucket_of[slot] = i;
+	sb_store_release(&t->bucket[i], entry_of(hash, slot)); /* after K3: pairs with find */
+}
+
+void sb__tagindex_del_held(struct sb_tagindex *idx, uint32_t slot)
+{
+	struct sb_tagtable *t = idx->table;
+	uint32_t mask = idx->mask;
+	uint32_t i = idx->bucket_of[slot];
+
+	if (i == UINT32_MAX)
+		return;
+	idx->bucket_of[slot] = UINT32_MAX;
+	idx->live--;
+	key_write(&idx->keys[slot], NULL, 0);
+	if (t->bucket[(i + 1) & mask] != EMPTY) {
+		/* A chain may pass here to an entry further on. */
+		sb_store_relaxed(&t->bucket[i], TOMB);
+		return;
+	}
+	/*
+	 * The next bucket is empty, so no chain runs past this one: it can be
+	 * empty again, and so can the tombstones just before it, for the same
+	 * reason. Entries never move, so a probing reader skips nothing.
+	 */
+	do {
+		sb_store_relaxed(&t->bucket[i], EMPTY);
+		idx->used--;
+		i = (i - 1) & mask;
+	} while (t->bucket[i] == TOMB);
 }

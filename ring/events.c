@@ -6,33 +6,38 @@
 #include "atomics.h"
 #include "error.h"
 
-/* Fill a 64-byte field with up to SB_TAG_MAX bytes of src and NULs; returns the length. */
-static uint8_t copy_str(char dst[64], const char *src)
-{
-	size_t n = src ? strnlen(src, SB_TAG_MAX) : 0;
-
-	memcpy(dst, src ? src : "", n);
-	memset(dst + n, 0, 64 - n);
-	return (uint8_t)n;
-}
-
-uint64_t sb__event_push(struct sb_evring *ring, enum sb_event_kind kind, const char *tag,
-			const char *detail, uint64_t cap, uint64_t count, enum sb_evict_cause cause)
+uint64_t sb__event_push_n(struct sb_evring *ring, enum sb_event_kind kind, const char *tag,
+			  size_t tag_len, const char *detail, size_t detail_len, uint64_t cap,
+			  uint64_t count, enum sb_evict_cause cause)
 {
 	uint64_t e = sb_load_relaxed(ring->seq) + 1; /* only lock holders store it */
-	struct sb_event_slot *s = &ring->slots[(e - 1) % ring->n];
+	struct sb_event_slot *s = &ring->slots[ring->next];
 
+	ring->next = ring->next + 1 == ring->n ? 0 : ring->next + 1; /* (e - 1) % n, without a division */
+	tag_len = tag_len < SB_TAG_MAX ? tag_len : SB_TAG_MAX;
+	detail_len = detail_len < SB_TAG_MAX ? detail_len : SB_TAG_MAX;
 	sb_store_relaxed(&s->stamp, e | SB_STAMP_WRITING); /* E1 */
 	sb_fence_release();
 	s->kind = kind;
 	s->cause = cause;
 	s->cap = cap;
 	s->count = count;
-	s->tag_len = copy_str(s->tag, tag);
-	s->detail_len = copy_str(s->detail, detail);
+	/* Bytes past each length are left as they were: readers copy only the length. */
+	memcpy(s->tag, tag, tag_len);
+	memcpy(s->detail, detail, detail_len);
+	s->tag_len = (uint8_t)tag_len;
+	s->detail_len = (uint8_t)detail_len;
 	sb_store_release(&s->stamp, e); /* E2: pairs with V1 */
 	sb_store_release(ring->seq, e); /* E3: pairs with V0 */
 	return e;
+}
+
+uint64_t sb__event_push(struct sb_evring *ring, enum sb_event_kind kind, const char *tag,
+			const char *detail, uint64_t cap, uint64_t count, enum sb_evict_cause cause)
+{
+	return sb__event_push_n(ring, kind, tag ? tag : "", tag ? strnlen(tag, SB_TAG_MAX) : 0,
+				detail ? detail : "", detail ? strnlen(detail, SB_TAG_MAX) : 0,
+				cap, count, cause);
 }
 
 uint64_t sb__event_head(const struct sb_evring *ring)

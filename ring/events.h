@@ -16,6 +16,7 @@
 #ifndef SB_RING_EVENTS_H
 #define SB_RING_EVENTS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <snapbridge/types.h>
@@ -26,6 +27,7 @@ struct sb_evring {
 	struct sb_event_slot *slots;
 	uint32_t n;
 	uint64_t *seq; /* the event_seq hot word */
+	uint32_t next; /* the writer's: the slot of the next event, event_seq % n */
 };
 
 /*
@@ -35,6 +37,11 @@ struct sb_evring {
 uint64_t sb__event_push(struct sb_evring *ring, enum sb_event_kind kind, const char *tag,
 			const char *detail, uint64_t cap, uint64_t count,
 			enum sb_evict_cause cause);
+
+/* The same with the lengths known: tag and detail need not be NUL-terminated. */
+uint64_t sb__event_push_n(struct sb_evring *ring, enum sb_event_kind kind, const char *tag,
+			  size_t tag_len, const char *detail, size_t detail_len, uint64_t cap,
+			  uint64_t count, enum sb_evict_cause cause);
 
 /* Published events so far. */
 uint64_t sb__event_head(const struct sb_evring *ring);

@@ -5,7 +5,8 @@
  * entry in the ordinary builds.
  *
  * Writer threads store seeded reports of random size under a small pool
- * of tags into a small log (overwrites, cap and byte evictions, readers
+ * of tags, and one store in five under a tag of its own, into a small log
+ * (overwrites, cap and byte evictions, tag-index rebuilds, readers
  * lapped), with and without stats, and ask has(); a coordinator thread
  * drains events, reads len(), now and then drains the bridge, registers
  * watches and waits on the accessor; an aux thread appends cgroup.procs
@@ -89,7 +90,12 @@ static void *writer_main(void *arg)
 		bool has;
 		int err;
 
-		snprintf(tag, sizeof(tag), "t%llu", (unsigned long long)(rng(&s) % TAGS));
+		/* One store in five under a tag of its own: the tag index churns and rebuilds. */
+		if (i % 5 == 2)
+			snprintf(tag, sizeof(tag), "u%llu_%llu", (unsigned long long)id,
+				 (unsigned long long)i);
+		else
+			snprintf(tag, sizeof(tag), "t%llu", (unsigned long long)(rng(&s) % TAGS));
 		if (i % 4 == 0) {
 			struct sb_stats st = { .kind = SB_STATS_OK,
 					       .msgpack = stats_buf,

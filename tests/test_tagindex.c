@@ -1,0 +1,223 @@
+/*
+ * The coordinator's tag index (coordinator/tagindex.c), white-box: every
+ * answer against a reference set through tombstones, emptied chains and
+ * table rebuilds, with hashes forced to collide; and lock-free readers
+ * racing a writer that churns the chain around the tag they look for.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../coordinator/tagindex.h"
+
+#define POOL 40
+
+struct model {
+	struct sb_tagindex idx;
+	char tags[POOL][16];
+	int64_t slot_of[POOL]; /* the reference: -1 or the slot the tag is in */
+	uint32_t nslots;
+	uint32_t free[64], nfree;
+};
+
+static uint64_t lcg(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
+	return *s >> 33;
+}
+
+/* collide: every tag's hash shares its low 2 bits' home and its whole 32-bit fingerprint. */
+static uint64_t hash_of(const char *tag, int collide)
+{
+	uint64_t h = sb__tag_hash(tag, strlen(tag));
+	return collide ? (h & 3) : h;
+}
+
+static void model_init(struct model *m, uint32_t nslots)
+{
+	cr_assert_eq(sb__tagindex_init(&m->idx, nslots), 0);
+	m->nslots = nslots;
+	m->nfree = nslots;
+	for (uint32_t i = 0; i < nslots; i++)
+		m->free[i] = nslots - 1 - i;
+	for (int t = 0; t < POOL; t++) {
+		snprintf(m->tags[t], sizeof(m->tags[t]), "tag_%02d", t);
+		m->slot_of[t] = -1;
+	}
+}
+
+static void check_all(struct model *m, int collide, uint64_t step)
+{
+	uint32_t live = 0;
+
+	for (int t = 0; t < POOL; t++) {
+		const char *tag = m->tags[t];
+		uint64_t h = hash_of(tag, collide);
+
+		live += m->slot_of[t] >= 0;
+		cr_assert_eq(sb__tagindex_find_held(&m->idx, tag, strlen(tag), h), m->slot_of[t],
+			     "step %llu: the writer's lookup of %s disagrees with the reference",
+			     (unsigned long long)step, tag);
+		cr_assert_eq(sb__tagindex_find(&m->idx, tag, strlen(tag), h), m->slot_of[t],
+			     "step %llu: the lock-free lookup of %s disagrees with the reference",
+			     (unsigned long long)step, tag);
+	}
+	cr_assert_eq(m->idx.live, live);
+	cr_assert_leq(m->idx.used, m->idx.mask + 1);
+}
+
+static void random_ops(int collide, uint64_t *rebuilds, uint32_t *max_tombstones)
+{
+	struct model m;
+	uint64_t seed = 12345 + collide;
+
+	*rebuilds = 0;
+	*max_tombstones = 0;
+
+	model_init(&m, 8);
+	for (uint64_t step = 0; step < 40000; step++) {
+		int t = (int)(lcg(&seed) % POOL);
+		const char *tag = m.tags[t];
+		const void *before = m.idx.table;
+
+		if (m.slot_of[t] >= 0) {
+			sb__tagindex_del_held(&m.idx, (uint32_t)m.slot_of[t]);
+			m.free[m.nfree++] = (uint32_t)m.slot_of[t];
+			m.slot_of[t] = -1;
+		} else if (m.nfree > 0) {
+			uint32_t slot = m.free[--m.nfree];
+			sb__tagindex_add_held(&m.idx, tag, strlen(tag), hash_of(tag, collide), slot);
+			m.slot_of[t] = slot;
+		}
+		*rebuilds += m.idx.table != before;
+		if (m.idx.used - m.idx.live > *max_tombstones)
+			*max_tombstones = m.idx.used - m.idx.live;
+		check_all(&m, collide, step);
+	}
+	sb__tagindex_fini(&m.idx);
+}
+
+Test(tagindex, agrees_with_a_reference_set_through_rebuilds)
+{
+	uint64_t rebuilds;
+	uint32_t tombstones;
+
+	random_ops(0, &rebuilds, &tombstones);
+	/* The paths under test were taken: tombstones piled up and were rebuilt away. */
+	cr_assert_gt(rebuilds, 10, "only %llu rebuilds", (unsigned long long)rebuilds);
+}
+
+/* Four homes, one fingerprint: every lookup compares keys along merged chains. */
+Test(tagindex, agrees_with_a_reference_set_when_every_hash_collides)
+{
+	uint64_t rebuilds;
+	uint32_t tombstones;
+
+	random_ops(1, &rebuilds, &tombstones);
+	cr_assert_gt(tombstones, 1, "the chains never held tombstones");
+}
+
+Test(tagindex, a_delete_before_an_empty_bucket_empties_the_tombstones_behind_it)
+{
+	struct model m;
+
+	model_init(&m, 8); /* 32 buckets */
+	/* Three tags in one chain from bucket 1: buckets 1, 2, 3. */
+	for (int t = 0; t < 3; t++)
+		sb__tagindex_add_held(&m.idx, m.tags[t], strlen(m.tags[t]), 1, (uint32_t)t);
+	cr_assert_eq(m.idx.used, 3);
+	sb__tagindex_del_held(&m.idx, 1); /* the middle one: a chain runs past it */
+	cr_assert_eq(m.idx.used, 3, "the middle bucket must stay a tombstone");
+	cr_assert_eq(sb__tagindex_find_held(&m.idx, m.tags[2], strlen(m.tags[2]), 1), 2,
+		     "the tag behind the tombstone must still be found");
+	sb__tagindex_del_held(&m.idx, 2); /* the last one: it and the tombstone empty */
+	cr_assert_eq(m.idx.used, 1);
+	cr_assert_eq(sb__tagindex_find(&m.idx, m.tags[0], strlen(m.tags[0]), 1), 0);
+	cr_assert_eq(sb__tagindex_find(&m.idx, m.tags[1], strlen(m.tags[1]), 1), -1);
+	cr_assert_eq(sb__tagindex_find(&m.idx, m.tags[2], strlen(m.tags[2]), 1), -1);
+	sb__tagindex_fini(&m.idx);
+}
+
+/* ---- a writer and lock-free readers ------------------------------------- */
+
+struct race {
+	struct sb_tagindex idx;
+	atomic_int stop;
+	const char *target;  /* resident in slot 7 from start to end */
+	const char *phantom; /* never indexed */
+	uint64_t hash;	     /* the target's and the phantom's */
+	_Atomic uint64_t lookups;
+	uint64_t misses, phantoms, busy;
+};
+
+static void *reader(void *arg)
+{
+	struct race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		int64_t s = sb__tagindex_find(&r->idx, r->target, strlen(r->target), r->hash);
+		r->misses += s != 7 && s != -EAGAIN;
+		r->busy += s == -EAGAIN;
+		s = sb__tagindex_find(&r->idx, r->phantom, strlen(r->phantom), r->hash);
+		r->phantoms += s >= 0;
+		atomic_fetch_add(&r->lookups, 1);
+	}
+	return NULL;
+}
+
+/*
+ * Seven churned slots whose tags' homes march round the 32-bucket table:
+ * they fill the buckets of the target's chain in front of it and behind
+ * it, leave trails of tombstones, empty them again, and force rebuilds.
+ * The target has the last slot, so a rebuild (which goes in slot order)
+ * puts it behind whatever churned tags share its chain.
+ */
+Test(tagindex, a_lock_free_reader_never_misses_a_resident_tag_nor_finds_an_absent_one)
+{
+	struct race r = { .target = "target", .phantom = "phantom", .hash = 5 };
+	bool live[8] = { false };
+	uint64_t seed = 99, home = 0, rebuilds = 0;
+	pthread_t th;
+
+	cr_assert_eq(sb__tagindex_init(&r.idx, 8), 0);
+	cr_assert_eq(r.idx.mask, 31);
+	/* Two churned tags first, so the target starts behind them in its chain. */
+	for (uint32_t slot = 0; slot < 2; slot++) {
+		sb__tagindex_add_held(&r.idx, "churn", 5, r.hash, slot);
+		live[slot] = true;
+	}
+	sb__tagindex_add_held(&r.idx, r.target, strlen(r.target), r.hash, 7);
+	cr_assert_eq(pthread_create(&th, NULL, reader, &r), 0);
+	while (atomic_load(&r.lookups) == 0)
+		sched_yield();
+	for (uint64_t step = 0; step < 4000000 && (step < 200000 || atomic_load(&r.lookups) < 20000);
+	     step++) {
+		uint32_t slot = (uint32_t)(lcg(&seed) % 7);
+		const void *before = r.idx.table;
+
+		if (live[slot]) {
+			sb__tagindex_del_held(&r.idx, slot);
+		} else {
+			home = (home + 1 + lcg(&seed) % 3) & 31;
+			sb__tagindex_add_held(&r.idx, "churn", 5, home, slot);
+		}
+		live[slot] = !live[slot];
+		rebuilds += r.idx.table != before;
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(th, NULL);
+	cr_log_info("%llu lookups, %llu rebuilds, %llu busy",
+		    (unsigned long long)atomic_load(&r.lookups), (unsigned long long)rebuilds,
+		    (unsigned long long)r.busy);
+	cr_assert_gt(rebuilds, 0, "the writer never rebuilt the table under the reader");
+	cr_assert_eq(r.misses, 0, "the resident tag was reported absent %llu times",
+		     (unsigned long long)r.misses);
+	cr_assert_eq(r.phantoms, 0, "a tag never indexed was found %llu times",
+		     (unsigned long long)r.phantoms);
+	sb__tagindex_fini(&r.idx);
+}
