@@ -1,8 +1,8 @@
 /*
  * coordinator/tagindex.h - tag -> slot: an open-addressed hash table of
- * slot numbers whose tags live in the region's slots.
+ * slot numbers, confirmed against a private copy of each slot's tag.
  *
- * Writers (add, del, clear) run under the bridge lock. Lookups from any
+ * Writers (add, del) run under the bridge lock. Lookups from any
  * other thread take only liburcu's read lock (bulletproof flavour, so no
  * thread registers) and never wait for the writer, except when a slot
  * they must compare is mid-update (then the caller takes the lock).

@@ -1,8 +1,9 @@
 /*
  * The coordinator's tag index (coordinator/tagindex.c), white-box: every
  * answer against a reference set through tombstones, emptied chains and
- * table rebuilds, with hashes forced to collide; and lock-free readers
- * racing a writer that churns the chain around the tag they look for.
+ * table rebuilds, with hashes forced to collide; lock-free readers
+ * racing a writer that churns the chain around the tag they look for; and
+ * no table reused while a reader may still hold it, nor a key read torn.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -12,6 +13,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <urcu-bp.h>
 
 #include "../coordinator/tagindex.h"
 
@@ -218,6 +221,102 @@ Test(tagindex, a_lock_free_reader_never_misses_a_resident_tag_nor_finds_an_absen
 	cr_assert_eq(r.misses, 0, "the resident tag was reported absent %llu times",
 		     (unsigned long long)r.misses);
 	cr_assert_eq(r.phantoms, 0, "a tag never indexed was found %llu times",
+		     (unsigned long long)r.phantoms);
+	sb__tagindex_fini(&r.idx);
+}
+
+/*
+ * A reader inside its read-side section may still probe the table it
+ * loaded, so no rebuild may write into that table, or publish it again,
+ * until the section ends: retired tables come back as the spare only
+ * after a grace period. Here the test thread is that reader: it holds the
+ * read lock across many rebuilds, and no table current during the section
+ * may be published twice in it (the grace period cannot end, so the spare
+ * stays empty and every rebuild needs a fresh table).
+ */
+Test(tagindex, a_table_a_reader_may_hold_is_not_reused_before_its_grace_period)
+{
+	struct sb_tagindex idx;
+	const void *seen[64];
+	uint32_t nseen = 0;
+	uint64_t seed = 5, home = 0;
+	bool live[7] = { false };
+
+	cr_assert_eq(sb__tagindex_init(&idx, 8), 0);
+	sb__tagindex_add_held(&idx, "target", 6, 5, 7);
+	rcu_read_lock();
+	seen[nseen++] = idx.table;
+	/* The churn of the racing test above: homes march round, tombstones pile up. */
+	for (uint64_t step = 0; step < 400000 && nseen < 64; step++) {
+		uint32_t slot = (uint32_t)(lcg(&seed) % 7);
+
+		if (live[slot]) {
+			sb__tagindex_del_held(&idx, slot);
+		} else {
+			home = (home + 1 + lcg(&seed) % 3) & 31;
+			sb__tagindex_add_held(&idx, "churn", 5, home, slot);
+		}
+		live[slot] = !live[slot];
+		if (idx.table == seen[nseen - 1])
+			continue;
+		for (uint32_t i = 0; i < nseen; i++)
+			cr_assert_neq(idx.table, seen[i],
+				      "rebuild %u republished the table current at rebuild %u while "
+				      "a reader that loaded it was still inside its read section",
+				      nseen, i);
+		seen[nseen++] = idx.table;
+	}
+	rcu_read_unlock();
+	cr_assert_geq(nseen, 3, "only %u rebuilds: the spare path was never tried", nseen - 1);
+	cr_assert_eq(sb__tagindex_find(&idx, "target", 6, 5), 7);
+	sb__tagindex_fini(&idx);
+}
+
+/*
+ * A key rewritten between two tags of one length must never read as a mix
+ * of them: the phantom is the first word of one and the second of the
+ * other, under the same hash, so only a torn key read (a seqlock that does
+ * not re-check) would report it.
+ */
+struct torn {
+	struct sb_tagindex idx;
+	atomic_int stop;
+	_Atomic uint64_t lookups;
+	uint64_t phantoms;
+};
+
+static const char torn_a[] = "aaaaaaaabbbbbbbb", torn_b[] = "ccccccccdddddddd",
+		  torn_phantom[] = "aaaaaaaadddddddd";
+
+static void *torn_reader(void *arg)
+{
+	struct torn *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		r->phantoms += sb__tagindex_find(&r->idx, torn_phantom, 16, 3) >= 0;
+		atomic_fetch_add(&r->lookups, 1);
+	}
+	return NULL;
+}
+
+Test(tagindex, a_lock_free_reader_never_matches_a_key_torn_between_two_tags)
+{
+	struct torn r = { .phantoms = 0 };
+	pthread_t th;
+
+	cr_assert_eq(sb__tagindex_init(&r.idx, 8), 0);
+	sb__tagindex_add_held(&r.idx, torn_a, 16, 3, 0);
+	cr_assert_eq(pthread_create(&th, NULL, torn_reader, &r), 0);
+	while (atomic_load(&r.lookups) == 0)
+		sched_yield();
+	for (uint64_t step = 0; step < 4000000 && (step < 500000 || atomic_load(&r.lookups) < 100000);
+	     step++) {
+		sb__tagindex_del_held(&r.idx, 0);
+		sb__tagindex_add_held(&r.idx, step & 1 ? torn_a : torn_b, 16, 3, 0);
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(th, NULL);
+	cr_assert_eq(r.phantoms, 0, "a mix of two keys was reported as a tag %llu times",
 		     (unsigned long long)r.phantoms);
 	sb__tagindex_fini(&r.idx);
 }

@@ -219,7 +219,11 @@ int sb_bridge_capture_with_step(struct sb_bridge *bridge, const char *tag, uint1
 int sb_bridge_len(struct sb_bridge *bridge, size_t *out);
 int sb_bridge_is_empty(struct sb_bridge *bridge, bool *out);
 
-/* Whether tag has a resident report. Lock-free (an RCU hash lookup). */
+/*
+ * Whether tag has a resident report. Normally lock-free (an RCU hash
+ * lookup); takes the bridge lock for one lookup when an index entry it must
+ * compare stays mid-update (the storing thread was preempted).
+ */
 int sb_bridge_has(struct sb_bridge *bridge, const char *tag, bool *out);
 
 /* Resident reports under a strict periodic_NNN tag that are not placeholders. */
