@@ -288,11 +288,18 @@ void sb__tagindex_add_held(struct sb_tagindex *idx, const char *tag, size_t len,
 	struct sb_tagtable *t = idx->table;
 	uint32_t i = free_bucket(t, idx->mask, hash);
 
-	key_write(&idx->keys[slot], tag, (uint32_t)len);
 	idx->used += t->bucket[i] == EMPTY;
 	idx->live++;
 	idx->bucket_of[slot] = i;
-	sb_store_release(&t->bucket[i], entry_of(hash, slot)); /* after K3: pairs with find */
+	/*
+	 * The bucket first, then the key: the key write (K3) is where the tag
+	 * becomes present, for every reader at once. Were the key first, a
+	 * reader holding a stale bucket of this slot's previous tag (same
+	 * low hash bits) could report the tag present, and a later reader,
+	 * not yet seeing the bucket, absent.
+	 */
+	sb_store_release(&t->bucket[i], entry_of(hash, slot));
+	key_write(&idx->keys[slot], tag, (uint32_t)len);
 }
 
 void sb__tagindex_del_held(struct sb_tagindex *idx, uint32_t slot)

@@ -21,6 +21,9 @@
  * A hit is only a candidate: the reader confirms it against the slot's
  * key (the tag it holds, empty once unindexed) under the key's seqlock,
  * so a stale bucket whose slot was reused is passed over, never reported.
+ * The key is also where each change takes effect: an add publishes the
+ * bucket and then writes the key, a delete clears the key and then the
+ * bucket, so a tag is present exactly while its key holds it.
  */
 #ifndef SB_COORD_TAGINDEX_H
 #define SB_COORD_TAGINDEX_H
