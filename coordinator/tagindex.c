@@ -131,6 +131,7 @@ static void table_retired(struct rcu_head *head)
 	struct sb_tagtable *t = caa_container_of(head, struct sb_tagtable, rcu);
 	struct sb_tagindex *idx = sb_load_relaxed(&t->idx);
 
+	/* Pairs with rebuild's exchange: its stores into t come after this. */
 	free(__atomic_exchange_n(&idx->spare, t, __ATOMIC_ACQ_REL));
 }
 
@@ -259,6 +260,7 @@ static uint32_t free_bucket(const struct sb_tagtable *t, uint32_t mask, uint64_t
 static void rebuild(struct sb_tagindex *idx)
 {
 	struct sb_tagtable *old = idx->table;
+	/* Pairs with table_retired's exchange, made after the grace period. */
 	struct sb_tagtable *t = __atomic_exchange_n(&idx->spare, NULL, __ATOMIC_ACQ_REL);
 
 	if (!t && !(t = table_new(idx)))
