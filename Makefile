@@ -91,7 +91,7 @@ fuzz:
 	  || { cat build-fuzz/build.log; exit 1; }
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
-# SPIN model checks of the record log and the slot seqlock (ring/model/):
+# SPIN model checks of the record log, the slot seqlock and the tag index (ring/model/):
 # exhaustive runs that must pass, and planted bugs that SPIN must catch.
 model:
 	@$(MAKE) deps DEB_PACKAGES="spin gcc"
