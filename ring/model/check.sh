@@ -42,18 +42,23 @@ CHECKS=(
 	"tagindex pass -DBUCKETS=8 -DSLOTS=3 -DTAGS=4 -DOPS=4 -DWANT=2"
 	# two readers across a rebuild
 	"tagindex pass -DPREFILL -DOPS=2 -DREADERS=2 -DWANT=1 -DKSPINS=1"
+	# two lookups in a row of tag 3 while tag 1 (same hash) leaves its slot and tag 3 may take it
+	"tagindex pass -DPREFILL -DOPS=3 -DFINDS=2 -DWANT=3"
 	# mutants: no tombstone; the backward cascade past a live entry (the writer's
 	# check, then a reader's miss without it); a rebuild published before it is
 	# filled; a retired table reused at once (the writer's check, then a reader's
-	# miss); the key before the bucket; a hash match taken without the key
+	# miss); the key before the bucket (a lookup misses the tag from its key on;
+	# without T2, a lookup finds it through the slot's old bucket and the next
+	# lookup misses it); a hash match taken without the key
 	"tagindex fail:on_chain -DMUTANT_NO_TOMB -DOPS=5"
-	"tagindex fail:g_abs -DMUTANT_NO_TOMB -DSKIP_T5 -DOPS=5"
+	"tagindex fail:g_abs -DMUTANT_NO_TOMB -DSKIP_T5 -DOPS=4 -DWANT=1"
 	"tagindex fail:on_chain -DMUTANT_CASCADE_FAR -DBUCKETS=8 -DSLOTS=3 -DTAGS=4 -DOPS=5"
-	"tagindex fail:g_abs -DMUTANT_CASCADE_FAR -DSKIP_T5 -DBUCKETS=8 -DSLOTS=3 -DTAGS=4 -DOPS=5 -DWANT=2"
-	"tagindex fail:g_abs -DMUTANT_PUBLISH_EARLY -DOPS=5"
+	"tagindex fail:g_abs -DMUTANT_CASCADE_FAR -DSKIP_T5 -DBUCKETS=8 -DSLOTS=3 -DTAGS=4 -DOPS=5 -DWANT=2 -DKSPINS=1"
+	"tagindex fail:g_abs -DMUTANT_PUBLISH_EARLY -DPREFILL -DOPS=2"
 	"tagindex fail:rt[r]==nt -DMUTANT_REUSE_EARLY -DPREFILL -DTAGS=4 -DOPS=4"
 	"tagindex fail:g_abs -DMUTANT_REUSE_EARLY -DSKIP_T4 -DPREFILL -DTAGS=4 -DOPS=4 -DWANT=1"
-	"tagindex fail:g_abs -DMUTANT_KEY_FIRST -DOPS=5"
+	"tagindex fail:g_abs -DMUTANT_KEY_FIRST -DPREFILL -DOPS=2"
+	"tagindex fail:g_obs0 -DMUTANT_KEY_FIRST -DSKIP_T2 -DPREFILL -DOPS=2 -DFINDS=2 -DWANT=3"
 	"tagindex fail:g_pres -DMUTANT_NO_KEY -DOPS=4"
 )
 

@@ -52,6 +52,10 @@
  *   T5 (writer) after each operation, used counts the current table's
  *      non-empty buckets, and every entry is reachable from its home
  *      bucket without crossing an EMPTY one (on_chain).
+ *   T6 what lookups see is one history: once a lookup has found a tag,
+ *      a lookup that starts later finds it too, unless a delete of the
+ *      tag has begun in between (g_obs0, g_del). T2 implies it, with
+ *      presence defined at the key; T6 states it in what readers see.
  * SPIN also fails on an invalid end state (a process stuck).
  *
  * Mutants (each must make SPIN find a violation; `make model` checks):
@@ -63,7 +67,9 @@
  *   MUTANT_PUBLISH_EARLY  a rebuild publishes its table before filling it (T2)
  *   MUTANT_REUSE_EARLY    table_retired runs without waiting for the
  *                         readers (T4; T2 with SKIP_T4)
- *   MUTANT_KEY_FIRST      an add writes the key before its bucket (T2)
+ *   MUTANT_KEY_FIRST      an add writes the key before its bucket (T2;
+ *                         T6 with SKIP_T2: a lookup holding the slot's
+ *                         old bucket finds the tag, the next one misses it)
  *   MUTANT_NO_KEY         a lookup takes a hash match for the tag, without
  *                         its key (T1)
  *
@@ -139,6 +145,9 @@ byte wtag[SLOTS];	/* the bridge's own record of what each slot holds */
 /* ---- ghosts ---- */
 byte g_slot[TAGS + 1];	/* the slot whose key holds tag t, or NONE */
 bool g_pres[READERS], g_abs[READERS];
+bool g_obs[TAGS + 1];	/* a lookup found tag t, and no delete of t has begun since */
+bool g_obs0[READERS];	/* g_obs of the tag when the lookup began */
+bool g_del[READERS];	/* a delete of the tag began during the lookup */
 byte g_want[READERS];
 byte rt[READERS];	/* the table reader r loaded, NONE outside a lookup */
 
@@ -436,8 +445,20 @@ proctype Writer()
 				i = bucket_of[s];
 				bucket_of[s] = NONE;
 				live--;
-				wtag[s] = 0;
-				kseq[s] = kseq[s] + 1 /* key_write(NULL, 0): K1 */
+				kseq[s] = kseq[s] + 1; /* key_write(NULL, 0): K1 */
+				g_obs[wtag[s]] = false;
+				r = 0;
+				do
+				:: r < READERS ->
+					if
+					:: inrcu[r] && g_want[r] == wtag[s] -> g_del[r] = true
+					:: else
+					fi;
+					r++
+				:: else -> break
+				od;
+				r = 0;
+				wtag[s] = 0
 			};
 			key_store(s, 0); /* K2 */
 			kseq[s] = kseq[s] + 1; /* K3 */
@@ -511,7 +532,9 @@ proctype Reader(byte r)
 		inrcu[r] = 1;
 		g_want[r] = want;
 		g_pres[r] = (g_slot[want] != NONE);
-		g_abs[r] = (g_slot[want] == NONE)
+		g_abs[r] = (g_slot[want] == NONE);
+		g_obs0[r] = g_obs[want];
+		g_del[r] = false
 	   };
 		atomic {
 			t = cur; /* sb_load_acquire(&idx->table) */
@@ -568,8 +591,15 @@ done:
 		/* rcu_read_unlock(), and the answer */
 		atomic {
 			assert(res != FOUND || g_pres[r]); /* T1 */
+#ifndef SKIP_T2
 			assert(res != ABSENT || g_abs[r]); /* T2 */
+#endif
 			assert(res != AGAIN || open); /* T3 */
+			assert(res != ABSENT || !g_obs0[r] || g_del[r]); /* T6 */
+			if
+			:: res == FOUND && !g_del[r] -> g_obs[want] = true
+			:: else
+			fi;
 			inrcu[r] = 0;
 			rt[r] = NONE;
 			x = 0;
