@@ -331,6 +331,15 @@ static void nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Wait until the coordinator started with stdout in co says it serves. */
+static void await_serving(const char *co, pid_t coord)
+{
+	while (!file_has(co, "serving on")) {
+		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
+		nap_ms(10);
+	}
+}
+
 /* ---- the end-to-end run ----------------------------------------------------------- */
 
 Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 120)
@@ -355,10 +364,7 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 				   "mixed",	  "--max-snapshots", "16",	"--payload-bytes",
 				   "700",	  "--log-bytes",     "1048576", "--wait-consumers",
 				   "2",		  "--linger-ms",     "600000",	NULL });
-	while (!file_has(co, "serving on")) {
-		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
-		nap_ms(10);
-	}
+	await_serving(co, coord);
 	pid_t a = start(ao, ae,
 			(const char *const[]){ "drain", "--socket", sock, "--follow", "--verify",
 					       "--events", "--aux", NULL });
@@ -680,10 +686,7 @@ Test(cli, save_while_the_writer_stores_flat_out_gives_images_that_verify, .timeo
 						   "0", "--tag-mode", "unique", "--max-snapshots",
 						   "64", "--log-bytes", "262144", "--payload-bytes",
 						   "1500", "--aux-every", "100", NULL });
-	while (!file_has(co, "serving on")) {
-		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
-		nap_ms(10);
-	}
+	await_serving(co, coord);
 	json_int_t last_stores = 0;
 	for (int i = 0; i < 3; i++) {
 		struct run r = run_args(
@@ -739,10 +742,7 @@ Test(cli, save_never_replaces_what_is_not_a_regular_file, .timeout = 60)
 	pid_t coord = start(co, ce,
 			    (const char *const[]){ "coordinator", "--socket", sock, "--count", "5",
 						   "--linger-ms", "600000", NULL });
-	while (!file_has(co, "serving on")) {
-		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
-		nap_ms(10);
-	}
+	await_serving(co, coord);
 	const char *refused[] = { fifo, link, "/dev/null" };
 	for (size_t i = 0; i < 3; i++) {
 		struct run r = run_args((const char *const[]){ "save", "--socket", sock, "--output",
@@ -829,10 +829,7 @@ Test(cli, a_follower_piped_into_a_reader_delivers_each_round_at_once, .timeout =
 		  (const char *const[]){ "coordinator", "--socket", sock, "--count", "20",
 					 "--interval-ms", "200", "--payload-bytes", "64",
 					 "--wait-consumers", "1", "--linger-ms", "600000", NULL });
-	while (!file_has(co, "serving on")) {
-		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
-		nap_ms(10);
-	}
+	await_serving(co, coord);
 	pid_t fol = start_piped(&rd, fe,
 				(const char *const[]){ "drain", "--socket", sock, "--follow",
 						       "--format", "table", NULL });
@@ -870,10 +867,7 @@ Test(cli, a_one_shot_drain_ends_though_the_writer_never_stops, .timeout = 120)
 	    start(co, ce,
 		  (const char *const[]){ "coordinator", "--socket", sock, "--count", "1000000000",
 					 "--interval-ms", "0", "--payload-bytes", "64", NULL });
-	while (!file_has(co, "serving on")) {
-		cr_assert_eq(waitpid(coord, NULL, WNOHANG), 0, "the coordinator exited early");
-		nap_ms(10);
-	}
+	await_serving(co, coord);
 	nap_ms(200);
 	struct run r =
 	    run_args((const char *const[]){ "drain", "--socket", sock, "--all-versions", NULL });

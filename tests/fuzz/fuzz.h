@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -35,6 +36,22 @@ static inline void sb_fuzz_seed(const char *dir, const char *name, const void *d
 		fprintf(stderr, "cannot write seed %s\n", path);
 		exit(1);
 	}
+}
+
+/* A seed whose first byte picks the target's mode, followed by doc. */
+static inline void sb_fuzz_seed_mode(const char *dir, const char *name, uint8_t mode,
+				     const void *doc, size_t n)
+{
+	uint8_t *buf = malloc(n + 1);
+
+	if (!buf) {
+		fprintf(stderr, "out of memory for seed %s\n", name);
+		exit(1);
+	}
+	buf[0] = mode;
+	memcpy(buf + 1, doc, n);
+	sb_fuzz_seed(dir, name, buf, n + 1);
+	free(buf);
 }
 
 /* A fuzzer-found condition the library promises never to produce. */

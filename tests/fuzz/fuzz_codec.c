@@ -126,16 +126,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-static void seed(const char *dir, const char *name, uint8_t mode, const void *p, size_t n)
-{
-	uint8_t *buf = malloc(n + 1);
-
-	buf[0] = mode;
-	memcpy(buf + 1, p, n);
-	sb_fuzz_seed(dir, name, buf, n + 1);
-	free(buf);
-}
-
 void sb_fuzz_seeds(const char *dir)
 {
 	/* {"a": [1, -2, 3.5, "xyz", nil, true, bin(2)], "b": {}} */
@@ -146,14 +136,14 @@ void sb_fuzz_seeds(const char *dir)
 	size_t len;
 	struct sb_missing m = { .kind = SB_MISSING_SCHEDULER_ERROR, .text = "--flag", .err = 5 };
 
-	seed(dir, "msgpack-map", 0, doc, sizeof(doc));
+	sb_fuzz_seed_mode(dir, "msgpack-map", 0, doc, sizeof(doc));
 	sb__missing_encode(&m, enc, sizeof(enc), &len);
-	seed(dir, "missing-scheduler-error", 1, enc, len);
+	sb_fuzz_seed_mode(dir, "missing-scheduler-error", 1, enc, len);
 	m = (struct sb_missing){ .kind = SB_MISSING_REQUEST_TOO_LARGE,
 				 .size = 1 << 20,
 				 .max = 4096 };
 	sb__missing_encode(&m, enc, sizeof(enc), &len);
-	seed(dir, "missing-too-large", 1, enc, len);
+	sb_fuzz_seed_mode(dir, "missing-too-large", 1, enc, len);
 
 	/* A record as the writer lays it out: tag, schema, report, encoded missing stats. */
 	uint8_t rec_buf[256] = { 0 };
@@ -175,5 +165,5 @@ void sb_fuzz_seeds(const char *dir)
 	memcpy(body, "tagsc", 5);
 	memcpy(body + 5, doc, sizeof(doc));
 	memcpy(body + 5 + sizeof(doc), enc, len);
-	seed(dir, "record-missing-stats", 2, rec_buf, sizeof(rec_buf));
+	sb_fuzz_seed_mode(dir, "record-missing-stats", 2, rec_buf, sizeof(rec_buf));
 }

@@ -91,16 +91,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-static void seed(const char *dir, const char *name, uint8_t mode, const void *doc, size_t n)
-{
-	uint8_t *buf = malloc(n + 1);
-
-	buf[0] = mode;
-	memcpy(buf + 1, doc, n);
-	sb_fuzz_seed(dir, name, buf, n + 1);
-	free(buf);
-}
-
 void sb_fuzz_seeds(const char *dir)
 {
 	static const uint8_t bytes[] = { 1, 2, 3, 4 };
@@ -128,15 +118,15 @@ void sb_fuzz_seeds(const char *dir)
 	size_t len;
 
 	if (sb_kop_request_encode(&req, &buf, &len) == 0) {
-		seed(dir, "request-write", 0, buf, len);
+		sb_fuzz_seed_mode(dir, "request-write", 0, buf, len);
 		free(buf);
 	}
 	if (sb_kop_reply_encode(&ok, &buf, &len) == 0) {
-		seed(dir, "reply-values", 1, buf, len);
+		sb_fuzz_seed_mode(dir, "reply-values", 1, buf, len);
 		free(buf);
 	}
 	if (sb_kop_reply_encode(&bad, &buf, &len) == 0) {
-		seed(dir, "reply-failed", 1, buf, len);
+		sb_fuzz_seed_mode(dir, "reply-failed", 1, buf, len);
 		free(buf);
 	}
 }
