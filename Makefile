@@ -91,7 +91,8 @@ fuzz:
 	  || { cat build-fuzz/build.log; exit 1; }
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
-# SPIN model checks of the record log, the slot seqlock and the tag index (ring/model/):
+# SPIN model checks of the record log, the slot seqlock, the tag index and the wake
+# protocol (ring/model/):
 # exhaustive runs that must pass, and planted bugs that SPIN must catch.
 model:
 	@$(MAKE) deps DEB_PACKAGES="spin gcc"

@@ -575,6 +575,9 @@ Test(cli, every_usage_error_exits_2_with_a_message, .timeout = 60)
 		{ "drain", "--socket", "", NULL },
 		{ "drain", "--socket", "a", "--help=foo", NULL },
 		{ "coordinator", "--socket", "a", "--count", " 5", NULL },
+		{ "drain", "--socket", "a", "--expect-uid", "root", NULL },
+		{ "stat", "--file", "a", "--expect-uid", "0", NULL },
+		{ "coordinator", "--socket", "a", "--allowed-gid", "-1", NULL },
 	};
 
 	make_dir();

@@ -87,6 +87,9 @@ bool sb_tool_source_option(struct sb_source *src, int c, const char *arg)
 	case 'P':
 		src->pid = arg;
 		return true;
+	case 'U':
+		src->expect_uid = arg;
+		return true;
 	}
 	return false;
 }
@@ -133,6 +136,12 @@ int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file
 					   src->socket ? "socket" : "file");
 	if (src->pid && parse_pid(src->pid) < 0)
 		return sb_tool_usage_error(cmd, "--pid needs a process id, got '%s'", src->pid);
+	if (src->expect_uid && !src->socket)
+		return sb_tool_usage_error(cmd, "--expect-uid only applies with --socket");
+	uint64_t uid;
+	if (src->expect_uid &&
+	    sb_tool_parse_u64(cmd, "expect-uid", src->expect_uid, 0, UINT32_MAX - 1, &uid))
+		return SB_EXIT_USAGE;
 	return 0;
 }
 
@@ -142,7 +151,18 @@ int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
 	int err;
 
 	if (src->socket) {
-		err = sb_consumer_connect(src->socket, flags, out);
+		struct sb_connect_config cc;
+		uint64_t uid = 0;
+
+		sb_connect_config_default(&cc);
+		cc.flags = flags;
+		if (src->expect_uid) {
+			if (sb_tool_parse_u64(cmd, "expect-uid", src->expect_uid, 0, UINT32_MAX - 1,
+					      &uid))
+				return SB_EXIT_USAGE;
+			cc.expect_uid = (int64_t)uid;
+		}
+		err = sb_consumer_connect_with(src->socket, &cc, out);
 		if (err == -ENOENT || err == -ECONNREFUSED)
 			return sb_tool_fail(cmd,
 					    "%s (start one with 'snapbridge coordinator "

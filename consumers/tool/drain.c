@@ -54,7 +54,7 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		    "they were read show up as one EventLogTruncated with their count.\n"
 		    "\n"
 		    "options:\n"
-		    "  --socket PATH      connect to a coordinator\n"
+		    "  --socket PATH      connect to a coordinator\n" SB_TOOL_EXPECT_UID_HELP
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		    "  --follow           keep waiting for events until the coordinator closes\n"
@@ -76,7 +76,7 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		"summary's counts always add up to the stores.\n"
 		"\n"
 		"options:\n"
-		"  --socket PATH      connect to a coordinator\n"
+		"  --socket PATH      connect to a coordinator\n" SB_TOOL_EXPECT_UID_HELP
 		"  --file IMAGE       read an image made by 'snapbridge save'\n"
 		"  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		"  --follow           keep waiting (event-driven) until the coordinator closes\n"
@@ -112,6 +112,7 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		SB_TOOL_EXPECT_UID_OPTION,
 		{ "file", required_argument, NULL, 'f' },
 		{ "pid", required_argument, NULL, 'P' },
 		{ "follow", no_argument, NULL, 'F' },

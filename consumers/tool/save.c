@@ -74,7 +74,7 @@ static int usage(FILE *to, int code)
 		    "error no FILE is left behind. FILE is created mode 0600.\n"
 		    "\n"
 		    "options:\n"
-		    "  --socket PATH      connect to a coordinator\n"
+		    "  --socket PATH      connect to a coordinator\n" SB_TOOL_EXPECT_UID_HELP
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		    "  --output FILE      where the image goes (replaced if it exists)\n"
 		    "\n"
@@ -242,7 +242,6 @@ static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_co
 	ih->closed = sb_load_acquire(&live_hdr->closed);
 
 	/* Counters first: informational, a moment before the log is taken. */
-	ihot->wake_gen = sb_load_relaxed(&hot->wake_gen);
 	ihot->resident = sb_load_relaxed(&hot->resident);
 	ihot->overwrites = sb_load_relaxed(&hot->overwrites);
 	ihot->evicted_cap = sb_load_relaxed(&hot->evicted_cap);
@@ -344,6 +343,7 @@ int sb_cmd_save(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		SB_TOOL_EXPECT_UID_OPTION,
 		{ "pid", required_argument, NULL, 'P' },
 		{ "file", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },

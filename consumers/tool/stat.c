@@ -39,7 +39,7 @@ static int usage(FILE *to, int code)
 		    "coordinator's liveness and the attached consumers with their lag.\n"
 		    "\n"
 		    "options:\n"
-		    "  --socket PATH      connect to a coordinator\n"
+		    "  --socket PATH      connect to a coordinator\n" SB_TOOL_EXPECT_UID_HELP
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		    "  --watch            redraw once a second, like top, until SIGINT or the\n"
@@ -58,6 +58,7 @@ static int parse(int argc, char **argv, struct stat_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		SB_TOOL_EXPECT_UID_OPTION,
 		{ "file", required_argument, NULL, 'f' },
 		{ "pid", required_argument, NULL, 'P' },
 		{ "watch", no_argument, NULL, 'w' },

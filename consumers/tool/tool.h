@@ -55,16 +55,28 @@ int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t
 struct sb_source {
 	const char *socket;
 	const char *file;
-	const char *pid; /* as given */
+	const char *pid;	/* as given */
+	const char *expect_uid; /* --expect-uid, as given: who must serve --socket */
 };
+
+/* The option table entry every connecting subcommand lists. */
+#define SB_TOOL_EXPECT_UID_OPTION                                                                  \
+	{                                                                                          \
+		"expect-uid", required_argument, NULL, 'U'                                         \
+	}
+/* Its line in a subcommand's --help. */
+#define SB_TOOL_EXPECT_UID_HELP                                                                    \
+	"  --expect-uid UID   with --socket: the uid its server must run as (default:\n"           \
+	"                     yours, or root)\n"
 
 /*
  * Check that exactly one source was given (allowed: which of socket, file
  * and pid this command accepts). 0, or SB_EXIT_USAGE with the message.
  */
 /*
- * An option naming a source: -s/--socket, -f/--file, -P/--pid (the short
- * codes every subcommand's option table uses). True when c was one.
+ * An option naming a source: -s/--socket, -f/--file, -P/--pid, and
+ * -U/--expect-uid for --socket (the short codes every subcommand's option
+ * table uses). True when c was one.
  */
 bool sb_tool_source_option(struct sb_source *src, int c, const char *arg);
 
