@@ -125,6 +125,7 @@ int sb_consumer_seek_aux(struct sb_consumer *c, uint64_t aux_seq)
 	c->aux_cursor = aux_seq;
 	c->aux_gap_ok = true;
 	c->aux_seeking = true;
+	memset(&c->aux_totals, 0, sizeof(c->aux_totals)); /* they count from here on */
 	return 0;
 }
 

@@ -419,6 +419,7 @@ int sb_consumer_seek(struct sb_consumer *c, uint64_t store_seq)
 	c->cursor = store_seq;
 	c->gap_ok = true;
 	c->seeking = true;
+	memset(&c->totals, 0, sizeof(c->totals)); /* they count from here on */
 	return 0;
 }
 

@@ -139,13 +139,17 @@ Test(seek, resumes_after_a_store_and_passes_over_earlier_ones_uncounted, .fini =
 	sb_consumer_cursor(c, &cursor);
 	cr_assert_eq(cursor, 10);
 
-	/* At the newest store: nothing to deliver, and later stores come next. */
+	/* At the newest store: nothing to deliver, later stores come next, totals restart. */
 	cr_assert_eq(sb_consumer_seek(c, 10), 0);
+	sb_consumer_totals(c, &d);
+	cr_assert_eq(d.stores, 0, "the totals did not start again");
 	store_unique(11, 12, 100);
 	t.last_seq = 10;
 	cr_assert_eq(tu_drain_to_end(c, tu_tally_entry, &t), 0);
 	cr_assert_eq(t.delivered, 8);
 	cr_assert_eq(t.bad, 0);
+	sb_consumer_totals(c, &d);
+	cr_assert_eq(d.stores, 2);
 	sb_consumer_close(c);
 }
 
@@ -220,10 +224,14 @@ Test(seek, aux_resumes_after_the_record_named, .fini = teardown)
 	for (uint64_t i = 1; i <= 7; i++)
 		cr_assert_eq(tu_aux_put(bridge, i), 0, "%s", sb_last_error());
 	struct sb_consumer *c = open_consumer();
+	cr_assert_eq(sb_consumer_drain_aux(c, NULL, NULL, &a), 0, "%s", sb_last_error());
+	cr_assert_eq(a.records, 7);
 	cr_assert_eq(sb_consumer_seek_aux(c, 5), 0);
 	cr_assert_eq(sb_consumer_drain_aux(c, NULL, NULL, &a), 0, "%s", sb_last_error());
 	cr_assert_eq(a.records, 2);
 	cr_assert_eq(a.delivered, 2);
+	cr_assert_eq(sb_consumer_aux_totals(c, &a), 0);
+	cr_assert_eq(a.records, 2, "the aux totals did not start again");
 	cr_assert_eq(sb_consumer_aux_cursor(c, &at), 0);
 	cr_assert_eq(at, 7);
 	sb_consumer_close(c);

@@ -233,8 +233,8 @@ int sb_consumer_region_id(const struct sb_consumer *consumer, uint8_t id[SB_REGI
  * restarted after a crash): the cursor becomes store_seq, and the next
  * drain delivers from store store_seq + 1 on. Records at or before it
  * still in the log are passed over without being counted; stores after
- * it whose bytes are already reclaimed count as lapped. Counts and totals
- * cover only what is drained from here on. Returns -ERANGE when store_seq
+ * it whose bytes are already reclaimed count as lapped. The totals
+ * (sb_consumer_totals) start again from zero. Returns -ERANGE when store_seq
  * is beyond the newest store (the caller's position is not from this
  * region), leaving the consumer as it was.
  */
@@ -324,8 +324,9 @@ int sb_consumer_aux_count(const struct sb_consumer *consumer, uint64_t *out);
 /*
  * sb_consumer_seek() for the aux log: the next aux drain delivers from
  * aux sequence aux_seq + 1 on; earlier records still in the log are
- * passed over uncounted, later ones already reclaimed count as lapped.
- * -ERANGE beyond the newest aux record.
+ * passed over uncounted, later ones already reclaimed count as lapped;
+ * the aux totals start again from zero. -ERANGE beyond the newest aux
+ * record.
  */
 int sb_consumer_seek_aux(struct sb_consumer *consumer, uint64_t aux_seq);
 
