@@ -87,6 +87,18 @@ bool sb_tool_source_option(struct sb_source *src, int c, const char *arg)
 	case 'P':
 		src->pid = arg;
 		return true;
+	case SB_OPT_NATS:
+		src->nats = arg;
+		return true;
+	case SB_OPT_STREAM:
+		src->stream = arg;
+		return true;
+	case SB_OPT_HOST:
+		src->host = arg;
+		return true;
+	case SB_OPT_SUBJECT_PREFIX:
+		src->subject_prefix = arg;
+		return true;
 	}
 	return false;
 }

@@ -21,6 +21,7 @@ static const struct command {
 	{ "events", sb_cmd_events, "print the bridge's diagnostic events" },
 	{ "stat", sb_cmd_stat, "show a region's config, counters and consumers" },
 	{ "save", sb_cmd_save, "write a consistent image of a live region to a file" },
+	{ "export", sb_cmd_export, "publish a bridge to NATS JetStream, exactly once" },
 	{ "bench", sb_bench_main, "measure throughput and latency next to pipes, rings, iceoryx" },
 	{ "demo", sb_cmd_demo, "run a coordinator and consumer processes, check the accounting" },
 	{ "version", sb_cmd_version, "print the version and the region ABI" },

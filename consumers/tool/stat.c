@@ -33,6 +33,7 @@ static int usage(FILE *to, int code)
 {
 	fprintf(to, "usage: snapbridge stat (--socket PATH | --file IMAGE | --pid PID) [--watch]\n"
 		    "                       [--format json|table] [--iterations N]\n"
+		    "       snapbridge stat --nats URL [--stream NAME] [--host H] [--watch] ...\n"
 		    "\n"
 		    "Show a region: header (ABI, layout hash, size), config, the writer's\n"
 		    "counters (stores, resident, overwrites, evictions, events, log use), the\n"
@@ -42,6 +43,9 @@ static int usage(FILE *to, int code)
 		    "  --socket PATH      connect to a coordinator\n"
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
+		    "  --nats URL         a JetStream stream 'snapbridge export' writes: messages\n"
+		    "                     and accounting per host, and each exporter's lag;\n"
+		    "                     with --stream NAME, --host H, --subject-prefix P\n"
 		    "  --watch            redraw once a second, like top, until SIGINT or the\n"
 		    "                     coordinator closes\n"
 		    "  --iterations N     with --watch, stop after N redraws\n"
@@ -50,7 +54,8 @@ static int usage(FILE *to, int code)
 		    "examples:\n"
 		    "  snapbridge stat --socket /tmp/sb.sock\n"
 		    "  snapbridge stat --socket /tmp/sb.sock --watch\n"
-		    "  snapbridge stat --file /tmp/sb.img --format json | jq .counters\n");
+		    "  snapbridge stat --file /tmp/sb.img --format json | jq .counters\n"
+		    "  snapbridge stat --nats nats://10.0.0.5:4222 --stream caps\n");
 	return code;
 }
 
@@ -63,6 +68,7 @@ static int parse(int argc, char **argv, struct stat_opts *o)
 		{ "watch", no_argument, NULL, 'w' },
 		{ "format", required_argument, NULL, 'o' },
 		{ "iterations", required_argument, NULL, 'n' },
+		SB_NATS_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -100,7 +106,7 @@ static int parse(int argc, char **argv, struct stat_opts *o)
 		return err;
 	if (o->iterations && !o->watch)
 		return sb_tool_usage_error(cmd, "--iterations only applies with --watch");
-	return sb_tool_check_source(cmd, &o->src, true, true);
+	return sb_tool_check_any_source(cmd, &o->src, true, true);
 }
 
 #define HOT(c, field) ((json_int_t)sb_load_relaxed(&(c)->hot->field))
@@ -141,9 +147,12 @@ static json_t *stat_json(struct sb_consumer *c)
 	sb_consumer_coordinator(c, &cs);
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)h->layout_hash);
 	snprintf(abi, sizeof(abi), "%u.%u", h->abi_major, h->abi_minor);
-	json_t *header = json_pack("{s:s,s:s,s:s,s:I,s:i}", "magic", SB_MAGIC, "abi", abi,
-				   "layout_hash", hash, "region_bytes", (json_int_t)h->region_size,
-				   "coordinator_pid", (int)h->coord_pid);
+	uint8_t id[SB_REGION_ID_BYTES];
+	sb_consumer_region_id(c, id);
+	json_t *header =
+	    json_pack("{s:s,s:s,s:s,s:I,s:i,s:o}", "magic", SB_MAGIC, "abi", abi, "layout_hash",
+		      hash, "region_bytes", (json_int_t)h->region_size, "coordinator_pid",
+		      (int)h->coord_pid, "region_id", sb_tool_region_json(id));
 	json_t *config =
 	    json_pack("{s:i,s:i,s:i,s:I,s:I}", "max_snapshots", (int)h->max_snapshots, "max_events",
 		      (int)h->max_events, "max_watch", (int)h->max_watch, "log_bytes",
@@ -187,6 +196,7 @@ static void print_table(FILE *out, const char *what, json_t *j)
 	json_t *age = json_object_get(co, "heartbeat_age_ms");
 
 	fprintf(out, "region       %s\n", what);
+	fprintf(out, "  id         %s\n", json_string_value(json_object_get(h, "region_id")));
 	fprintf(out, "  abi        %s  layout %s  %lld bytes\n",
 		json_string_value(json_object_get(h, "abi")),
 		json_string_value(json_object_get(h, "layout_hash")),
@@ -262,6 +272,8 @@ int sb_cmd_stat(int argc, char **argv)
 
 	if (ret)
 		return ret;
+	if (o.src.nats) /* the stream an export wrote (nats_source.c) */
+		return sb_nats_stat(cmd, &o.src, o.table, o.watch, o.iterations);
 	ret = sb_tool_attach(cmd, &o.src, SB_CONSUMER_START_AT_END, &c);
 	if (ret)
 		return ret;
