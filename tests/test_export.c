@@ -356,6 +356,14 @@ static void coord_close(struct coord *c)
 	c->b = NULL;
 }
 
+static void coord_free(struct coord *c)
+{
+	if (c->b)
+		coord_close(c);
+	free(c->fifo);
+	c->fifo = NULL;
+}
+
 /* ---- exporters --------------------------------------------------------------------------- */
 
 static void export_start(struct tool *t, const char *name, const struct coord *c, const char *url,
@@ -481,6 +489,12 @@ static void read_back(const char *url, const char *stream, const char *host, int
 	sbx_reader_close(rd);
 }
 
+static void readback_free(struct readback *r)
+{
+	free(r->seen);
+	r->seen = NULL;
+}
+
 static bool seen(const struct readback *r, uint64_t s)
 {
 	size_t lo = 0, hi = r->nseen;
@@ -600,6 +614,8 @@ Test(export, five_thousand_stores_land_once_each_in_order_byte_identical, .init 
 	cr_assert_eq(geti(sum, "late"), 0);
 	cr_assert_eq(geti(sum, "out_of_order"), 0);
 	json_decref(sum);
+	readback_free(&r);
+	coord_free(&c);
 	sbx_natsd_stop(&srv, SIGTERM);
 }
 
@@ -722,7 +738,7 @@ Test(export, drain_nats_prints_what_drain_prints_of_the_same_region, .init = mak
 	free(e1);
 	free(o2);
 	free(e2);
-	sb_bridge_destroy(c.b);
+	coord_free(&c);
 	sbx_natsd_stop(&srv, SIGTERM);
 }
 
@@ -763,6 +779,8 @@ Test(export, sigkill_twenty_times_leaves_every_store_once_in_order, .init = make
 	cr_assert(json_is_true(json_object_get(sum, "resumed")));
 	cr_assert_geq(r.resumes, 2, "restarts left no resume marker");
 	json_decref(sum);
+	readback_free(&r);
+	coord_free(&c);
 	sbx_natsd_stop(&srv, SIGTERM);
 }
 
@@ -800,6 +818,8 @@ Test(export, a_server_restart_mid_run_loses_nothing, .init = make_dir, .fini = r
 	cr_assert_eq(geti(sum, "lapped"), 0);
 	cr_assert_geq(geti(sum, "reconnects"), 1, "the exporter never reconnected");
 	json_decref(sum);
+	readback_free(&r);
+	coord_free(&c);
 	sbx_natsd_stop(&srv, SIGTERM);
 }
 
@@ -883,6 +903,8 @@ Test(export, a_three_node_cluster_losing_its_stream_leader_keeps_every_store_onc
 	read_back(urls, "S5", "h5", c.pool, &r);
 	assert_exported(&r, sum, &c, stores);
 	json_decref(sum);
+	readback_free(&r);
+	coord_free(&c);
 	for (int i = 0; i < 3; i++)
 		sbx_natsd_stop(&n[i], SIGTERM);
 }
@@ -968,6 +990,10 @@ Test(export, two_coordinators_share_a_stream_and_drain_reads_both, .init = make_
 	json_decref(sb);
 	free(out);
 	free(err);
+	readback_free(&ra);
+	readback_free(&rb);
+	coord_free(&a);
+	coord_free(&b);
 	sbx_natsd_stop(&srv, SIGTERM);
 }
 
@@ -1001,7 +1027,7 @@ Test(export_bad_input, an_unreachable_url_is_one_line_and_exit_1, .init = make_d
 	cr_assert(one_line(err), "stderr: %s", err);
 	free(out);
 	free(err);
-	sb_bridge_destroy(c.b);
+	coord_free(&c);
 }
 
 /* A stream made here, with one plain message on subject. */
@@ -1071,7 +1097,7 @@ Test(export_bad_input, a_stream_with_other_subjects_is_refused_untouched, .init 
 	free(out);
 	free(err);
 	cr_assert_eq(stream_msgs(srv.url, "OTHER"), 1, "the stream was written to");
-	sb_bridge_destroy(c.b);
+	coord_free(&c);
 	sbx_natsd_stop(&srv, SIGTERM);
 }
 
@@ -1103,7 +1129,7 @@ Test(export_bad_input, a_message_that_is_not_ours_is_named_and_nothing_is_writte
 		  err);
 	free(out);
 	free(err);
-	sb_bridge_destroy(c.b);
+	coord_free(&c);
 	sbx_natsd_stop(&srv, SIGTERM);
 }
 

@@ -214,8 +214,6 @@ int sbx_conn_open(const struct sbx_conn_config *cfg, struct sbx_conn *out)
 		 * after messages lost with the old one, out of order.
 		 */
 		s = natsOptions_SetAllowReconnect(out->opts, false);
-		if (s == NATS_OK && cfg->closed_fn)
-			s = natsOptions_SetClosedCB(out->opts, cfg->closed_fn, cfg->conn_user);
 	} else if (s == NATS_OK) {
 		s = natsOptions_SetMaxReconnect(out->opts, -1);
 		if (s == NATS_OK)

@@ -200,7 +200,7 @@ struct sbx_conn {
  * replicas); either way, check that the stream takes every subject under
  * "<prefix>.<host>." (host may be "*"). Without own_reconnect the library
  * reconnects forever (backoff 100 ms to 2 s); with it a lost connection
- * closes (closed_fn is told) and the owner calls sbx_conn_redial().
+ * closes (natsConnection_IsClosed) and the owner calls sbx_conn_redial().
  * -ECONNREFUSED (nobody serves the URL), -ENOENT (no such stream),
  * -EEXIST (the stream takes other subjects), -EPROTO (the server has no
  * JetStream), with the reason.
@@ -217,8 +217,6 @@ struct sbx_conn_config {
 	jsPubAckHandler ack_fn;
 	void *ack_user;
 	bool own_reconnect;
-	natsConnectionHandler closed_fn;
-	void *conn_user;
 };
 int sbx_conn_open(const struct sbx_conn_config *cfg, struct sbx_conn *out);
 

@@ -19,10 +19,11 @@
  * Exactly once: each message carries Nats-Msg-Id = <region>:<seq of its
  * kind>, so the stream stores a resent message once (within its duplicate
  * window). In order: a failure (an error or a timeout instead of an ack,
- * a publish refused, a reconnect) sets `trouble`: nothing new is
- * published until every message in flight is answered and the connection
- * is up; then the failed ones go out again in FIFO order, before anything
- * newer. A connection stores a prefix of what was sent on it, so without
+ * a publish refused, a lost connection) sets `trouble`: nothing new is
+ * published until every message in flight is answered and a connection
+ * is up (a new one, never the library's reconnect of the old one); then
+ * the failed ones go out again in FIFO order, before anything newer. A
+ * connection stores a prefix of what was sent on it, so without
  * an earlier failure no later message can overtake. The one case this
  * cannot rule out (a failed message stored anew after a later one was
  * stored, which a stream leader change mid-window could cause) is
@@ -74,23 +75,22 @@ struct sbx_export {
 	bool resumed;
 	struct sbx_cursors resumed_at;
 
-	pthread_mutex_t lock; /* guards everything below up to `fifo_end` */
-	pthread_cond_t cond;  /* an ack, a failure or a reconnect */
+	pthread_mutex_t lock; /* guards everything down to "main thread only" */
+	pthread_cond_t cond;  /* room in a full window, a failure, the last answer */
 	struct ent *q;
 	size_t cap, front, n; /* ring of cap entries, n used from front */
 	size_t next;	      /* offset from front where a QUEUED entry may be */
 	size_t n_inflight, n_queued, n_group[G_COUNT];
 	uint64_t inflight_bytes;
 	bool trouble; /* stop publishing until everything in flight is answered */
-	bool lost;    /* the connection closed: reclaim, then dial a new one */
 	uint64_t duplicates, late, out_of_order, reconnects;
 	char fail_text[200];
 	/* confirmed: the state after the last popped message of each group */
 	struct sbx_cursors conf_at;
 	struct sbx_counts conf;
-	int fifo_end;
 
 	/* main thread only */
+	bool lost;	/* the connection closed: reclaim, then dial a new one */
 	bool reclaimed; /* what was in flight on the lost connection is ours again */
 	uint64_t dial_failures;
 	struct sbx_cursors live_at; /* after the last drain */
@@ -212,6 +212,9 @@ static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *
 		natsMsg_Destroy(m);
 		return;
 	}
+	/* Wake the main thread only when it may be waiting for this: a full window, a failure, the
+	 * last answer. */
+	bool was_full = x->n_inflight >= x->cfg.window || x->inflight_bytes >= x->cfg.window_bytes;
 	e->key = NULL;
 	x->n_inflight--;
 	x->inflight_bytes -= e->bytes;
@@ -238,20 +241,8 @@ static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *
 			 : pae		     ? natsStatus_GetText(pae->Err)
 					     : "no answer");
 	}
-	pthread_cond_broadcast(&x->cond);
-	pthread_mutex_unlock(&x->lock);
-}
-
-/* The connection is gone for good (the exporter dials a new one itself). */
-static void on_closed(natsConnection *nc, void *user)
-{
-	struct sbx_export *x = user;
-
-	(void)nc;
-	pthread_mutex_lock(&x->lock);
-	x->trouble = true;
-	x->lost = true;
-	pthread_cond_broadcast(&x->cond);
+	if (!pa || was_full || x->n_inflight == 0)
+		pthread_cond_broadcast(&x->cond);
 	pthread_mutex_unlock(&x->lock);
 }
 
@@ -318,6 +309,19 @@ static void pop_acked(struct sbx_export *x)
 }
 
 /*
+ * Anything in flight? (Only then may js_PublishAsyncGetPendingList be
+ * asked: libnats 3.4 crashes on a context that never published
+ * asynchronously.)
+ */
+static bool in_flight(struct sbx_export *x)
+{
+	pthread_mutex_lock(&x->lock);
+	bool any = x->n_inflight > 0;
+	pthread_mutex_unlock(&x->lock);
+	return x->conn.js && any;
+}
+
+/*
  * The connection closed: take back what was in flight on it (its acks
  * will never come), wait for answers already being delivered, then dial
  * a new connection, backing off from 100 ms to 2 s. Nothing the old one
@@ -326,15 +330,14 @@ static void pop_acked(struct sbx_export *x)
  */
 static void redial(struct sbx_export *x)
 {
-	pthread_mutex_lock(&x->lock);
-	bool lost = x->lost;
-	pthread_mutex_unlock(&x->lock);
-	if (!lost && x->conn.nc && !natsConnection_IsClosed(x->conn.nc))
+	/* Polled, not told: a closed callback could outlive the exporter. */
+	if (!x->lost && x->conn.nc && !natsConnection_IsClosed(x->conn.nc))
 		return;
+	x->lost = true;
 	if (!x->reclaimed) {
 		natsMsgList list = { 0 };
 
-		if (x->conn.js && js_PublishAsyncGetPendingList(&list, x->conn.js) == NATS_OK) {
+		if (in_flight(x) && js_PublishAsyncGetPendingList(&list, x->conn.js) == NATS_OK) {
 			pthread_mutex_lock(&x->lock);
 			for (int i = 0; i < list.Count; i++) {
 				struct ent *e = find_inflight(x, list.Msgs[i]);
@@ -372,8 +375,8 @@ static void redial(struct sbx_export *x)
 			say(x, "%s; retrying", sbx_last_error());
 		return;
 	}
-	pthread_mutex_lock(&x->lock);
 	x->lost = false;
+	pthread_mutex_lock(&x->lock);
 	x->reconnects++;
 	pthread_mutex_unlock(&x->lock);
 	x->reclaimed = false;
@@ -753,9 +756,12 @@ static void wait_acks(struct sbx_export *x, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
+	/* A resend could go out now (not while the connection is down or backing off). */
+	bool can_resend = sbx_conn_up(&x->conn) && sbx__now_ms() >= x->retry_at_ms;
 	pthread_mutex_lock(&x->lock);
-	/* Anything to do already? A failure to act on, or acks to pop. */
-	bool ready = (x->trouble && x->n_inflight == 0) || (x->n && at(x, 0)->state == E_ACKED);
+	/* Anything to do already? Failed messages to resend, or acks to pop. */
+	bool ready = (x->trouble && x->n_inflight == 0 && !x->lost && can_resend) ||
+		     (x->n && at(x, 0)->state == E_ACKED);
 	if (!ready)
 		pthread_cond_timedwait(&x->cond, &x->lock, &ts);
 	pthread_mutex_unlock(&x->lock);
@@ -900,8 +906,6 @@ int sbx_export_open(const struct sbx_export_config *cfg, struct sbx_export **out
 		.ack_fn = on_ack,
 		.ack_user = x,
 		.own_reconnect = true,
-		.closed_fn = on_closed,
-		.conn_user = x,
 	};
 	err = sbx_conn_open(&cc, &x->conn);
 	if (err) {
@@ -1053,11 +1057,46 @@ void sbx_export_resumed(const struct sbx_export *x, struct sbx_cursors *at_out, 
 	*resumed = x->resumed;
 }
 
+/*
+ * Nothing of libnats may call into x once it is freed: take back what is
+ * in flight (its acks and timeouts are dropped), and let an ack already
+ * on its way finish first.
+ */
+static void quiesce(struct sbx_export *x)
+{
+	natsMsgList list = { 0 };
+
+	if (in_flight(x) && js_PublishAsyncGetPendingList(&list, x->conn.js) == NATS_OK) {
+		pthread_mutex_lock(&x->lock);
+		for (int i = 0; i < list.Count; i++) {
+			struct ent *e = find_inflight(x, list.Msgs[i]);
+
+			if (e) {
+				e->key = NULL;
+				e->state = E_FAILED;
+				e->msg = list.Msgs[i];
+				list.Msgs[i] = NULL;
+				x->n_inflight--;
+			}
+		}
+		pthread_mutex_unlock(&x->lock);
+		natsMsgList_Destroy(&list);
+	}
+	for (int waited = 0; waited < 2000; waited += 10) {
+		pthread_mutex_lock(&x->lock);
+		size_t n = x->n_inflight;
+		pthread_mutex_unlock(&x->lock);
+		if (!n)
+			break;
+		usleep(10000);
+	}
+}
+
 void sbx_export_close(struct sbx_export *x)
 {
 	if (!x)
 		return;
-	/* Closing the connection answers nothing more: on_ack may still run until then. */
+	quiesce(x);
 	sbx_conn_close(&x->conn);
 	for (size_t i = 0; i < x->n; i++)
 		natsMsg_Destroy(at(x, i)->msg);

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,14 @@ static bool parse_u64(const char *s, uint64_t *out)
  * Start a message: subject, Nats-Msg-Id, region, host. The subject is
  * "<prefix>.<host token>.<what>".
  */
+static pthread_once_t nats_once = PTHREAD_ONCE_INIT;
+static natsStatus nats_open_status;
+
+static void open_nats(void)
+{
+	nats_open_status = nats_Open(-1);
+}
+
 static int start_msg(const struct sbx_origin *o, const char *what, const char *id_tail,
 		     const void *body, size_t len, natsMsg **out)
 {
@@ -279,7 +288,8 @@ static int start_msg(const struct sbx_origin *o, const char *what, const char *i
 	int err = -ENOMEM;
 
 	/* natsMsg needs the library up even without a connection (a test, a benchmark). */
-	if (nats_Open(-1) != NATS_OK)
+	pthread_once(&nats_once, open_nats);
+	if (nats_open_status != NATS_OK)
 		return sbx__fail(-ENOMEM, "cannot initialize libnats");
 	sbx_token_escape(o->host, strlen(o->host), host_tok);
 	sbx_region_text(o->region, region);
