@@ -1,6 +1,7 @@
 #!/bin/sh
 # The install, as a user meets it (ctest entry "install"): the build is
-# installed under a temporary prefix with `cmake --install --prefix`; a
+# installed under a temporary prefix with `cmake --install --prefix` (or
+# SB_PREFIX names one `make install PREFIX=...` filled, as .ci/run does); a
 # program is built there through pkg-config and another through
 # find_package(snapbridge 0.1 REQUIRED), and both run. The .pc is checked
 # for a system prefix too (/usr, through DESTDIR): no -I/-L of its own and
@@ -21,12 +22,16 @@ cflags=$(sed -n 's/^SNAPBRIDGE_SANITIZE:STRING=address$/-fsanitize=address,undef
 cflags=${cflags:-}$(sed -n 's/^SNAPBRIDGE_SANITIZE:STRING=thread$/-fsanitize=thread/p' \
 	"$SB_BUILD_DIR/CMakeCache.txt")
 
-cmake --install "$SB_BUILD_DIR" --prefix "$t/p" >"$t/install.log" 2>&1 ||
-	{ cat "$t/install.log"; fail "cmake --install failed"; }
-pcdir=$(dirname "$(find "$t/p" -name snapbridge.pc)")
+if [ -n "${SB_PREFIX:-}" ]; then
+	ln -s "$SB_PREFIX" "$t/p"
+else
+	cmake --install "$SB_BUILD_DIR" --prefix "$t/p" >"$t/install.log" 2>&1 ||
+		{ cat "$t/install.log"; fail "cmake --install failed"; }
+fi
+pcdir=$(dirname "$(find "$t/p/" -name snapbridge.pc)")
 [ -f "$pcdir/snapbridge.pc" ] || fail "no snapbridge.pc under $t/p"
 for f in snapbridgeConfig.cmake snapbridgeConfigVersion.cmake snapbridgeTargets.cmake; do
-	find "$t/p" -name "$f" | grep -q . || fail "no $f installed"
+	find "$t/p/" -name "$f" | grep -q . || fail "no $f installed"
 done
 [ -x "$t/p/bin/snapbridge" ] || fail "no bin/snapbridge"
 [ -f "$t/p/share/man/man1/snapbridge.1" ] || fail "no share/man/man1/snapbridge.1"
@@ -38,7 +43,9 @@ flags=$(pkg-config --cflags --libs snapbridge)
 case "$flags" in
 *urcu* | *ck* | *msgpack* | *__x86_64__* | *x86_64-linux-gnu*) fail "private flags leak: $flags" ;;
 esac
-[ "$(pkg-config --variable=prefix snapbridge)" = "$t/p" ] || fail "prefix is not $t/p: $(pkg-config --variable=prefix snapbridge)"
+want=${SB_PREFIX:-$t/p}
+[ "$(pkg-config --variable=prefix snapbridge)" = "$want" ] ||
+	fail "prefix is not $want: $(pkg-config --variable=prefix snapbridge)"
 [ "$(pkg-config --modversion snapbridge)" = "$("$t/p/bin/snapbridge" --version | cut -d' ' -f2)" ] ||
 	fail "pkg-config's version is not the tool's"
 # shellcheck disable=SC2086 # word lists
@@ -71,7 +78,10 @@ if nm "$t/p/bin/snapbridge" | grep -qi ' sbb_'; then
 fi
 # man finds the page from PATH (man-db looks in ../share/man of each bin).
 page=$(PATH="$t/p/bin:$PATH" MANPATH= man -w snapbridge 2>&1) || fail "man -w snapbridge: $page"
-[ "$page" = "$t/p/share/man/man1/snapbridge.1" ] || fail "man finds $page"
+case "$page" in
+*/share/man/man1/snapbridge.1) ;;
+*) fail "man finds $page" ;;
+esac
 
 # System prefixes: the .pc names the prefix, and gives no -I or -L that
 # pkg-config does not drop as a system directory.
