@@ -42,15 +42,16 @@ deps:
 # when it fails; the build shows one line of progress and every warning
 # (cmake/quiet-build.sh; the whole log is in $(BUILD)/build.log).
 BUILD_TARGETS ?=
+BUILD_WHAT ?=
 build: deps
 	@mkdir -p $(BUILD)
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) > $(BUILD)/configure.log 2>&1 \
 	  || { cat $(BUILD)/configure.log; exit 1; }
-	@JOBS=$(JOBS) sh cmake/quiet-build.sh $(BUILD) $(BUILD_TARGETS)
+	@JOBS=$(JOBS) BUILD_WHAT="$(BUILD_WHAT)" sh cmake/quiet-build.sh $(BUILD) $(BUILD_TARGETS)
 
 # Only what the demo needs: the tool (build/bin/snapbridge is what installs).
 demo:
-	@$(MAKE) build BUILD_TARGETS=snapbridge_tool_installed
+	@$(MAKE) build BUILD_TARGETS=snapbridge_tool_installed BUILD_WHAT="the snapbridge tool"
 	@./$(BUILD)/bin/snapbridge demo
 
 # The library, headers, snapbridge.pc, the CMake package, the tool, its man

@@ -2,7 +2,8 @@
 # quiet-build.sh DIR [TARGET...] - `cmake --build DIR` for the Makefile:
 # one line of progress (redrawn in place on a terminal, said once
 # otherwise), every compiler warning and error as it comes, the whole
-# output kept in DIR/build.log. Exits with the build's status.
+# output kept in DIR/build.log. Exits with the build's status. BUILD_WHAT
+# names what is built in the progress line (default: the targets).
 dir=$1
 shift
 targets=
@@ -11,6 +12,7 @@ for t in "$@"; do
 	targets="$targets --target $t"
 done
 [ $# -gt 0 ] && what="$*"
+[ -n "${BUILD_WHAT:-}" ] && what=$BUILD_WHAT
 fancy=0
 if [ -t 1 ] && [ -n "${TERM:-}" ] && [ "$TERM" != dumb ]; then
 	fancy=1
