@@ -344,6 +344,34 @@ static void await_serving(const char *co, pid_t coord)
 	}
 }
 
+/*
+ * Run `stat --format json` until the region has made `stores` stores and
+ * has `consumers` consumers attached (stat leaves itself out), while each
+ * process of alive[] (0-terminated; its stderr in the same place of errs)
+ * still runs. Returns the last stat object. No order of attaching is
+ * assumed: stat itself counts toward --wait-consumers.
+ */
+static json_t *await_stat(const char *sock, json_int_t stores, size_t consumers,
+			  const pid_t *alive, const char *const *errs)
+{
+	for (;;) {
+		struct run r = run_args(
+		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
+		cr_assert_eq(r.status, 0, "stat failed: %s", r.err);
+		json_t *st = json_loads(r.out, 0, NULL);
+		run_free(&r);
+		cr_assert_not_null(st, "stat --format json does not parse");
+		if (geti(json_object_get(st, "counters"), "stores") >= stores &&
+		    json_array_size(json_object_get(st, "consumers")) == consumers)
+			return st;
+		json_decref(st);
+		for (size_t i = 0; alive && alive[i]; i++)
+			cr_assert_eq(waitpid(alive[i], NULL, WNOHANG), 0, "a process exited early: %s",
+				     slurp(errs[i]));
+		nap_ms(20);
+	}
+}
+
 /* ---- the end-to-end run ----------------------------------------------------------- */
 
 Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 120)
@@ -377,30 +405,14 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 					       "--all-versions", "--format", "jsonl", NULL });
 
 	/*
-	 * stat until every store is made and both followers are listed. stat
-	 * attaches as a consumer too, so it counts toward --wait-consumers: the
+	 * stat until every store is made and both followers are listed. The
 	 * coordinator may store everything before a slow-starting follower
-	 * attaches (which still reads it all from the log). Nothing here may
-	 * assume which process attaches first.
+	 * attaches (stat counts toward --wait-consumers); that one still reads
+	 * it all from the log.
 	 */
-	json_t *st = NULL;
 	struct run r0;
-	for (;;) {
-		struct run r = run_args(
-		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
-		cr_assert_eq(r.status, 0, "stat failed: %s", r.err);
-		json_decref(st);
-		st = json_loads(r.out, 0, NULL);
-		run_free(&r);
-		cr_assert_not_null(st, "stat --format json does not parse");
-		if (geti(json_object_get(st, "counters"), "stores") == STORES &&
-		    json_array_size(json_object_get(st, "consumers")) == 2)
-			break;
-		cr_assert_eq(waitpid(a, NULL, WNOHANG), 0, "follower a exited early: %s", slurp(ae));
-		cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "follower b exited early: %s", slurp(be));
-		nap_ms(20);
-	}
-	cr_assert_leq(json_array_size(json_object_get(st, "consumers")), 2);
+	json_t *st = await_stat(sock, STORES, 2, (const pid_t[]){ a, b, 0 },
+				(const char *const[]){ ae, be });
 	cr_assert_str_eq(
 	    json_string_value(json_object_get(json_object_get(st, "coordinator"), "state")),
 	    "alive");
@@ -982,19 +994,7 @@ Test(cli, drain_waits_for_a_coordinator_that_starts_later, .timeout = 120)
 	pid_t coord = start_coordinator(sock, co, ce, "50");
 	await_serving(co, coord);
 	struct run r;
-	for (;;) { /* until the follower has attached and the coordinator stored all 50 */
-		r = run_args((const char *const[]){ "stat", "--socket", sock, "--format", "json",
-						    NULL });
-		json_t *st = json_loads(r.out, 0, NULL);
-		bool done = geti(json_object_get(st, "counters"), "stores") == 50 &&
-			    json_array_size(json_object_get(st, "consumers")) == 1;
-		json_decref(st);
-		run_free(&r);
-		if (done)
-			break;
-		cr_assert_eq(waitpid(f, NULL, WNOHANG), 0, "the follower ended: %s", slurp(fe));
-		nap_ms(20);
-	}
+	json_decref(await_stat(sock, 50, 1, (const pid_t[]){ f, 0 }, (const char *const[]){ fe }));
 	kill(coord, SIGTERM);
 	cr_assert_eq(finish(coord), 0);
 	cr_assert_eq(finish(f), 0, "%s", slurp(fe));
@@ -1030,17 +1030,7 @@ Test(cli, a_follower_exits_3_when_its_coordinator_dies_and_0_when_it_closes, .ti
 					       "--format", "jsonl", NULL });
 	pid_t e = start("/dev/null", "/dev/null",
 			(const char *const[]){ "events", "--socket", sock, "--follow", NULL });
-	for (;;) { /* both attached */
-		struct run r = run_args(
-		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
-		json_t *st = json_loads(r.out, 0, NULL);
-		bool both = json_array_size(json_object_get(st, "consumers")) == 2;
-		json_decref(st);
-		run_free(&r);
-		if (both)
-			break;
-		nap_ms(20);
-	}
+	json_decref(await_stat(sock, 0, 2, (const pid_t[]){ f, 0 }, (const char *const[]){ fe }));
 	kill(coord, SIGKILL);
 	finish(coord);
 	int status = finish(f);
@@ -1135,18 +1125,7 @@ Test(cli, sizes_take_binary_suffixes_and_jsonl_takes_fields, .timeout = 120)
 						   "--log-bytes", "256K", "--payload-bytes", "2K",
 						   "--linger-ms", "600000", NULL });
 	await_serving(co, coord);
-	json_t *st = NULL;
-	for (;;) {
-		struct run r = run_args(
-		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
-		st = json_loads(r.out, 0, NULL);
-		run_free(&r);
-		cr_assert_not_null(st);
-		if (geti(json_object_get(st, "counters"), "stores") == 1)
-			break;
-		json_decref(st);
-		nap_ms(20);
-	}
+	json_t *st = await_stat(sock, 1, 0, NULL, NULL);
 	cr_assert_eq(geti(json_object_get(st, "config"), "log_bytes"), 262144, "--log-bytes 256K");
 	cr_assert(json_is_string(json_object_get(st, "time")), "stat lines carry a time");
 	json_decref(st);
@@ -1274,17 +1253,7 @@ Test(cli, stat_watch_gives_rates_and_a_time_on_every_line, .timeout = 120)
 	pid_t f = start(fo, fe,
 			(const char *const[]){ "drain", "--socket", sock, "--follow", "--quiet",
 					       "--format", "jsonl", NULL });
-	for (;;) {
-		struct run a = run_args(
-		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
-		json_t *st = json_loads(a.out, 0, NULL);
-		bool attached = json_array_size(json_object_get(st, "consumers")) == 1;
-		json_decref(st);
-		run_free(&a);
-		if (attached)
-			break;
-		nap_ms(20);
-	}
+	json_decref(await_stat(sock, 0, 1, (const pid_t[]){ f, 0 }, (const char *const[]){ fe }));
 	kill(f, SIGSTOP);
 	struct run r = run_args((const char *const[]){ "stat", "--socket", sock, "--watch",
 						       "--iterations", "4", "--format", "json",

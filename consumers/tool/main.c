@@ -153,6 +153,13 @@ int main(int argc, char **argv)
 		return sb_tool_usage_error(NULL, "unknown command '%s'", name);
 	char **sub = argv + optind;
 	int subc = argc - optind;
+#ifdef SB_TOOL_WITH_BENCH
+	/* bench parses its own options (bench/bench.c); --version is the tool's, as everywhere. */
+	if (cmd->run == sb_bench_main && subc == 2 && !strcmp(sub[1], "--version")) {
+		sb_tool_print_version(stdout);
+		return finish(cmd->name, 0);
+	}
+#endif
 	optind = 0; /* a fresh getopt_long scan for the command's own options */
 	return finish(cmd->name, cmd->run(subc, sub));
 }

@@ -75,25 +75,19 @@ PS1='$ '
 PATH="$t/bin:\$PATH"
 RC
 tmux new-session -d -s "$session" -x 120 -y 20 "bash --noprofile --rcfile $t/rc -i"
-i=0
-until tmux capture-pane -p -t "$session" | grep -q '^\$'; do
-	i=$((i + 1))
-	[ $i -lt 3000 ] || fail "bash did not start in tmux"
-	sleep 0.01
-done
+# Until the pane shows a line matching $1 (a prompt, a completed command line).
+await_pane() {
+	i=0
+	until tmux capture-pane -p -t "$session" | grep -q "$1"; do
+		i=$((i + 1))
+		[ $i -lt 3000 ] || fail "$2: $(tmux capture-pane -p -t "$session" | grep -v '^$' | tail -2)"
+		sleep 0.01
+	done
+}
+await_pane '^\$' "bash did not start in tmux"
 tmux send-keys -t "$session" 'snapbridge dr' Tab
-i=0
-until tmux capture-pane -p -t "$session" | grep -q '^\$ snapbridge drain$'; do
-	i=$((i + 1))
-	[ $i -lt 3000 ] || fail "dr<TAB> shows: $(tmux capture-pane -p -t "$session" | grep snapbridge)"
-	sleep 0.01
-done
+await_pane '^\$ snapbridge drain$' "dr<TAB>"
 tmux send-keys -t "$session" -l -- '--form'
 tmux send-keys -t "$session" Tab
-i=0
-until tmux capture-pane -p -t "$session" | grep -q '^\$ snapbridge drain --format$'; do
-	i=$((i + 1))
-	[ $i -lt 3000 ] || fail "--form<TAB> shows: $(tmux capture-pane -p -t "$session" | grep snapbridge)"
-	sleep 0.01
-done
+await_pane '^\$ snapbridge drain --format$' "--form<TAB>"
 echo "cli_terminal: 1 passed, 0 failed"
