@@ -121,6 +121,9 @@ static void make_dir(void)
 	cr_assert_not_null(mkdtemp(dir));
 }
 
+/* path = dir/name (path is a char[300]). */
+#define in_dir(path, name) snprintf(path, sizeof(path), "%s/%s", dir, name)
+
 static void remove_dir(void)
 {
 	DIR *d = opendir(dir);
@@ -981,11 +984,11 @@ Test(cli, drain_waits_for_a_coordinator_that_starts_later, .timeout = 120)
 	char sock[300], co[300], ce[300], fo[300], fe[300];
 
 	make_dir();
-	snprintf(sock, sizeof(sock), "%s/later.sock", dir);
-	snprintf(co, sizeof(co), "%s/coord.out", dir);
-	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
-	snprintf(fo, sizeof(fo), "%s/f.out", dir);
-	snprintf(fe, sizeof(fe), "%s/f.err", dir);
+	in_dir(sock, "later.sock");
+	in_dir(co, "coord.out");
+	in_dir(ce, "coord.err");
+	in_dir(fo, "f.out");
+	in_dir(fe, "f.err");
 	/* Nobody serves yet: --wait keeps trying; the follower ends when the coordinator closes. */
 	pid_t f = start(fo, fe,
 			(const char *const[]){ "drain", "--socket", sock, "--wait", "--follow",
@@ -1018,11 +1021,11 @@ Test(cli, a_follower_exits_3_when_its_coordinator_dies_and_0_when_it_closes, .ti
 	char sock[300], co[300], ce[300], fo[300], fe[300];
 
 	make_dir();
-	snprintf(sock, sizeof(sock), "%s/die.sock", dir);
-	snprintf(co, sizeof(co), "%s/coord.out", dir);
-	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
-	snprintf(fo, sizeof(fo), "%s/f.out", dir);
-	snprintf(fe, sizeof(fe), "%s/f.err", dir);
+	in_dir(sock, "die.sock");
+	in_dir(co, "coord.out");
+	in_dir(ce, "coord.err");
+	in_dir(fo, "f.out");
+	in_dir(fe, "f.err");
 	pid_t coord = start_coordinator(sock, co, ce, "20");
 	await_serving(co, coord);
 	pid_t f = start(fo, fe,
@@ -1065,9 +1068,9 @@ Test(cli, socket_errors_say_what_is_at_the_path, .timeout = 60)
 	char file[300], stream[300], seq[300];
 
 	make_dir();
-	snprintf(file, sizeof(file), "%s/plain-file", dir);
-	snprintf(stream, sizeof(stream), "%s/stream.sock", dir);
-	snprintf(seq, sizeof(seq), "%s/seqpacket.sock", dir);
+	in_dir(file, "plain-file");
+	in_dir(stream, "stream.sock");
+	in_dir(seq, "seqpacket.sock");
 	FILE *f = fopen(file, "w");
 	fputs("not a socket\n", f);
 	fclose(f);
@@ -1117,9 +1120,9 @@ Test(cli, sizes_take_binary_suffixes_and_jsonl_takes_fields, .timeout = 120)
 	char sock[300], co[300], ce[300];
 
 	make_dir();
-	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
-	snprintf(co, sizeof(co), "%s/coord.out", dir);
-	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
+	in_dir(sock, "s.sock");
+	in_dir(co, "coord.out");
+	in_dir(ce, "coord.err");
 	pid_t coord = start(co, ce,
 			    (const char *const[]){ "coordinator", "--socket", sock, "--count", "1",
 						   "--log-bytes", "256K", "--payload-bytes", "2K",
@@ -1202,7 +1205,7 @@ Test(cli, table_columns_fit_tags_of_63_bytes, .timeout = 60)
 	char img[300];
 
 	make_dir();
-	snprintf(img, sizeof(img), "%s/long-tags.img", dir);
+	in_dir(img, "long-tags.img");
 	long_tag_image(img);
 	struct run r = run_args((const char *const[]){ "drain", "--file", img, NULL });
 	cr_assert_eq(r.status, 0, "%s", r.err);
@@ -1239,11 +1242,11 @@ Test(cli, stat_watch_gives_rates_and_a_time_on_every_line, .timeout = 120)
 	char sock[300], co[300], ce[300], fo[300], fe[300];
 
 	make_dir();
-	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
-	snprintf(co, sizeof(co), "%s/coord.out", dir);
-	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
-	snprintf(fo, sizeof(fo), "%s/f.out", dir);
-	snprintf(fe, sizeof(fe), "%s/f.err", dir);
+	in_dir(sock, "s.sock");
+	in_dir(co, "coord.out");
+	in_dir(ce, "coord.err");
+	in_dir(fo, "f.out");
+	in_dir(fe, "f.err");
 	/* A writer lapping a small log, and a follower we stop: every sample sees it lapped. */
 	pid_t coord = start(co, ce,
 			    (const char *const[]){ "coordinator", "--socket", sock, "--interval-ms",
