@@ -8,12 +8,12 @@ BUILD     ?= build
 CMAKE_ARGS ?=
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 
-# Debian packages the build, the tests and the tools need (tmux, man-db and
-# bash-completion for the tests of the tool in a terminal, its man page and
-# its completion).
+# Debian packages the build, the tests and the tools need (tmux, man-db,
+# bsdextrautils' col and bash-completion for the tests of the tool in a
+# terminal, its man page and its completion).
 DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
                libmsgpack-dev libcriterion-dev libjansson-dev \
-               tmux man-db bash-completion
+               tmux man-db bsdextrautils bash-completion
 # Optional, for `make bench` only: the plot, and the iceoryx baseline (RouDi
 # and the C binding). Without them the benchmark skips what needs them.
 BENCH_PACKAGES = gnuplot-nox iceoryx libiceoryx-binding-c-dev
