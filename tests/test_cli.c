@@ -906,10 +906,15 @@ Test(cli, a_one_shot_drain_ends_though_the_writer_never_stops, .timeout = 120)
 	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
 	snprintf(co, sizeof(co), "%s/coord.out", dir);
 	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
-	pid_t coord =
-	    start(co, ce,
-		  (const char *const[]){ "coordinator", "--socket", sock, "--count", "1000000000",
-					 "--interval-ms", "0", "--payload-bytes", "64", NULL });
+	/*
+	 * A 1 MiB log: a one-shot drain reads at most about a log's worth, and
+	 * the default 18 MiB (some 100,000 records turned into JSON) took
+	 * longer than the test's timeout under ASan on a loaded machine.
+	 */
+	pid_t coord = start(co, ce,
+			    (const char *const[]){ "coordinator", "--socket", sock, "--count",
+						   "1000000000", "--interval-ms", "0",
+						   "--payload-bytes", "64", "--log-bytes", "1M", NULL });
 	await_serving(co, coord);
 	nap_ms(200);
 	struct run r =
