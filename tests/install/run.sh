@@ -40,8 +40,8 @@ done
 # pkg-config: the flags name the prefix, nothing else.
 export PKG_CONFIG_PATH="$pcdir"
 flags=$(pkg-config --cflags --libs snapbridge)
-case "$flags" in
-*urcu* | *ck* | *msgpack* | *__x86_64__* | *x86_64-linux-gnu*) fail "private flags leak: $flags" ;;
+case " $flags " in
+*urcu* | *" -lck "* | *msgpack* | *-D__x86_64__* | *" -I/usr/include/"*) fail "private flags leak: $flags" ;;
 esac
 want=${SB_PREFIX:-$t/p}
 [ "$(pkg-config --variable=prefix snapbridge)" = "$want" ] ||
