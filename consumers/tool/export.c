@@ -27,7 +27,7 @@ static int usage(FILE *to, int code)
 	fprintf(
 	    to,
 	    "usage: snapbridge export (--socket PATH | --pid PID | --file IMAGE) [--nats URL]\n"
-	    "                         [--stream NAME] [--host NAME] [options]\n"
+	    "                         [--stream NAME] [--host NAME] [--wait[=MS]] [options]\n"
 	    "\n"
 	    "Publish every delivered snapshot, event, kernel-op reply and cgroup.procs\n"
 	    "snapshot of a bridge to a NATS JetStream stream, exactly once and in store\n"
@@ -43,6 +43,8 @@ static int usage(FILE *to, int code)
 	    "  --socket PATH        connect to a coordinator\n"
 	    "  --pid PID            attach to a coordinator by pid (needs ptrace access)\n"
 	    "  --file IMAGE         publish an image made by 'snapbridge save'\n"
+	    "  --wait[=MS]          wait for the coordinator to appear (at most MS ms;\n"
+	    "                       without MS until stopped)\n"
 	    "  --nats URL           NATS server(s), comma-separated (default %s)\n"
 	    "  --stream NAME        the stream; created when missing, with subjects\n"
 	    "                       PREFIX.> (default snapbridge)\n"
@@ -58,6 +60,8 @@ static int usage(FILE *to, int code)
 	    "  --ack-wait-ms MS     a publish not acknowledged in MS is resent (default %d)\n"
 	    "  --finish-ms MS       at the end, wait this long for the acks (default 30000)\n"
 	    "  --quiet              no progress lines on stderr\n"
+	    "  --help               show this help\n"
+	    "  --version            print the version and the region ABI\n"
 	    "\n"
 	    "Subjects: PREFIX.HOST.snap.TAG, PREFIX.HOST.event, .kernel_op, .cgroup_procs,\n"
 	    ".summary and .resume; HOST and TAG escaped (docs/CLI.md). Exit status: 0,\n"
@@ -75,9 +79,7 @@ static int usage(FILE *to, int code)
 static int parse(int argc, char **argv, struct export_opts *o)
 {
 	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "file", required_argument, NULL, 'f' },
-		{ "pid", required_argument, NULL, 'P' },
+		SB_TOOL_SOURCE_LONGOPTS,
 		SB_NATS_LONGOPTS,
 		{ "replicas", required_argument, NULL, 'r' },
 		{ "window", required_argument, NULL, 'w' },
@@ -87,7 +89,7 @@ static int parse(int argc, char **argv, struct export_opts *o)
 		{ "ack-wait-ms", required_argument, NULL, 'A' },
 		{ "finish-ms", required_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
+		SB_TOOL_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	int c, err = 0;
@@ -126,9 +128,11 @@ static int parse(int argc, char **argv, struct export_opts *o)
 			o->quiet = true;
 			break;
 		case 'h':
-			exit(sb_tool_help_done(cmd, usage(stdout, 0)));
+		case SB_OPT_VERSION:
+			sb_tool_common_option(cmd, c, usage);
+			break;
 		default:
-			if (!sb_tool_source_option(&o->src, c, optarg))
+			if (!sb_tool_source_option(cmd, &o->src, c, optarg))
 				return sb_tool_bad_option(cmd, c, argv);
 			break;
 		}
@@ -137,7 +141,8 @@ static int parse(int argc, char **argv, struct export_opts *o)
 	if (err)
 		return err;
 	/* The region source as every command checks it; the NATS options are the destination. */
-	struct sb_source region = { o->src.socket, o->src.file, o->src.pid };
+	struct sb_source region = o->src;
+	region.nats = region.stream = region.host = region.subject_prefix = NULL;
 	err = sb_tool_check_source(cmd, &region, true, true);
 	if (err)
 		return err;

@@ -37,6 +37,8 @@ int sb_nats_check_source(const char *cmd, const struct sb_source *src)
 						"not both");
 	if (!*src->nats)
 		return sb_tool_usage_error(cmd, "--nats needs a URL");
+	if (src->wait)
+		return sb_tool_usage_error(cmd, "--wait waits for a coordinator, not for --nats");
 	struct sbx_target t = target_of(src);
 	if (sbx_target_check(&t) || (src->host && sbx_host_check(src->host)))
 		return sb_tool_usage_error(cmd, "%s", sbx_last_error());
