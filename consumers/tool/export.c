@@ -53,7 +53,7 @@ static int usage(FILE *to, int code)
 	    "                       host name); one exporter per host name and stream\n"
 	    "  --replicas N         replicas of a stream created here (default 1)\n"
 	    "  --window N           publishes waiting for their ack, at most (default %d)\n"
-	    "  --window-bytes N     ... and their bytes (default %u)\n"
+	    "  --window-bytes SIZE  ... and their bytes, e.g. 64M (default %uM)\n"
 	    "  --summary-ms MS      accounting to PREFIX.HOST.summary this often (default %d)\n"
 	    "  --settle-ms MS       wait before reading where to resume, for a killed\n"
 	    "                       exporter's last publishes (default %d)\n"
@@ -71,7 +71,7 @@ static int usage(FILE *to, int code)
 	    "examples:\n"
 	    "  snapbridge export --socket /tmp/sb.sock --nats nats://10.0.0.5:4222 --stream caps\n"
 	    "  snapbridge export --file /tmp/sb.img --stream caps --host vm7\n",
-	    SBX_DEFAULT_URL, SBX_DEFAULT_PREFIX, SBX_DEFAULT_WINDOW, SBX_DEFAULT_WINDOW_BYTES,
+	    SBX_DEFAULT_URL, SBX_DEFAULT_PREFIX, SBX_DEFAULT_WINDOW, SBX_DEFAULT_WINDOW_BYTES >> 20,
 	    SBX_DEFAULT_SUMMARY_MS, SBX_DEFAULT_SETTLE_MS, SBX_DEFAULT_ACK_WAIT_MS);
 	return code;
 }
@@ -105,8 +105,8 @@ static int parse(int argc, char **argv, struct export_opts *o)
 			err = sb_tool_parse_u64(cmd, "window", optarg, 1, 65536, &o->window);
 			break;
 		case 'b':
-			err = sb_tool_parse_u64(cmd, "window-bytes", optarg, 65536, 1ull << 32,
-						&o->window_bytes);
+			err = sb_tool_parse_size(cmd, "window-bytes", optarg, 65536, 1ull << 32,
+						 &o->window_bytes);
 			break;
 		case 'S':
 			err = sb_tool_parse_u64(cmd, "summary-ms", optarg, 10, 3600000,
