@@ -196,6 +196,18 @@ bool sb_tool_source_option(const char *cmd, struct sb_source *src, int c, const 
 	case 'P':
 		src->pid = arg;
 		return true;
+	case SB_OPT_NATS:
+		src->nats = arg;
+		return true;
+	case SB_OPT_STREAM:
+		src->stream = arg;
+		return true;
+	case SB_OPT_HOST:
+		src->host = arg;
+		return true;
+	case SB_OPT_SUBJECT_PREFIX:
+		src->subject_prefix = arg;
+		return true;
 	}
 	return false;
 }

@@ -86,6 +86,7 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 	}
 	fprintf(to,
 		"usage: snapbridge drain (--socket PATH | --file IMAGE | --pid PID) [options]\n"
+		"       snapbridge drain --nats URL [--stream NAME] [--host H] [options]\n"
 		"\n"
 		"Drain the bridge in FIFO order. Every store gets one outcome: delivered,\n"
 		"superseded (a newer store of its tag replaced it), evicted, lapped (the\n"
@@ -98,6 +99,10 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		"  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		"  --wait[=MS]        wait for the coordinator to appear (at most MS ms;\n"
 		"                     without MS until stopped): start before the coordinator\n"
+		"  --nats URL         read what 'snapbridge export' published to a JetStream\n"
+		"                     stream, from its start: --stream NAME (default\n"
+		"                     snapbridge), --host H (default: every host),\n"
+		"                     --subject-prefix P (default snapbridge)\n"
 		"  --follow           keep waiting (event-driven) until the coordinator closes\n"
 		"                     (exit 0) or dies (exit 3), then print the summary;\n"
 		"                     SIGINT stops it too (exit 0)\n"
@@ -135,7 +140,8 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		"  snapbridge drain --socket /tmp/sb.sock --follow --events --aux\n"
 		"  snapbridge drain --file /tmp/sb.img\n"
 		"  snapbridge drain --socket /tmp/sb.sock --fields store_seq,tag | jq -c .\n"
-		"  snapbridge drain --socket /tmp/sb.sock --wait=5000 --follow --verify --quiet\n");
+		"  snapbridge drain --socket /tmp/sb.sock --wait=5000 --follow --verify --quiet\n"
+		"  snapbridge drain --nats nats://10.0.0.5:4222 --stream caps --host vm7\n");
 	return code;
 }
 
@@ -181,6 +187,7 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 		{ "interval-ms", required_argument, NULL, 'i' },
 		{ "no-report", no_argument, NULL, 'R' },
 		{ "fields", required_argument, NULL, 'L' },
+		SB_NATS_LONGOPTS,
 		SB_TOOL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -255,9 +262,13 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 	err = sb_tool_options_done(cmd, err, argc, argv);
 	if (err)
 		return err;
-	err = sb_tool_check_source(cmd, &o->src, true, true);
+	err = sb_tool_check_any_source(cmd, &o->src, true, true);
 	if (err)
 		return err;
+	if (o->src.nats && (o->interval_ms || o->from_end || o->all_versions))
+		return sb_tool_usage_error(cmd,
+					   "--interval-ms, --from-end and --all-versions read a "
+					   "region, not --nats");
 	if (o->follow && o->src.file)
 		return sb_tool_usage_error(cmd, "--follow needs a live coordinator (--socket or "
 						"--pid), not an image");
@@ -521,28 +532,33 @@ static void print_event_table(struct drain_state *s, const struct sb_event *ev)
 	table_row(s, 3, cells, rest);
 }
 
+/* Count an event, and print it when asked to. */
+static void take_event(void *user, const struct sb_event *ev)
+{
+	struct drain_state *s = user;
+	const struct drain_opts *o = s->o;
+
+	if (ev->kind == SB_EVENT_LOG_TRUNCATED)
+		s->events_truncated += ev->count;
+	else
+		s->events++;
+	if (o->quiet || !(o->events || o->events_only) || s->write_err)
+		return;
+	if (o->format == FMT_TABLE)
+		print_event_table(s, ev);
+	else
+		emit(s, event_json(ev));
+}
+
 static int drain_events(struct sb_consumer *c, struct drain_state *s)
 {
-	const struct drain_opts *o = s->o;
 	struct sb_events evs;
 	int err = sb_consumer_drain_events(c, &evs);
 
 	if (err)
 		return err;
-	for (size_t i = 0; i < evs.count; i++) {
-		const struct sb_event *ev = &evs.items[i];
-
-		if (ev->kind == SB_EVENT_LOG_TRUNCATED)
-			s->events_truncated += ev->count;
-		else
-			s->events++;
-		if (o->quiet || !(o->events || o->events_only) || s->write_err)
-			continue;
-		if (o->format == FMT_TABLE)
-			print_event_table(s, ev);
-		else
-			emit(s, event_json(ev));
-	}
+	for (size_t i = 0; i < evs.count; i++)
+		take_event(s, &evs.items[i]);
 	sb_events_free(&evs);
 	return 0;
 }
@@ -707,20 +723,45 @@ static json_t *latency_json(struct drain_state *s)
 			 "max", (json_int_t)s->samples[n - 1]);
 }
 
+/*
+ * What a summary reports: a region's totals, or (drain --nats) the
+ * exporters' accounting with what was read back, plus JSON to append.
+ */
+struct summary_in {
+	struct sb_drain_counts d;
+	struct sb_aux_counts aux;
+	const char *coordinator;
+	json_t *region_id; /* taken */
+	json_t *extra;	   /* an object whose members are appended; taken */
+};
+
+static void print_summary_of(struct drain_state *s, struct summary_in *in);
+
 static void print_summary(struct sb_consumer *c, struct drain_state *s, enum sb_coord_state cs)
 {
-	const struct drain_opts *o = s->o;
-	struct sb_drain_counts d;
+	struct summary_in in = { .coordinator = sb_coord_state_name(cs) };
+	uint8_t id[SB_REGION_ID_BYTES];
 
-	sb_consumer_totals(c, &d);
+	sb_consumer_totals(c, &in.d);
+	if (s->o->aux)
+		sb_consumer_aux_totals(c, &in.aux);
+	sb_consumer_region_id(c, id);
+	in.region_id = sb_tool_region_json(id);
+	print_summary_of(s, &in);
+}
+
+static void print_summary_of(struct drain_state *s, struct summary_in *in)
+{
+	const struct drain_opts *o = s->o;
+	struct sb_drain_counts d = in->d;
+	const char *coord = in->coordinator;
 	bool adds_up = d.delivered + d.superseded + d.evicted + d.lapped + d.torn == d.stores;
 	json_t *j;
 
 	if (o->events_only)
 		j = json_pack("{s:s,s:I,s:I,s:s}", "type", "summary", "events",
 			      (json_int_t)s->events, "events_truncated",
-			      (json_int_t)s->events_truncated, "coordinator",
-			      sb_coord_state_name(cs));
+			      (json_int_t)s->events_truncated, "coordinator", coord);
 	else
 		j = json_pack(
 		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:s}", "type", "summary", "stores",
@@ -728,10 +769,10 @@ static void print_summary(struct sb_consumer *c, struct drain_state *s, enum sb_
 		    (json_int_t)d.superseded, "evicted", (json_int_t)d.evicted, "lapped",
 		    (json_int_t)d.lapped, "torn", (json_int_t)d.torn, "adds_up", (int)adds_up,
 		    "events", (json_int_t)s->events, "events_truncated",
-		    (json_int_t)s->events_truncated, "coordinator", sb_coord_state_name(cs));
-	struct sb_aux_counts aux = { 0 };
-	if (o->aux)
-		sb_consumer_aux_totals(c, &aux);
+		    (json_int_t)s->events_truncated, "coordinator", coord);
+	if (j && in->region_id)
+		json_object_set(j, "region_id", in->region_id);
+	struct sb_aux_counts aux = in->aux;
 	if (j && o->aux)
 		json_object_set_new(j, "aux",
 				    json_pack("{s:I,s:I,s:I}", "records", (json_int_t)aux.records,
@@ -742,9 +783,11 @@ static void print_summary(struct sb_consumer *c, struct drain_state *s, enum sb_
 		json_object_set_new(j, "bad", json_integer((json_int_t)s->bad));
 		json_object_set_new(j, "wake_latency_us", latency_json(s));
 	}
+	if (j && in->extra)
+		json_object_update(j, in->extra);
 	if (o->format == FMT_JSONL) {
 		emit(s, j);
-		return;
+		goto out;
 	}
 	if (s->table.header_done)
 		fputc('\n', s->out);
@@ -775,12 +818,83 @@ static void print_summary(struct sb_consumer *c, struct drain_state *s, enum sb_
 				(long long)json_integer_value(json_object_get(lat, "p99")),
 				(long long)json_integer_value(json_object_get(lat, "max")));
 	}
-	fprintf(s->out, "coordinator %10s\n", sb_coord_state_name(cs));
+	fprintf(s->out, "coordinator %10s\n", coord);
+	if (in->region_id)
+		fprintf(s->out, "region      %s\n", json_string_value(in->region_id));
+	json_t *hosts = json_object_get(in->extra, "hosts");
+	size_t i;
+	json_t *h;
+	json_array_foreach(hosts, i, h)
+	{
+		char host[4 * 64 + 1];
+
+		fprintf(s->out, "host %-16s region %s  read %lld of %lld exported, %s\n",
+			sb_tool_safe(json_string_value(json_object_get(h, "host")), host,
+				     sizeof(host)),
+			json_string_value(json_object_get(h, "region_id")),
+			(long long)json_integer_value(json_object_get(h, "snapshots")),
+			(long long)json_integer_value(json_object_get(h, "exported")),
+			json_string_value(json_object_get(h, "coordinator")));
+	}
 	json_decref(j);
+out:
+	json_decref(in->region_id);
+	json_decref(in->extra);
+}
+
+/* After the summary: the output's fate, then --verify's verdict, as the exit status. */
+static int run_done(struct drain_state *s, int ret)
+{
+	if (!s->write_err && ferror(s->out))
+		s->write_err = -EIO;
+	int out_ret = sb_tool_output_done(s->o->cmd, s->out, s->write_err);
+	if (!ret)
+		ret = out_ret;
+	if (!ret && s->bad)
+		ret = sb_tool_fail(s->o->cmd, "%llu report%s failed --verify",
+				   (unsigned long long)s->bad, s->bad == 1 ? "" : "s");
+	return ret;
+}
+
+/* ---- drain --nats: the stream read back (nats_source.c) through the printers above ---- */
+
+static bool write_failed(void *user)
+{
+	return ((struct drain_state *)user)->write_err != 0;
+}
+
+static int run_nats(struct drain_opts *o)
+{
+	struct drain_state s = { .o = o, .out = stdout };
+	const struct sb_drain_sink sink = { &s, o->events_only ? NULL : on_entry,
+					    o->aux ? on_aux : NULL, take_event, write_failed };
+	struct sb_nats_drain_result res = { 0 };
+
+	table_init(&s);
+	if (o->verify && !(s.samples = malloc(MAX_SAMPLES * sizeof(s.samples[0]))))
+		return sb_tool_fail(o->cmd, "out of memory");
+	sb_tool_catch_stop_signals();
+	int ret = sb_nats_drain(o->cmd, &o->src, o->follow, o->timeout_ms, &sink, &res);
+	if (!s.write_err && o->format == FMT_TABLE)
+		s.write_err = sb_table_flush(&s.table);
+	if (!s.write_err && (!ret || res.hosts)) {
+		struct summary_in in = { res.counts, res.aux, res.coordinator, NULL,
+					 json_pack("{s:s,s:o}", "source", "nats", "hosts",
+						   res.hosts ? res.hosts : json_array()) };
+		print_summary_of(&s, &in);
+	} else {
+		json_decref(res.hosts);
+	}
+	ret = run_done(&s, ret);
+	free(s.samples);
+	sb_table_free(&s.table);
+	return ret;
 }
 
 static int run(struct drain_opts *o)
 {
+	if (o->src.nats)
+		return run_nats(o);
 	struct drain_state s = { .o = o, .out = stdout };
 	struct sb_consumer *c = NULL;
 	uint32_t flags = (o->all_versions ? SB_CONSUMER_ALL_VERSIONS : 0) |
@@ -844,14 +958,7 @@ done:
 		s.write_err = sb_table_flush(&s.table);
 	if (!s.write_err)
 		print_summary(c, &s, cs);
-	if (!s.write_err && ferror(s.out))
-		s.write_err = -EIO;
-	int out_ret = sb_tool_output_done(o->cmd, s.out, s.write_err);
-	if (!ret)
-		ret = out_ret;
-	if (!ret && s.bad)
-		ret = sb_tool_fail(o->cmd, "%llu report%s failed --verify",
-				   (unsigned long long)s.bad, s.bad == 1 ? "" : "s");
+	ret = run_done(&s, ret);
 	/* A follower tells a coordinator that died from one that closed. */
 	if (!ret && o->follow && !sb_tool_stop && cs == SB_COORD_DEAD)
 		ret = SB_EXIT_DEAD;

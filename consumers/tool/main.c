@@ -27,6 +27,7 @@ static const struct command {
 	{ "events", sb_cmd_events, "print the bridge's diagnostic events" },
 	{ "stat", sb_cmd_stat, "show a region's config, counters, rates and consumers" },
 	{ "save", sb_cmd_save, "write a consistent image of a live region to a file" },
+	{ "export", sb_cmd_export, "publish a bridge to NATS JetStream, exactly once" },
 #ifdef SB_TOOL_WITH_BENCH
 	{ "bench", sb_bench_main, "measure throughput and latency next to pipes, rings, iceoryx" },
 #endif

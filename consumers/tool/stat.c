@@ -28,6 +28,7 @@ static int usage(FILE *to, int code)
 {
 	fprintf(to, "usage: snapbridge stat (--socket PATH | --file IMAGE | --pid PID) [--watch]\n"
 		    "                       [--format table|json] [--iterations N] [--wait[=MS]]\n"
+		    "       snapbridge stat --nats URL [--stream NAME] [--host H] [--watch] ...\n"
 		    "\n"
 		    "Show a region: header (ABI, layout hash, size), config, the writer's\n"
 		    "counters (stores, resident, overwrites, evictions, events, log use), the\n"
@@ -38,6 +39,9 @@ static int usage(FILE *to, int code)
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms)\n"
+		    "  --nats URL         a JetStream stream 'snapbridge export' writes: messages\n"
+		    "                     and accounting per host, and each exporter's lag;\n"
+		    "                     with --stream NAME, --host H, --subject-prefix P\n"
 		    "  --watch            redraw once a second, like top, until SIGINT or the\n"
 		    "                     coordinator closes, with the rates over each second:\n"
 		    "                     stores/s, log bytes/s, laps per consumer\n"
@@ -50,7 +54,8 @@ static int usage(FILE *to, int code)
 		    "examples:\n"
 		    "  snapbridge stat --socket /tmp/sb.sock\n"
 		    "  snapbridge stat --socket /tmp/sb.sock --watch\n"
-		    "  snapbridge stat --file /tmp/sb.img --format json | jq .counters\n");
+		    "  snapbridge stat --file /tmp/sb.img --format json | jq .counters\n"
+		    "  snapbridge stat --nats nats://10.0.0.5:4222 --stream caps\n");
 	return code;
 }
 
@@ -61,6 +66,7 @@ static int parse(int argc, char **argv, struct stat_opts *o)
 		{ "watch", no_argument, NULL, 'w' },
 		{ "format", required_argument, NULL, 'o' },
 		{ "iterations", required_argument, NULL, 'n' },
+		SB_NATS_LONGOPTS,
 		SB_TOOL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -100,7 +106,7 @@ static int parse(int argc, char **argv, struct stat_opts *o)
 		return err;
 	if (o->iterations && !o->watch)
 		return sb_tool_usage_error(cmd, "--iterations only applies with --watch");
-	return sb_tool_check_source(cmd, &o->src, true, true);
+	return sb_tool_check_any_source(cmd, &o->src, true, true);
 }
 
 /*
@@ -205,9 +211,12 @@ static json_t *stat_json(struct sb_consumer *c, struct watch *w)
 	double dt = w && w->have ? (double)(now - w->at_ns) / 1e9 : 0;
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)st.layout_hash);
 	snprintf(abi, sizeof(abi), "%u.%u", st.abi_major, st.abi_minor);
-	json_t *header = json_pack("{s:s,s:s,s:s,s:I,s:i}", "magic", "SNAPBRDG", "abi", abi,
+	uint8_t id[SB_REGION_ID_BYTES];
+	sb_consumer_region_id(c, id);
+	json_t *header = json_pack("{s:s,s:s,s:s,s:I,s:i,s:o}", "magic", "SNAPBRDG", "abi", abi,
 				   "layout_hash", hash, "region_bytes", (json_int_t)st.region_bytes,
-				   "coordinator_pid", (int)st.coordinator_pid);
+				   "coordinator_pid", (int)st.coordinator_pid, "region_id",
+				   sb_tool_region_json(id));
 	json_t *config =
 	    json_pack("{s:i,s:i,s:i,s:I,s:I}", "max_snapshots", (int)st.max_snapshots, "max_events",
 		      (int)st.max_events, "max_watch", (int)st.max_watch, "log_bytes",
@@ -275,6 +284,7 @@ static void print_table(FILE *out, const char *what, json_t *j)
 
 	fprintf(out, "region       %s  at %s\n", what,
 		json_string_value(json_object_get(j, "time")));
+	fprintf(out, "  id         %s\n", json_string_value(json_object_get(h, "region_id")));
 	fprintf(out, "  abi        %s  layout %s  %s\n",
 		json_string_value(json_object_get(h, "abi")),
 		json_string_value(json_object_get(h, "layout_hash")),
@@ -367,6 +377,8 @@ int sb_cmd_stat(int argc, char **argv)
 
 	if (ret)
 		return ret;
+	if (o.src.nats) /* the stream an export wrote (nats_source.c) */
+		return sb_nats_stat(cmd, &o.src, o.table, o.watch, o.iterations);
 	ret = sb_tool_attach(cmd, &o.src, SB_CONSUMER_START_AT_END, &c);
 	if (ret)
 		return ret;

@@ -24,6 +24,7 @@
 
 /* The subcommands (one file each). */
 int sb_cmd_coordinator(int argc, char **argv);
+int sb_cmd_export(int argc, char **argv);
 int sb_cmd_drain(int argc, char **argv);
 int sb_cmd_events(int argc, char **argv);
 int sb_cmd_stat(int argc, char **argv);
@@ -102,7 +103,7 @@ bool sb_tool_fancy_terminal(int fd);
 
 /* ---- attaching (common.c) --------------------------------------------------------- */
 
-/* Where a command reads from: exactly one of the three. */
+/* Where a command reads from: exactly one of the three (or a NATS stream, below). */
 struct sb_source {
 	const char *socket;
 	const char *file;
@@ -114,6 +115,8 @@ struct sb_source {
 	bool wait;
 	uint64_t wait_ms;
 	int wait_err; /* a malformed --wait value: its usage error, reported by check_source */
+	/* --nats URL and its --stream, --host, --subject-prefix (nats_source.c) */
+	const char *nats, *stream, *host, *subject_prefix;
 };
 
 /*
@@ -220,6 +223,63 @@ int sb_table_row(struct sb_table *t, size_t ncells, const char *const cells[], c
 int sb_table_flush(struct sb_table *t);
 
 void sb_table_free(struct sb_table *t);
+
+/* ---- NATS JetStream: export.c writes, nats_source.c reads (docs/CLI.md) ----------------- */
+
+/* getopt codes of the NATS options, above every printable short option. */
+enum { SB_OPT_NATS = 0x181, SB_OPT_STREAM, SB_OPT_HOST, SB_OPT_SUBJECT_PREFIX };
+#define SB_NATS_LONGOPTS                                                                           \
+	{ "nats", required_argument, NULL, SB_OPT_NATS },                                          \
+	    { "stream", required_argument, NULL, SB_OPT_STREAM },                                  \
+	    { "host", required_argument, NULL, SB_OPT_HOST },                                      \
+	{                                                                                          \
+		"subject-prefix", required_argument, NULL, SB_OPT_SUBJECT_PREFIX                   \
+	}
+
+/* drain/stat --nats: the stream's names and that no region source came with it. */
+int sb_nats_check_source(const char *cmd, const struct sb_source *src);
+
+/* The source check of a command that also reads NATS: the stream's, or the region's. */
+static inline int sb_tool_check_any_source(const char *cmd, const struct sb_source *src,
+					   bool file_ok, bool pid_ok)
+{
+	if (src->nats || src->stream || src->host || src->subject_prefix)
+		return sb_nats_check_source(cmd, src);
+	return sb_tool_check_source(cmd, src, file_ok, pid_ok);
+}
+
+/* drain's printers, for what drain --nats reads back (drain.c hands them over). */
+struct sb_drain_sink {
+	void *user;
+	int (*entry)(void *user, const struct sb_entry *e);   /* non-zero: stop */
+	int (*aux)(void *user, const struct sb_aux_item *it); /* non-zero: stop */
+	void (*event)(void *user, const struct sb_event *ev); /* counts it, prints if asked */
+	bool (*stopped)(void *user);			      /* a write failed */
+};
+
+/* The summary of drain --nats: the exporters' accounting with what was read. */
+struct sb_nats_drain_result {
+	struct sb_drain_counts counts; /* delivered = snapshots read back */
+	struct sb_aux_counts aux;
+	const char *coordinator;
+	json_t *hosts; /* per host and region; owned by the caller */
+};
+
+/*
+ * Read the stream from its start (and with follow, until SIGINT or
+ * timeout_ms with nothing new) through sink. 0, or SB_EXIT_RUNTIME with
+ * one line printed (an unreachable URL, a missing stream, a message that
+ * is not ours).
+ */
+int sb_nats_drain(const char *cmd, const struct sb_source *src, bool follow, int64_t timeout_ms,
+		  const struct sb_drain_sink *sink, struct sb_nats_drain_result *res);
+
+/* stat --nats: per-host counts and lag, once or (watch) every second. */
+int sb_nats_stat(const char *cmd, const struct sb_source *src, bool table, bool watch,
+		 uint64_t iterations);
+
+/* 32 lowercase hex digits of a region id as a JSON string. */
+json_t *sb_tool_region_json(const uint8_t id[SB_REGION_ID_BYTES]);
 
 /* ---- the synthetic capture source (synth.c) --------------------------------------- */
 

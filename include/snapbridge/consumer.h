@@ -225,6 +225,35 @@ int sb_consumer_cursor(const struct sb_consumer *consumer, uint64_t *out);
 /* Stores the writer has made so far (the newest store_seq). */
 int sb_consumer_store_count(const struct sb_consumer *consumer, uint64_t *out);
 
+/* The region's id (types.h), from the header validated at attach. */
+int sb_consumer_region_id(const struct sb_consumer *consumer, uint8_t id[SB_REGION_ID_BYTES]);
+
+/*
+ * Resume where an earlier reader of the same region stopped (an exporter
+ * restarted after a crash): the cursor becomes store_seq, and the next
+ * drain delivers from store store_seq + 1 on. Records at or before it
+ * still in the log are passed over without being counted; stores after
+ * it whose bytes are already reclaimed count as lapped. The totals
+ * (sb_consumer_totals) start again from zero. Returns -ERANGE when store_seq
+ * is beyond the newest store (the caller's position is not from this
+ * region), leaving the consumer as it was.
+ */
+int sb_consumer_seek(struct sb_consumer *consumer, uint64_t store_seq);
+
+/*
+ * The same for events: the next sb_consumer_drain_events() returns events
+ * after event_seq (those the ring has overwritten since show up as one
+ * EventLogTruncated). -ERANGE beyond the newest event.
+ */
+int sb_consumer_seek_events(struct sb_consumer *consumer, uint64_t event_seq);
+
+/*
+ * The last event sequence taken: where the last sb_consumer_drain_events()
+ * stopped (the event it reached, even when that one was overwritten and
+ * counted in EventLogTruncated), or what sb_consumer_seek_events() set.
+ */
+int sb_consumer_event_cursor(const struct sb_consumer *consumer, uint64_t *out);
+
 /*
  * Take the events published since this consumer's last event drain. If the
  * writer overwrote some before they were read, one EventLogTruncated with
@@ -291,6 +320,18 @@ int sb_consumer_aux_totals(const struct sb_consumer *consumer, struct sb_aux_cou
 
 /* Aux records appended so far (the newest aux sequence). */
 int sb_consumer_aux_count(const struct sb_consumer *consumer, uint64_t *out);
+
+/*
+ * sb_consumer_seek() for the aux log: the next aux drain delivers from
+ * aux sequence aux_seq + 1 on; earlier records still in the log are
+ * passed over uncounted, later ones already reclaimed count as lapped;
+ * the aux totals start again from zero. -ERANGE beyond the newest aux
+ * record.
+ */
+int sb_consumer_seek_aux(struct sb_consumer *consumer, uint64_t aux_seq);
+
+/* The aux sequence of the last aux record accounted for (0 before the first). */
+int sb_consumer_aux_cursor(const struct sb_consumer *consumer, uint64_t *out);
 
 /* ---- the coordinator's watch slots and accessor worker ------------------ */
 

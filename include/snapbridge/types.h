@@ -23,6 +23,14 @@ extern "C" {
 #define SB_REASON_MAX 1024
 
 /*
+ * A region's identity: 128 random bits made by sb_bridge_create(), never
+ * all zero. With a store_seq it names one record anywhere (an export
+ * keys its de-duplication on the pair); a restarted coordinator makes a
+ * new region with a new id. Written as 32 lowercase hex digits.
+ */
+#define SB_REGION_ID_BYTES 16
+
+/*
  * A capture report: an opaque msgpack document with a schema name and a
  * placeholder flag (a placeholder stands in for a capture that produced
  * no real state). The bridge copies everything it is given; the caller
