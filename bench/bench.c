@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../ring/clock.h"
+#include "export_bench.h"
 #include "harness.h"
 #include "iox.h"
 #include "measure.h"
@@ -39,7 +40,7 @@ static const uint32_t sizes[] = { 64, 1024, 4096, 65536, 262144 };
 static const char *const all_systems[] = { "snapbridge",  "memcpy",    "raw_ring", "pipe",
 					   "unix_stream", "mutex_map", "iceoryx",  "raw_futex" };
 #define NSYSTEMS (sizeof(all_systems) / sizeof(all_systems[0]))
-static const char *const all_benches[] = { "store", "e2e", "wake", "parallel" };
+static const char *const all_benches[] = { "store", "e2e", "wake", "parallel", "export" };
 #define NBENCHES (sizeof(all_benches) / sizeof(all_benches[0]))
 
 enum mode { MODE_FULL, MODE_QUICK, MODE_SMOKE };
@@ -824,6 +825,7 @@ static int write_json(const struct plan *pl, const char *path)
 	}
 	fprintf(f, "]");
 	print_targets(pl, NULL, f);
+	sbb_export_json(f);
 	fprintf(f, "}\n");
 	if (fclose(f) != 0) {
 		fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
@@ -924,7 +926,8 @@ static void usage(FILE *f, const char *name)
 	    "  --only LIST    systems (snapbridge memcpy raw_ring pipe unix_stream mutex_map\n"
 	    "                 iceoryx raw_futex) and/or measurements (store e2e wake parallel)\n"
 	    "  --sizes LIST   record sizes to measure, of 64,1024,4096,65536,262144 (for "
-	    "profiling)\n",
+	    "profiling)\n"
+	    "  (--only export: the export to NATS JetStream alone; it needs nats-server)\n",
 	    name);
 }
 
@@ -1045,6 +1048,12 @@ int sb_bench_main(int argc, char **argv)
 #endif
 	print_table(&pl);
 	print_targets(&pl, stdout, NULL);
+	/* The export to NATS JetStream: rows and target of its own (bench/export.c). */
+	if (bench_on(&pl, "export") && sbb_export_bench(pl.mode == MODE_FULL	? 0
+							: pl.mode == MODE_QUICK ? 1
+										: 2,
+							stdout))
+		ok = false;
 	printf("\n%u CPUs; every writer thread or process pinned to CPU 0, consumers to CPU 1.. "
 	       "in turn;\n%.0f s in all.\n",
 	       sbb_ncpus(), (double)(sb__mono_ns() - t0) / 1e9);

@@ -32,6 +32,7 @@ static void aux_account(struct sb_consumer *c, const struct sb_rec *rec, uint64_
 	(*outcome)++;
 	c->aux_cursor = rec->seq;
 	c->aux_gap_ok = false;
+	c->aux_seeking = false;
 	c->aux_pos += rec->len;
 }
 
@@ -57,6 +58,10 @@ int sb_consumer_drain_aux(struct sb_consumer *c, sb_aux_fn fn, void *user,
 				       "aux record at %llu is below the head but not committed",
 				       (unsigned long long)c->aux_pos);
 			break;
+		}
+		if (c->aux_seeking && rec->seq <= c->aux_cursor) {
+			c->aux_pos += rec->len; /* accounted for before sb_consumer_seek_aux */
+			continue;
 		}
 		ret = sb__walk_gap(&w, c->aux_cursor, rec->seq, &gap);
 		if (ret)
@@ -96,6 +101,31 @@ int sb_consumer_aux_count(const struct sb_consumer *c, uint64_t *out)
 	if (!c || !out)
 		return sb__fail(-EINVAL, "sb_consumer_aux_count: NULL argument");
 	*out = sb_load_acquire(&c->hot->aux_seq); /* pairs with the store in aux_append */
+	return 0;
+}
+
+int sb_consumer_aux_cursor(const struct sb_consumer *c, uint64_t *out)
+{
+	if (!c || !out)
+		return sb__fail(-EINVAL, "sb_consumer_aux_cursor: NULL argument");
+	*out = c->aux_cursor;
+	return 0;
+}
+
+int sb_consumer_seek_aux(struct sb_consumer *c, uint64_t aux_seq)
+{
+	if (!c)
+		return sb__fail(-EINVAL, "consumer is NULL");
+	uint64_t newest = sb_load_acquire(&c->hot->aux_seq); /* as sb_consumer_aux_count */
+	if (aux_seq > newest)
+		return sb__fail(-ERANGE,
+				"cannot resume after aux record %llu: the region's newest is %llu",
+				(unsigned long long)aux_seq, (unsigned long long)newest);
+	c->aux_pos = sb_load_acquire(&c->hot->aux_tail); /* pairs with W1 */
+	c->aux_cursor = aux_seq;
+	c->aux_gap_ok = true;
+	c->aux_seeking = true;
+	memset(&c->aux_totals, 0, sizeof(c->aux_totals)); /* they count from here on */
 	return 0;
 }
 

@@ -289,6 +289,7 @@ static void account(struct sb_consumer *c, const struct sb_rec *rec, uint64_t ga
 	(*outcome)++;
 	c->cursor = rec->seq;
 	c->gap_ok = false;
+	c->seeking = false;
 	c->pos += rec->len;
 }
 
@@ -312,6 +313,10 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 			ret = sb__fail(-EBADMSG, "log record at %llu has kind %u",
 				       (unsigned long long)c->pos, rec->kind);
 			break;
+		}
+		if (c->seeking && rec->seq <= c->cursor) {
+			c->pos += rec->len; /* accounted for before sb_consumer_seek */
+			continue;
 		}
 		if (step == SB_WALK_BUSY && !c->writer_gone) {
 			busy = true;
@@ -381,6 +386,53 @@ int sb_consumer_store_count(const struct sb_consumer *c, uint64_t *out)
 	if (!c || !out)
 		return sb__fail(-EINVAL, "sb_consumer_store_count: NULL argument");
 	*out = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
+	return 0;
+}
+
+int sb_consumer_region_id(const struct sb_consumer *c, uint8_t id[SB_REGION_ID_BYTES])
+{
+	if (!c || !id)
+		return sb__fail(-EINVAL, "sb_consumer_region_id: NULL argument");
+	memcpy(id, c->hdr.region_id, SB_REGION_ID_BYTES);
+	return 0;
+}
+
+int sb_consumer_seek(struct sb_consumer *c, uint64_t store_seq)
+{
+	if (!c)
+		return sb__fail(-EINVAL, "consumer is NULL");
+	uint64_t newest = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
+	if (store_seq > newest)
+		return sb__fail(-ERANGE,
+				"cannot resume after store %llu: the region's newest store is %llu",
+				(unsigned long long)store_seq, (unsigned long long)newest);
+	/* From the oldest record on: whatever is left of the stores after store_seq. */
+	c->pos = sb_load_acquire(&c->hot->log_tail); /* pairs with W1 */
+	c->cursor = store_seq;
+	c->gap_ok = true;
+	c->seeking = true;
+	memset(&c->totals, 0, sizeof(c->totals)); /* they count from here on */
+	return 0;
+}
+
+int sb_consumer_seek_events(struct sb_consumer *c, uint64_t event_seq)
+{
+	if (!c)
+		return sb__fail(-EINVAL, "consumer is NULL");
+	uint64_t head = sb__event_head(&c->events); /* V0: pairs with E3 */
+	if (event_seq > head)
+		return sb__fail(-ERANGE,
+				"cannot resume after event %llu: the region's newest event is %llu",
+				(unsigned long long)event_seq, (unsigned long long)head);
+	c->ev_cursor = event_seq;
+	return 0;
+}
+
+int sb_consumer_event_cursor(const struct sb_consumer *c, uint64_t *out)
+{
+	if (!c || !out)
+		return sb__fail(-EINVAL, "sb_consumer_event_cursor: NULL argument");
+	*out = c->ev_cursor;
 	return 0;
 }
 

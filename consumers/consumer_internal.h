@@ -49,6 +49,7 @@ struct sb_consumer {
 	uint32_t flags;
 	bool writer_gone;
 	bool gap_ok;	    /* stores may be missing before the next record: we were lapped */
+	bool seeking;	    /* after sb_consumer_seek: pass over records up to the cursor */
 	uint64_t cursor;    /* store_seq of the last store accounted for */
 	uint64_t pos;	    /* log position of the next record to read */
 	uint64_t ev_cursor; /* last event sequence taken */
@@ -61,6 +62,7 @@ struct sb_consumer {
 	uint64_t aux_pos;    /* log position of the next aux record */
 	uint64_t aux_cursor; /* aux sequence of the last record accounted for */
 	bool aux_gap_ok;     /* records may be missing before the next one: we were lapped */
+	bool aux_seeking;    /* after sb_consumer_seek_aux, as seeking */
 	bool aux_more;	     /* the last aux drain stopped at its bound, not at the head */
 	struct sb_aux_counts aux_totals;
 

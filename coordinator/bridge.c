@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,9 +71,32 @@ static int check_config(struct sb_config *cfg)
 	return err ? err : check_ring_bytes("aux_bytes", &cfg->aux_bytes);
 }
 
+/* 128 random bits, never all zero (readers refuse a zero id as unstamped). */
+static int make_region_id(uint8_t id[SB_REGION_ID_BYTES])
+{
+	static const uint8_t zero[SB_REGION_ID_BYTES];
+
+	do {
+		size_t got = 0;
+
+		while (got < SB_REGION_ID_BYTES) {
+			ssize_t n = getrandom(id + got, SB_REGION_ID_BYTES - got, 0);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return sb__fail(-errno, "getrandom for the region id: %s",
+						strerror(errno));
+			got += (size_t)n;
+		}
+	} while (memcmp(id, zero, SB_REGION_ID_BYTES) == 0);
+	return 0;
+}
+
 int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops *ops,
 		     struct sb_bridge **out)
 {
+	uint8_t region_id[SB_REGION_ID_BYTES];
 	struct sb_config cfg;
 	struct sb_plan plan;
 	struct sb_bridge *b;
@@ -110,6 +134,9 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	if (err)
 		goto fail;
 
+	err = make_region_id(region_id);
+	if (err)
+		goto fail;
 	sb__layout_plan(&cfg, &plan);
 	err = sb__shm_create("snapbridge-data", plan.region_size, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL,
 			     &b->data);
@@ -133,6 +160,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	sb__header_init(b->hdr, &cfg, &plan);
 	b->hdr->coord_pid = getpid();
 	b->hdr->coord_start_time = sb__proc_start_time(getpid());
+	memcpy(b->hdr->region_id, region_id, sizeof(region_id));
 	/* Nothing reads the region before a descriptor leaves: no pair needed yet. */
 	sb_store_relaxed(&b->hdr->heartbeat_ns, sb__mono_ns());
 	/* Before any other thread can see the bridge: the store path reads wake.fenced plainly. */
@@ -176,6 +204,14 @@ int sb_bridge_config(const struct sb_bridge *b, struct sb_config *out)
 	if (!b || !out)
 		return sb__fail(-EINVAL, "sb_bridge_config: NULL argument");
 	*out = b->cfg;
+	return 0;
+}
+
+int sb_bridge_region_id(const struct sb_bridge *b, uint8_t id[SB_REGION_ID_BYTES])
+{
+	if (!b || !id)
+		return sb__fail(-EINVAL, "sb_bridge_region_id: NULL argument");
+	memcpy(id, b->hdr->region_id, SB_REGION_ID_BYTES);
 	return 0;
 }
 

@@ -23,6 +23,7 @@ uint64_t sb__layout_hash(void)
 		FIELD(struct sb_header, aux_bytes),
 		FIELD(struct sb_header, coord_pid),
 		FIELD(struct sb_header, coord_start_time),
+		FIELD(struct sb_header, region_id),
 		FIELD(struct sb_header, heartbeat_ns),
 		FIELD(struct sb_header, closed),
 		FIELD(struct sb_header, heartbeat_period_ms),
@@ -182,6 +183,9 @@ int sb__header_validate(const struct sb_header *hdr, uint64_t region_size)
 	if (hdr->slot_size != sizeof(struct sb_slot) ||
 	    hdr->event_size != sizeof(struct sb_event_slot) || hdr->rec_align != SB_REC_ALIGN)
 		return sb__fail(-EBADMSG, "slot, event or record size differs from this build");
+	static const uint8_t no_id[sizeof(hdr->region_id)];
+	if (memcmp(hdr->region_id, no_id, sizeof(no_id)) == 0)
+		return sb__fail(-EBADMSG, "region id is all zero: the writer never stamped it");
 	if (!ring_size_ok(hdr->log_bytes) || !ring_size_ok(hdr->aux_bytes))
 		return sb__fail(-EBADMSG, "log_bytes %llu or aux_bytes %llu out of range",
 				(unsigned long long)hdr->log_bytes,

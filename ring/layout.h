@@ -5,8 +5,9 @@
  *   offset 0        +------------------------------------------+
  *                   | header: magic, ABI, layout hash, size,    |  written once by
  *                   | section table, config, coordinator pid,   |  the coordinator
- *                   | start time | heartbeat, closed (own line) |  before any fd
- *   4096            +------------------------------------------+  leaves it
+ *                   | start time, region id | heartbeat, closed |  before any fd
+ *                   | (own line)                                |  leaves it
+ *   4096            +------------------------------------------+
  *                   | hot words, one per 64-byte line:          |
  *                   | store_seq, log head/tail, event_seq,      |  writer: stores,
  *                   | aux head/tail/seq, counters,              |  readers: load
@@ -91,7 +92,13 @@ struct sb_header {
 	int32_t coord_pid;
 	uint32_t reserved1;
 	uint64_t coord_start_time; /* /proc/PID/stat starttime, clock ticks after boot */
-	uint8_t reserved2[96];
+	/*
+	 * 128 random bits from getrandom() at create: with a store_seq, names
+	 * a record everywhere (exports); a restarted coordinator is a new
+	 * region. Never all zero.
+	 */
+	uint8_t region_id[16];
+	uint8_t reserved2[80];
 	/* Liveness, on its own line: writer stores, readers load. */
 	uint64_t heartbeat_ns;	      /* CLOCK_MONOTONIC of the last beat */
 	uint32_t closed;	      /* 1 once the coordinator shut down cleanly */
@@ -117,6 +124,8 @@ SB_ASSERT_LAYOUT(struct sb_header, log_bytes, 192);
 SB_ASSERT_LAYOUT(struct sb_header, aux_bytes, 200);
 SB_ASSERT_LAYOUT(struct sb_header, coord_pid, 208);
 SB_ASSERT_LAYOUT(struct sb_header, coord_start_time, 216);
+SB_ASSERT_LAYOUT(struct sb_header, region_id, 224);
+SB_ASSERT_LAYOUT(struct sb_header, reserved2, 240);
 SB_ASSERT_LAYOUT(struct sb_header, heartbeat_ns, 320);
 SB_ASSERT_LAYOUT(struct sb_header, closed, 328);
 SB_ASSERT_LAYOUT(struct sb_header, heartbeat_period_ms, 332);

@@ -14,18 +14,57 @@
 
 #include <snapbridge/snapbridge.h>
 
-/* Exit codes: 0 success, 1 a runtime failure, 2 a usage error. */
+/*
+ * Exit codes: 0 success, 1 a runtime failure, 2 a usage error, 3 a
+ * follower (drain/events --follow) whose coordinator died without closing.
+ */
 #define SB_EXIT_RUNTIME 1
 #define SB_EXIT_USAGE	2
+#define SB_EXIT_DEAD	3
 
 /* The subcommands (one file each). */
 int sb_cmd_coordinator(int argc, char **argv);
+int sb_cmd_export(int argc, char **argv);
 int sb_cmd_drain(int argc, char **argv);
 int sb_cmd_events(int argc, char **argv);
 int sb_cmd_stat(int argc, char **argv);
 int sb_cmd_save(int argc, char **argv);
 int sb_cmd_demo(int argc, char **argv);
 int sb_cmd_version(int argc, char **argv);
+
+/*
+ * Options every subcommand takes, for its getopt_long table: --help
+ * ('h') and --version (SB_OPT_VERSION).
+ */
+enum { SB_OPT_VERSION = 0x100, SB_OPT_WAIT, SB_OPT_EXPECT_UID };
+#define SB_TOOL_COMMON_LONGOPTS                                                            \
+	{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, SB_OPT_VERSION }
+
+/*
+ * The source options of drain, events, stat, save, export: --socket
+ * ('s'), --file ('f'), --pid ('P'), --wait[=MS] (SB_OPT_WAIT) and
+ * --expect-uid UID (SB_OPT_EXPECT_UID); give each to
+ * sb_tool_source_option().
+ */
+#define SB_TOOL_SOURCE_LONGOPTS                                                            \
+	{ "socket", required_argument, NULL, 's' }, { "file", required_argument, NULL, 'f' }, \
+	    { "pid", required_argument, NULL, 'P' },                                           \
+	    { "wait", optional_argument, NULL, SB_OPT_WAIT },                                  \
+	    { "expect-uid", required_argument, NULL, SB_OPT_EXPECT_UID }
+
+/* The --help line of --expect-uid, for the commands that take --socket. */
+#define SB_TOOL_EXPECT_UID_HELP                                                            \
+	"  --expect-uid UID   with --socket: the uid its server must run as (default:\n"   \
+	"                     yours, or root)\n"
+
+/* The line `--version` and `snapbridge version` print (to out). */
+void sb_tool_print_version(FILE *out);
+
+/*
+ * For --help ('h') and --version: print (usage(stdout, 0) for help) and
+ * exit with the status sb_tool_help_done() gives. Returns otherwise.
+ */
+void sb_tool_common_option(const char *cmd, int c, int (*usage)(FILE *to, int code));
 
 /* ---- messages (common.c) ---------------------------------------------------------- */
 
@@ -49,36 +88,53 @@ int sb_tool_bad_option(const char *cmd, int c, char **argv);
 int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t min, uint64_t max,
 		      uint64_t *out);
 
+/*
+ * A size in bytes in [min, max] for --flag: a whole number with an
+ * optional binary suffix K, M or G (also KiB, MiB, GiB, k): "18M",
+ * "256K", "4096". 0, or SB_EXIT_USAGE with the message printed.
+ */
+int sb_tool_parse_size(const char *cmd, const char *flag, const char *s, uint64_t min,
+		       uint64_t max, uint64_t *out);
+
+/* bytes in binary units for people: "812 B", "256 KiB", "18.0 MiB". Returns buf. */
+const char *sb_tool_human_bytes(uint64_t bytes, char *buf, size_t n);
+
+/* The wall clock as ISO 8601 UTC with milliseconds ("2025-01-31T12:00:00.123Z"). */
+const char *sb_tool_iso_time(char *buf, size_t n);
+
+/*
+ * Whether fd is a terminal that takes cursor controls (\r\033[K, a
+ * redraw): a tty whose TERM is set and not "dumb".
+ */
+bool sb_tool_fancy_terminal(int fd);
+
 /* ---- attaching (common.c) --------------------------------------------------------- */
 
-/* Where a command reads from: exactly one of the three. */
+/* Where a command reads from: exactly one of the three (or a NATS stream, below). */
 struct sb_source {
 	const char *socket;
 	const char *file;
-	const char *pid;	/* as given */
-	const char *expect_uid; /* --expect-uid, as given: who must serve --socket */
+	const char *pid; /* as given */
+	/*
+	 * --wait[=MS]: retry while nobody serves the socket yet (or the pid has
+	 * no region yet), up to wait_ms (0: until a stop signal).
+	 */
+	bool wait;
+	uint64_t wait_ms;
+	int wait_err; /* a malformed --wait value: its usage error, reported by check_source */
+	/* --expect-uid UID: the uid the process serving --socket must run as */
+	bool expect;
+	uint64_t expect_uid;
+	int expect_err; /* a malformed --expect-uid value, as wait_err */
+	/* --nats URL and its --stream, --host, --subject-prefix (nats_source.c) */
+	const char *nats, *stream, *host, *subject_prefix;
 };
 
-/* The option table entry every connecting subcommand lists. */
-#define SB_TOOL_EXPECT_UID_OPTION                                                                  \
-	{                                                                                          \
-		"expect-uid", required_argument, NULL, 'U'                                         \
-	}
-/* Its line in a subcommand's --help. */
-#define SB_TOOL_EXPECT_UID_HELP                                                                    \
-	"  --expect-uid UID   with --socket: the uid its server must run as (default:\n"           \
-	"                     yours, or root)\n"
-
 /*
- * Check that exactly one source was given (allowed: which of socket, file
- * and pid this command accepts). 0, or SB_EXIT_USAGE with the message.
+ * An option of SB_TOOL_SOURCE_LONGOPTS (the codes every subcommand's
+ * option table uses). True when c was one.
  */
-/*
- * An option naming a source: -s/--socket, -f/--file, -P/--pid, and
- * -U/--expect-uid for --socket (the short codes every subcommand's option
- * table uses). True when c was one.
- */
-bool sb_tool_source_option(struct sb_source *src, int c, const char *arg);
+bool sb_tool_source_option(const char *cmd, struct sb_source *src, int c, const char *arg);
 
 /*
  * After the option loop: err (an option's parse error) if set, else a
@@ -86,9 +142,19 @@ bool sb_tool_source_option(struct sb_source *src, int c, const char *arg);
  */
 int sb_tool_options_done(const char *cmd, int err, int argc, char **argv);
 
+/*
+ * Check that exactly one source was given (allowed: which of socket, file
+ * and pid this command accepts), a socket path that fits, a --wait only
+ * with a live source. 0, or SB_EXIT_USAGE with the message.
+ */
 int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok, bool pid_ok);
 
-/* Attach as the source says. 0, or SB_EXIT_RUNTIME with the reason printed. */
+/*
+ * Attach as the source says, waiting as --wait says. 0, SB_EXIT_RUNTIME
+ * with the reason printed (naming a path that is not a socket, or a
+ * socket no snapbridge coordinator serves), SB_EXIT_USAGE for a socket
+ * name the kernel cannot take.
+ */
 int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
 		   struct sb_consumer **out);
 
@@ -138,6 +204,93 @@ int sb_tool_output_done(const char *cmd, FILE *out, int write_err);
 
 /* After --help printed its text with code: the exit status, failing if it was not written. */
 int sb_tool_help_done(const char *cmd, int code);
+
+/* ---- tables (table.c) ------------------------------------------------------------ */
+
+#define SB_TABLE_MAX_COLS 12
+
+struct sb_table_row;
+
+/* Columns sized to their content; see table.c. */
+struct sb_table {
+	FILE *out;
+	size_t ncols;
+	const char *names[SB_TABLE_MAX_COLS];
+	bool right[SB_TABLE_MAX_COLS]; /* right-aligned (numbers) */
+	size_t width[SB_TABLE_MAX_COLS];
+	bool header_done;
+	struct sb_table_row *rows; /* buffered until the next flush */
+	size_t nrows, cap;
+};
+
+/* ncols column names; align: one letter per column, 'l' or 'r' (NULL: all left). */
+void sb_table_init(struct sb_table *t, FILE *out, size_t ncols, const char *const names[],
+		   const char *align);
+
+/* Buffer a row of ncells cells (<= ncols), then rest (may be NULL). 0 or -ENOMEM. */
+int sb_table_row(struct sb_table *t, size_t ncells, const char *const cells[], const char *rest);
+
+/* Print the buffered rows (and the header first, or again when a column grew). 0 or -errno. */
+int sb_table_flush(struct sb_table *t);
+
+void sb_table_free(struct sb_table *t);
+
+/* ---- NATS JetStream: export.c writes, nats_source.c reads (docs/CLI.md) ----------------- */
+
+/* getopt codes of the NATS options, above every printable short option. */
+enum { SB_OPT_NATS = 0x181, SB_OPT_STREAM, SB_OPT_HOST, SB_OPT_SUBJECT_PREFIX };
+#define SB_NATS_LONGOPTS                                                                           \
+	{ "nats", required_argument, NULL, SB_OPT_NATS },                                          \
+	    { "stream", required_argument, NULL, SB_OPT_STREAM },                                  \
+	    { "host", required_argument, NULL, SB_OPT_HOST },                                      \
+	{                                                                                          \
+		"subject-prefix", required_argument, NULL, SB_OPT_SUBJECT_PREFIX                   \
+	}
+
+/* drain/stat --nats: the stream's names and that no region source came with it. */
+int sb_nats_check_source(const char *cmd, const struct sb_source *src);
+
+/* The source check of a command that also reads NATS: the stream's, or the region's. */
+static inline int sb_tool_check_any_source(const char *cmd, const struct sb_source *src,
+					   bool file_ok, bool pid_ok)
+{
+	if (src->nats || src->stream || src->host || src->subject_prefix)
+		return sb_nats_check_source(cmd, src);
+	return sb_tool_check_source(cmd, src, file_ok, pid_ok);
+}
+
+/* drain's printers, for what drain --nats reads back (drain.c hands them over). */
+struct sb_drain_sink {
+	void *user;
+	int (*entry)(void *user, const struct sb_entry *e);   /* non-zero: stop */
+	int (*aux)(void *user, const struct sb_aux_item *it); /* non-zero: stop */
+	void (*event)(void *user, const struct sb_event *ev); /* counts it, prints if asked */
+	bool (*stopped)(void *user);			      /* a write failed */
+};
+
+/* The summary of drain --nats: the exporters' accounting with what was read. */
+struct sb_nats_drain_result {
+	struct sb_drain_counts counts; /* delivered = snapshots read back */
+	struct sb_aux_counts aux;
+	const char *coordinator;
+	json_t *hosts; /* per host and region; owned by the caller */
+};
+
+/*
+ * Read the stream from its start (and with follow, until SIGINT or
+ * timeout_ms with nothing new) through sink. 0, or SB_EXIT_RUNTIME with
+ * one line printed (an unreachable URL, a missing stream, a message that
+ * is not ours).
+ */
+int sb_nats_drain(const char *cmd, const struct sb_source *src, bool follow, int64_t timeout_ms,
+		  const struct sb_drain_sink *sink, struct sb_nats_drain_result *res);
+
+/* stat --nats: per-host counts and lag, once or (watch) every second. */
+int sb_nats_stat(const char *cmd, const struct sb_source *src, bool table, bool watch,
+		 uint64_t iterations);
+
+/* 32 lowercase hex digits of a region id as a JSON string. */
+json_t *sb_tool_region_json(const uint8_t id[SB_REGION_ID_BYTES]);
 
 /* ---- the synthetic capture source (synth.c) --------------------------------------- */
 

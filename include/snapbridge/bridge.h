@@ -115,6 +115,9 @@ void sb_bridge_destroy(struct sb_bridge *bridge);
 /* The config in effect (sizes rounded up as documented). */
 int sb_bridge_config(const struct sb_bridge *bridge, struct sb_config *out);
 
+/* The region's id (types.h), as every consumer of this bridge reads it. */
+int sb_bridge_region_id(const struct sb_bridge *bridge, uint8_t id[SB_REGION_ID_BYTES]);
+
 /*
  * A new read-only descriptor of the data memfd for a consumer: it cannot
  * be mapped writable, written, or resealed. The caller owns and closes it.

@@ -23,6 +23,14 @@ extern "C" {
 #define SB_REASON_MAX 1024
 
 /*
+ * A region's identity: 128 random bits made by sb_bridge_create(), never
+ * all zero. With a store_seq it names one record anywhere (an export
+ * keys its de-duplication on the pair); a restarted coordinator makes a
+ * new region with a new id. Written as 32 lowercase hex digits.
+ */
+#define SB_REGION_ID_BYTES 16
+
+/*
  * A capture report: an opaque msgpack document with a schema name and a
  * placeholder flag (a placeholder stands in for a capture that produced
  * no real state). The bridge copies everything it is given; the caller
@@ -158,6 +166,17 @@ const char *sb_event_kind_name(enum sb_event_kind kind);
 
 /* True for exactly "periodic_" followed by three ASCII digits. */
 bool sb_tag_is_periodic(const char *tag);
+
+/*
+ * Whether buf holds exactly one well-formed msgpack object, every count in
+ * it covered by the bytes that follow. Check untrusted bytes with it
+ * before msgpack-c unpacks them: msgpack-c reserves memory for a
+ * container's declared count first, so "2^32 elements" in five bytes
+ * would ask for gigabytes. Iterative, so any nesting depth is safe to
+ * check. (Reports, stats and aux payloads a drain delivers have passed it
+ * already.) Returns 0, or -EBADMSG with sb_last_error() saying where.
+ */
+int sb_msgpack_check(const void *buf, size_t len);
 
 /* CLOCK_MONOTONIC in nanoseconds: the clock of every deadline_ns argument. */
 uint64_t sb_monotonic_ns(void);
