@@ -57,7 +57,7 @@ int sb__consumer_attach(struct sb_consumer *c, uint32_t flags)
 		 * every record at or after this head has a store_seq above this one,
 		 * and any store in between counts as lapped.
 		 */
-		c->cursor = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
+		c->cursor = sb_load_acquire(&c->hot->store_seq); /* pairs with W3s */
 		c->pos = sb_load_acquire(&c->hot->log_head);	 /* R1: pairs with W3 */
 		c->gap_ok = true;
 		c->ev_cursor = sb__event_head(&c->events);
@@ -81,7 +81,8 @@ int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer 
 	if (!out || !path)
 		return sb__fail(-EINVAL, "sb_consumer_open_image: NULL argument");
 	*out = NULL;
-	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END))
+	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END |
+				SB_CONSUMER_VALIDATE_MSGPACK))
 		return sb__fail(-EINVAL, "unknown consumer flags 0x%x", flags);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -343,9 +344,11 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 			continue;
 		}
 		ret = sb__rec_parse(rec, &view, c->text);
-		if (ret == 0 && (sb__msgpack_check(view.report, view.report_len) ||
-				 (view.stats.kind == SB_STATS_OK &&
-				  sb__msgpack_check(view.stats.msgpack, view.stats.msgpack_len))))
+		/* Report and stats bytes are the caller's to interpret; checked only when asked. */
+		if (ret == 0 && (c->flags & SB_CONSUMER_VALIDATE_MSGPACK) &&
+		    (sb__msgpack_check(view.report, view.report_len) ||
+		     (view.stats.kind == SB_STATS_OK &&
+		      sb__msgpack_check(view.stats.msgpack, view.stats.msgpack_len))))
 			ret = sb__fail(-EBADMSG, "record %llu (%s) holds invalid msgpack: %s",
 				       (unsigned long long)rec->seq, view.tag, sb__msgpack_error());
 		if (ret)
@@ -388,7 +391,7 @@ int sb_consumer_store_count(const struct sb_consumer *c, uint64_t *out)
 {
 	if (!c || !out)
 		return sb__fail(-EINVAL, "sb_consumer_store_count: NULL argument");
-	*out = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
+	*out = sb_load_acquire(&c->hot->store_seq); /* pairs with W3s */
 	return 0;
 }
 

@@ -31,17 +31,21 @@ struct sb_evring {
 };
 
 /*
- * E1-E3: append an event; tag and detail may be NULL and are cut at
- * SB_TAG_MAX bytes. Returns the new sequence.
+ * E1-E3: append one event, a constructor per kind. Texts are cut at
+ * SB_TAG_MAX bytes. The constructors the store path calls take texts
+ * that may be read for a whole 64 bytes (slot fields, padded tag words),
+ * of which len count; the others take any bytes. A kind without a cause
+ * gets SB_EVICT_NONE.
  */
-uint64_t sb__event_push(struct sb_evring *ring, enum sb_event_kind kind, const char *tag,
-			const char *detail, uint64_t cap, uint64_t count,
+void sb__event_eviction(struct sb_evring *ring, const char evicted[64], size_t evicted_len,
+			const char new_tag[64], size_t new_len, uint64_t cap,
 			enum sb_evict_cause cause);
-
-/* The same with the lengths known: tag and detail need not be NUL-terminated. */
-uint64_t sb__event_push_n(struct sb_evring *ring, enum sb_event_kind kind, const char *tag,
-			  size_t tag_len, const char *detail, size_t detail_len, uint64_t cap,
-			  uint64_t count, enum sb_evict_cause cause);
+void sb__event_overwrite(struct sb_evring *ring, const char tag[64], size_t tag_len,
+			 const char prior_schema[64], size_t schema_len);
+void sb__event_capture_unavailable(struct sb_evring *ring, const char *tag, size_t tag_len);
+void sb__event_drain_ordering_violation(struct sb_evring *ring, const char *tag, size_t tag_len,
+					const char *variant);
+void sb__event_cap_violation(struct sb_evring *ring, uint64_t reports_len, uint64_t cap);
 
 /* Published events so far. */
 uint64_t sb__event_head(const struct sb_evring *ring);

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "atomics.h"
 #include "layout.h"
 
 struct sb_log {
@@ -36,6 +37,12 @@ struct sb_log {
 	uint64_t size; /* bytes, a multiple of SB_REC_ALIGN */
 	uint64_t *head;
 	uint64_t *tail;
+	/*
+	 * The writer's own: *tail % size, kept as the tail moves so that the
+	 * writer finds a record without dividing (a log need not be a power
+	 * of two). Unused by readers.
+	 */
+	uint64_t tail_off;
 };
 
 /* A growable private buffer a reader copies records into. */
@@ -49,6 +56,18 @@ void sb__buf_free(struct sb_buf *buf);
 static inline struct sb_rec *sb__log_rec(const struct sb_log *log, uint64_t pos)
 {
 	return (struct sb_rec *)(log->base + pos % log->size);
+}
+
+/*
+ * The writer's record at pos, for tail <= pos <= tail + size (every
+ * record the writer holds: the tail moves only under its lock). No
+ * division: the offset is counted from the tail's.
+ */
+static inline struct sb_rec *sb__log_wrec(const struct sb_log *log, uint64_t pos)
+{
+	uint64_t off = log->tail_off + (pos - sb_load_relaxed(log->tail)); /* its own store */
+
+	return (struct sb_rec *)(log->base + (off >= log->size ? off - log->size : off));
 }
 
 static inline uint32_t sb__rec_len(size_t payload)

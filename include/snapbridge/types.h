@@ -111,9 +111,11 @@ enum sb_event_kind {
 	SB_EVENT_LOG_TRUNCATED,			     /* count = dropped_count; synthetic */
 };
 
+/* Why an Eviction happened. Every other kind of event has no cause (SB_EVICT_NONE). */
 enum sb_evict_cause {
-	SB_EVICT_CAP = 0,   /* the resident count reached max_snapshots */
-	SB_EVICT_BYTES = 1, /* the record log needed the bytes for a newer record */
+	SB_EVICT_NONE = 0,  /* not an eviction */
+	SB_EVICT_CAP = 1,   /* the resident count reached max_snapshots */
+	SB_EVICT_BYTES = 2, /* the record log needed the bytes for a newer record */
 };
 
 struct sb_event {
