@@ -422,9 +422,9 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 
 	if (!b)
 		return sb__fail(-EINVAL, "bridge is NULL");
-	err = sb__check_tag(tag, &tag_len);
-	if (err)
-		return err;
+	tag_len = tag ? strnlen(tag, SB_TAG_MAX + 1) : 0;
+	if (tag_len == 0 || tag_len > SB_TAG_MAX)
+		return sb__check_tag(tag, &tag_len); /* it says which rule the tag breaks */
 	if (!report)
 		return sb__fail(-EINVAL, "report for %s is NULL", tag);
 	a->report = report;
