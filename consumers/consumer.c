@@ -212,8 +212,12 @@ void sb__walk_begin(struct sb_walk *w, const struct sb_log *log, uint64_t *pos, 
 {
 	*w = (struct sb_walk){ log, pos, gap_ok, what, 0, 0 };
 	w->head = sb_load_acquire(log->head); /* R1: pairs with W3 */
-	/* A hostile head may promise 2^64 bytes: read at most one ring's worth per call. */
-	w->budget = log->size / SB_REC_ALIGN + 1;
+	/*
+	 * A hostile head may promise 2^64 bytes: read at most one ring's worth
+	 * per call, in bytes (a count of records would let small records run
+	 * to several rings' worth behind a writer that laps us).
+	 */
+	w->budget = log->size;
 }
 
 int sb__walk_next(struct sb_walk *w, struct sb_buf *buf, uint32_t *fate)
@@ -236,8 +240,8 @@ int sb__walk_next(struct sb_walk *w, struct sb_buf *buf, uint32_t *fate)
 			*w->gap_ok = true;
 			continue;
 		}
-		w->budget--;
 		const struct sb_rec *rec = (const struct sb_rec *)buf->p;
+		w->budget -= rec->len < w->budget ? rec->len : w->budget;
 		if (rec->kind == SB_REC_PAD) {
 			*w->pos += rec->len;
 			continue;
