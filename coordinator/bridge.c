@@ -390,7 +390,7 @@ static void reclaim_record(void *arg, struct sb_rec *rec, uint64_t pos)
 struct store_args {
 	struct sb_tag tag;
 	const struct sb_report *report;
-	char schema[SB_SCHEMA_MAX + 1]; /* zero-padded: copied 64 bytes at a time */
+	uint64_t schema[SB_TAG_WORDS]; /* zero-padded words: copied 64 bytes at a time */
 	size_t schema_len;
 	const void *stats;
 	size_t stats_len;
@@ -401,7 +401,8 @@ struct store_args {
 };
 
 _Static_assert(sizeof(((struct sb_slot *)0)->tag) == sizeof(((struct sb_tag *)0)->word) &&
-		       sizeof(((struct sb_slot *)0)->schema) == SB_SCHEMA_MAX + 1,
+		       sizeof(((struct sb_slot *)0)->schema) == SB_TAG_WORDS * 8 &&
+		       SB_SCHEMA_MAX == SB_TAG_MAX,
 	       "slot tags and schemas are copied as whole padded buffers");
 
 /* With SB_BRIDGE_VALIDATE_MSGPACK: bytes that must be one msgpack object. */
@@ -463,9 +464,7 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 	}
 	/* Every check passed: only now the copies the locked steps work from. */
 	sb__tag_make(&a->tag, tag, tag_len);
-	memset(a->schema, 0, sizeof(a->schema));
-	if (a->schema_len)
-		memcpy(a->schema, report->schema, a->schema_len);
+	sb__words_make(a->schema, report->schema, a->schema_len);
 	return 0;
 }
 
@@ -558,18 +557,22 @@ static void fill_slot(struct sb_bridge *b, const struct store_args *a, uint32_t 
 }
 
 /* Unlocked: the record's body. Its header says it is BUSY until W4. */
-static void copy_body(struct sb_rec *rec, const struct store_args *a)
+static void copy_body(struct sb_rec *rec, uint32_t len, const struct store_args *a)
 {
 	uint8_t *body = (uint8_t *)(rec + 1);
+	size_t room = len - sizeof(*rec);
 
 	/*
-	 * The tag as whole words: up to 7 bytes past it land on the schema and
-	 * report, written next, and never past the record (its length is a
-	 * multiple of 64 that holds the header and every byte of the tag).
+	 * Tag and schema as whole 64-byte blocks (fixed-size copies, no call):
+	 * what lands past each is overwritten by what comes next. The body is
+	 * a multiple of 64 holding at least the tag, so the tag's block always
+	 * fits; the schema's only where the record has that much room after it.
 	 */
-	memcpy(body, a->tag.word, (a->tag.len + 7) & ~7u);
+	memcpy(body, a->tag.word, sizeof(a->tag.word));
 	body += a->tag.len;
-	if (a->schema_len)
+	if (a->tag.len + sizeof(a->schema) <= room)
+		memcpy(body, a->schema, sizeof(a->schema));
+	else if (a->schema_len)
 		memcpy(body, a->schema, a->schema_len);
 	body += a->schema_len;
 	if (a->report->msgpack_len)
@@ -611,7 +614,7 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	sb__unlock(&b->lock);
 
 	/* The copy runs unlocked: other stores proceed while this one fills its record. */
-	copy_body(rec, a);
+	copy_body(rec, len, a);
 	sb__rec_commit(rec); /* W4 */
 	sb__bridge_notify(b);
 	return 0;

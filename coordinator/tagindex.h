@@ -65,6 +65,9 @@ struct sb_tagindex {
 int sb__tagindex_init(struct sb_tagindex *idx, uint32_t nslots);
 void sb__tagindex_fini(struct sb_tagindex *idx);
 
+/* The len (<= SB_TAG_MAX) bytes at s as zero-padded words, reading no byte past s + len. */
+void sb__words_make(uint64_t word[SB_TAG_WORDS], const char *s, size_t len);
+
 /* Fill t from len (<= SB_TAG_MAX) bytes at s: the padded words, the length, the hash. */
 void sb__tag_make(struct sb_tag *t, const char *s, size_t len);
 
