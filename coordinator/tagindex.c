@@ -94,19 +94,23 @@ static uint64_t short_word(const char *s, uint32_t n)
 }
 
 /*
- * Each word is built in a register and stored once: the hash and every
- * later copy read whole stores, never a word stitched from several.
+ * The len bytes at s as zero-padded words, and (with hash) the hash mixed
+ * over them. Each word is built in a register and stored once: the hash
+ * and every later copy read whole stores, never a word stitched from
+ * several.
  */
-void sb__words_make(uint64_t word[SB_TAG_WORDS], const char *s, size_t len)
+static inline uint64_t fill_words(uint64_t word[SB_TAG_WORDS], const char *s, size_t len,
+				  bool hash)
 {
 	uint32_t full = (uint32_t)len / 8, rem = (uint32_t)len % 8, i = 0;
-	uint64_t w;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
 
 	/* A fixed-size clear first (a few vector stores; a loop from i became rep stos). */
 	memset(word, 0, SB_TAG_WORDS * sizeof(word[0]));
 	for (; i < full; i++) {
 		memcpy(&w, s + 8 * i, 8);
 		word[i] = w;
+		h = hash ? mix(h, w) : h;
 	}
 	if (rem) {
 		if (full) { /* the last 8 bytes, shifted down to the ones not yet taken */
@@ -116,18 +120,20 @@ void sb__words_make(uint64_t word[SB_TAG_WORDS], const char *s, size_t len)
 			w = short_word(s, rem);
 		}
 		word[i] = w;
+		h = hash ? mix(h, w) : h;
 	}
+	return h;
+}
+
+void sb__words_make(uint64_t word[SB_TAG_WORDS], const char *s, size_t len)
+{
+	(void)fill_words(word, s, len, false);
 }
 
 void sb__tag_make(struct sb_tag *t, const char *s, size_t len)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-
-	sb__words_make(t->word, s, len);
-	for (uint32_t i = 0; i < words_of((uint32_t)len); i++)
-		h = mix(h, t->word[i]);
+	t->hash = finish(fill_words(t->word, s, len, true));
 	t->len = (uint32_t)len;
-	t->hash = finish(h);
 }
 
 uint64_t sb__tag_hash(const char *tag, size_t len)
