@@ -1043,22 +1043,6 @@ static int write_json(const struct plan *pl, const char *path)
 
 /* ---- SVG through gnuplot ----------------------------------------------------------- */
 
-/* Whether an executable called name is on the PATH. */
-static bool on_path(const char *name)
-{
-	const char *path = getenv("PATH");
-	char buf[512];
-
-	for (const char *p = path ? path : "/usr/bin"; *p;) {
-		const char *end = strchrnul(p, ':');
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)(end - p), p, name);
-		if (access(buf, X_OK) == 0)
-			return true;
-		p = *end ? end + 1 : end;
-	}
-	return false;
-}
-
 /* Whether m is a line of the panel of kinds k1/k2 and shape; if so, its line's name. */
 static bool plotted(const struct msr *m, enum kind k1, enum kind k2, enum sbb_shape shape,
 		    char *name, size_t len)
@@ -1191,38 +1175,36 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 	return 2;
 }
 
-static int parse_sizes(struct plan *pl, char *list)
+/* A comma list of names, each one of names[n]: on[i] for those given, the rest off. */
+static int parse_names(char *list, const char *const *names, unsigned n, bool *on, const char *opt,
+		       const char *choices)
 {
-	memset(pl->size_on, 0, sizeof(pl->size_on));
+	memset(on, 0, n * sizeof(*on));
 	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
 		bool known = false;
-		for (unsigned s = 0; s < NSIZES; s++) {
-			char buf[16];
-			snprintf(buf, sizeof(buf), "%u", sizes[s]);
-			if (!strcmp(buf, tok))
-				known = pl->size_on[s] = true;
-		}
+		for (unsigned i = 0; i < n; i++)
+			if (!strcmp(tok, names[i]))
+				known = on[i] = true;
 		if (!known)
-			return usage_error("--sizes: '%s' is not one of 64,1024,4096,65536,262144",
-					   tok);
+			return usage_error("%s: '%s' is not one of %s", opt, tok, choices);
 	}
 	return 0;
 }
 
+static int parse_sizes(struct plan *pl, char *list)
+{
+	static const char *const names[NSIZES] = { "64", "1024", "4096", "65536", "262144" };
+
+	return parse_names(list, names, NSIZES, pl->size_on, "--sizes",
+			   "64,1024,4096,65536,262144");
+}
+
 static int parse_shapes(struct plan *pl, char *list)
 {
-	memset(pl->shape_on, 0, sizeof(pl->shape_on));
-	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		bool known = false;
-		for (unsigned sh = 0; sh < SBB_NSHAPES; sh++)
-			if (!strcmp(tok, sbb_shape_name(sh)))
-				known = pl->shape_on[sh] = true;
-		if (!known)
-			return usage_error("--shape: '%s' is neither bin nor dump", tok);
-	}
-	return 0;
+	static const char *const names[SBB_NSHAPES] = { "bin", "dump" };
+
+	return parse_names(list, names, SBB_NSHAPES, pl->shape_on, "--shape", "bin,dump");
 }
 
 static int parse_only(struct plan *pl, char *list)
@@ -1358,7 +1340,7 @@ int sb_bench_main(int argc, char **argv)
 		pl.size_on[s] &= sizes[s] == 64 || sizes[s] == 4096;
 	pl.wake[0].ok = pl.wake[1].ok = true;
 	pl.live = live_terminal();
-	if (svg && !on_path("gnuplot"))
+	if (svg && !sbb_on_path("gnuplot"))
 		snprintf(
 		    pl.plot_why, sizeof(pl.plot_why),
 		    "gnuplot is not on the PATH (Debian package gnuplot-nox; make bench-deps)");

@@ -121,6 +121,21 @@ struct sbb_spread sbb_spread_of(const double *v, unsigned n)
 				    s[n - 1] };
 }
 
+bool sbb_on_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char buf[512];
+
+	for (const char *p = path ? path : "/usr/bin"; *p;) {
+		const char *end = strchrnul(p, ':');
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)(end - p), p, name);
+		if (access(buf, X_OK) == 0)
+			return true;
+		p = *end ? end + 1 : end;
+	}
+	return false;
+}
+
 /* ---- CPUs -------------------------------------------------------------------------- */
 
 static int allowed_cpus(cpu_set_t *set)

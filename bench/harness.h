@@ -89,6 +89,9 @@ uint64_t sbb_make_dump(uint8_t *buf, size_t len);
 /* A report of the shape, exactly len bytes. Returns its msgpack objects. */
 uint64_t sbb_make_shaped(enum sbb_shape shape, uint8_t *buf, size_t len);
 
+/* Whether an executable called name is on the PATH. */
+bool sbb_on_path(const char *name);
+
 /* ---- CPUs -------------------------------------------------------------------------- */
 
 /* Online CPUs this process may run on. */
