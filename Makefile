@@ -1,22 +1,26 @@
-# The two quick-start commands (`make demo`, `make test`) live here. Each
-# one first installs any missing Debian package, then configures and builds
-# with CMake. Nothing here needs network access beyond Debian's archive.
+# The two quick-start commands (`make demo`, `make test`) live here, with
+# `make install`. Each one first installs any missing Debian package, then
+# configures and builds with CMake (one rule, `build`, which every other
+# target uses). Nothing here needs network access beyond Debian's archive.
 
 MAKEFLAGS += --no-print-directory
 BUILD     ?= build
 CMAKE_ARGS ?=
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 
-# Debian packages the build, the tests and the tools need.
+# Debian packages the build, the tests and the tools need (tmux, man-db,
+# bsdextrautils' col and bash-completion for the tests of the tool in a
+# terminal, its man page and its completion).
 DEB_PACKAGES = build-essential cmake pkg-config liburcu-dev libck-dev \
-               libmsgpack-dev libcriterion-dev libjansson-dev
+               libmsgpack-dev libcriterion-dev libjansson-dev \
+               tmux man-db bsdextrautils bash-completion
 # Optional, for `make bench` only: the plot, and the iceoryx baseline (RouDi
 # and the C binding). Without them the benchmark skips what needs them.
 BENCH_PACKAGES = gnuplot-nox iceoryx libiceoryx-binding-c-dev
 DEPS_PACKAGES ?= $(DEB_PACKAGES)
 
-.PHONY: all deps build demo test test-asan test-tsan fuzz bench-deps bench bench-serve model \
-	format clean
+.PHONY: all deps build demo install test test-asan test-tsan fuzz bench-deps bench bench-serve \
+	model format clean
 
 all: build
 
@@ -32,17 +36,31 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-# Configuring every time is cheap and makes CMAKE_ARGS take effect on an existing build.
-# The build log is shown only when the build fails.
+# The one configure-and-build rule: $(BUILD) with $(CMAKE_ARGS), the targets
+# $(BUILD_TARGETS) (empty: all). Configuring every time is cheap and makes
+# CMAKE_ARGS take effect on an existing build. The configure log is shown
+# when it fails; the build shows one line of progress and every warning
+# (cmake/quiet-build.sh; the whole log is in $(BUILD)/build.log).
+BUILD_TARGETS ?=
+BUILD_WHAT ?=
 build: deps
 	@mkdir -p $(BUILD)
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) > $(BUILD)/configure.log 2>&1 \
 	  || { cat $(BUILD)/configure.log; exit 1; }
-	@echo "building in $(BUILD)/ ..."
-	@cmake --build $(BUILD) -j $(JOBS) > $(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
+	@JOBS=$(JOBS) BUILD_WHAT="$(BUILD_WHAT)" sh cmake/quiet-build.sh $(BUILD) $(BUILD_TARGETS)
 
-demo: build
-	@./$(BUILD)/consumers/snapbridge demo
+# Only what the demo needs: the tool (build/bin/snapbridge is what installs).
+demo:
+	@$(MAKE) build BUILD_TARGETS=snapbridge_tool_installed BUILD_WHAT="the snapbridge tool"
+	@./$(BUILD)/bin/snapbridge demo
+
+# The library, headers, snapbridge.pc, the CMake package, the tool, its man
+# page and bash completion, under PREFIX (DESTDIR stages them elsewhere).
+PREFIX ?= /usr/local
+install:
+	@$(MAKE) build CMAKE_ARGS="-DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)" \
+	  BUILD_TARGETS="snapbridge snapbridge_tool_installed snapbridge_man"
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -58,12 +76,9 @@ test-asan:
 # larger log, TSAN_STORES stores per writer thread.
 TSAN_STORES ?= 3000
 TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$(CURDIR)/tests/tsan/tsan.supp"
-test-tsan: deps
-	@mkdir -p build-tsan
-	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPBRIDGE_SANITIZE=thread $(CMAKE_ARGS) \
-	  > build-tsan/configure.log 2>&1 || { cat build-tsan/configure.log; exit 1; }
-	@cmake --build build-tsan -j $(JOBS) --target sb_tsan_stress > build-tsan/build.log 2>&1 \
-	  || { cat build-tsan/build.log; exit 1; }
+test-tsan:
+	@$(MAKE) build BUILD=build-tsan CMAKE_ARGS="-DSNAPBRIDGE_SANITIZE=thread $(CMAKE_ARGS)" \
+	  BUILD_TARGETS=sb_tsan_stress
 	@$(TSAN_ENV) ./build-tsan/tests/tsan/sb_tsan_stress --planted-race > build-tsan/planted.log 2>&1; \
 	  rc=$$?; if [ $$rc -ne 66 ]; then cat build-tsan/planted.log; \
 	  echo "test-tsan: the planted race exited $$rc, not 66: TSan is not working"; exit 1; fi
@@ -83,12 +98,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_PACKAGES = clang libclang-rt-14-dev llvm-14
 fuzz:
 	@$(MAKE) deps DEB_PACKAGES="$(DEB_PACKAGES) $(FUZZ_PACKAGES)"
-	@mkdir -p build-fuzz
-	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DSNAPBRIDGE_FUZZ=ON -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS) > build-fuzz/configure.log 2>&1 \
-	  || { cat build-fuzz/configure.log; exit 1; }
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_all > build-fuzz/build.log 2>&1 \
-	  || { cat build-fuzz/build.log; exit 1; }
+	@$(MAKE) build BUILD=build-fuzz BUILD_TARGETS=fuzz_all \
+	  CMAKE_ARGS="-DCMAKE_C_COMPILER=clang -DSNAPBRIDGE_FUZZ=ON -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS)"
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 # SPIN model checks of the record log, the slot seqlock and the tag index (ring/model/):

@@ -458,7 +458,7 @@ int sb_consumer_peers(struct sb_consumer *c, struct sb_consumer_info *out, size_
 	if (!c->ctl)
 		return sb__fail(-EOPNOTSUPP, "this consumer has no control page (an image, or "
 					     "opened without one)");
-	uint64_t stores = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
+	uint64_t stores = sb_load_acquire(&c->hot->store_seq); /* pairs with W3s */
 	*n = sb__ctl_list(c->ctl, stores, sb__mono_ns(), out, cap);
 	return 0;
 }

@@ -70,16 +70,16 @@ int sb_bridge_register_watch(struct sb_bridge *b, const char *symbol)
 	do {
 		if (prev >= b->cfg.max_watch)
 			return sb__fail(-ENOSPC,
-					"watch on %s: all %u watch slots are taken (max_watch; "
-					"the host's own trigger slot is not counted). Drop a "
-					"watch, or capture on a timer instead",
+					"watch on %s: cap exceeded: all %u watch slots are taken "
+					"(max_watch; the host's own trigger slot is not counted). "
+					"Drop a watch, or capture on a timer instead",
 					symbol, b->cfg.max_watch);
 	} while (!sb_cas(count, &prev, prev + 1));
 
 	if (!b->ops.watch_register) {
 		sb_fetch_add_seqcst(count, (uint64_t)-1);
 		return sb__fail(-ENOSYS,
-				"watch on %s: no watch-register callback is installed on this "
+				"watch on %s: no watch-register callback installed on this "
 				"bridge (set sb_bridge_ops.watch_register at create)",
 				symbol);
 	}

@@ -198,7 +198,9 @@ Test(bench, help_has_examples_and_version_prints_it, .init = setup, .fini = tear
 	cr_assert(strstr(out, "--shape"), "%s", out);
 	cr_assert(strstr(out, "examples:\n  snapbridge bench"), "%s", out);
 	cr_assert_eq(run_tool(version, out_path), 0);
-	cr_assert(strstr(slurp(out_path), "snapbridge bench 0."), "%s", slurp(out_path));
+	/* The tool answers --version for every command, bench included. */
+	cr_assert(!strncmp(slurp(out_path), "snapbridge ", 11) && strstr(slurp(out_path), " 0."),
+		  "%s", slurp(out_path));
 }
 
 /* Without gnuplot everything else is written, the plot's absence is said once, and it succeeds. */

@@ -5,6 +5,8 @@
  */
 #include "bridge_fixtures.h"
 
+#include <criterion/parameterized.h>
+
 /* ---------------------------------------------------------------- config */
 
 static void expect_config_rejected(const struct sb_config *cfg, const char *field)
@@ -83,82 +85,66 @@ Test(bridge_config, accepts_values_at_the_lower_limits, .timeout = 10)
 	sb_bridge_destroy(b);
 }
 
-Test(bridge_config, rejects_zero_max_snapshots, .timeout = 10)
+/*
+ * Every out-of-range config field, one case each: the value is set on a
+ * default config, and create must refuse it with -EINVAL and a message
+ * naming the field.
+ */
+enum cfg_field { F_MAX_SNAPSHOTS, F_MAX_EVENTS, F_MAX_WATCH, F_LOG_BYTES, F_AUX_BYTES, F_FLAGS };
+
+/* No pointers: Criterion hands the case to a re-executed worker (another address space). */
+struct bad_config {
+	enum cfg_field field;
+	uint64_t value;
+	char name[16]; /* what the message must name */
+};
+
+ParameterizedTestParameters(bridge_config, rejects_every_out_of_range_field)
 {
-	struct sb_config cfg;
-	sb_config_default(&cfg);
-	cfg.max_snapshots = 0;
-	expect_config_rejected(&cfg, "max_snapshots");
+	static struct bad_config cases[] = {
+		{ F_MAX_SNAPSHOTS, 0, "max_snapshots" },
+		{ F_MAX_SNAPSHOTS, SB_MAX_SNAPSHOTS_LIMIT + 1ull, "max_snapshots" },
+		{ F_MAX_EVENTS, 0, "max_events" },
+		{ F_MAX_EVENTS, SB_MAX_EVENTS_LIMIT + 1ull, "max_events" },
+		{ F_MAX_WATCH, SB_MAX_WATCH_LIMIT + 1ull, "max_watch" },
+		{ F_LOG_BYTES, 4096, "log_bytes" },
+		{ F_LOG_BYTES, SB_LOG_BYTES_MIN - 1ull, "log_bytes" },
+		{ F_LOG_BYTES, (uint64_t)SB_LOG_BYTES_MAX + 1, "log_bytes" },
+		{ F_LOG_BYTES, UINT64_MAX, "log_bytes" },
+		{ F_AUX_BYTES, 64, "aux_bytes" },
+		{ F_AUX_BYTES, (uint64_t)SB_LOG_BYTES_MAX + 1, "aux_bytes" },
+		{ F_FLAGS, SB_BRIDGE_VALIDATE_MSGPACK | 1u << 31, "flags" }, /* an unknown bit */
+	};
+	return cr_make_param_array(struct bad_config, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
-Test(bridge_config, rejects_max_snapshots_over_limit, .timeout = 10)
+ParameterizedTest(struct bad_config *c, bridge_config, rejects_every_out_of_range_field,
+		  .timeout = 10)
 {
 	struct sb_config cfg;
-	sb_config_default(&cfg);
-	cfg.max_snapshots = SB_MAX_SNAPSHOTS_LIMIT + 1;
-	expect_config_rejected(&cfg, "max_snapshots");
-}
 
-Test(bridge_config, rejects_zero_max_events, .timeout = 10)
-{
-	struct sb_config cfg;
 	sb_config_default(&cfg);
-	cfg.max_events = 0;
-	expect_config_rejected(&cfg, "max_events");
-}
-
-Test(bridge_config, rejects_max_events_over_limit, .timeout = 10)
-{
-	struct sb_config cfg;
-	sb_config_default(&cfg);
-	cfg.max_events = SB_MAX_EVENTS_LIMIT + 1;
-	expect_config_rejected(&cfg, "max_events");
-}
-
-Test(bridge_config, rejects_max_watch_over_limit, .timeout = 10)
-{
-	struct sb_config cfg;
-	sb_config_default(&cfg);
-	cfg.max_watch = SB_MAX_WATCH_LIMIT + 1;
-	expect_config_rejected(&cfg, "max_watch");
-}
-
-Test(bridge_config, rejects_tiny_log_bytes, .timeout = 10)
-{
-	struct sb_config cfg;
-	sb_config_default(&cfg);
-	cfg.log_bytes = 4096;
-	expect_config_rejected(&cfg, "log_bytes");
-	cfg.log_bytes = SB_LOG_BYTES_MIN - 1;
-	expect_config_rejected(&cfg, "log_bytes");
-}
-
-Test(bridge_config, rejects_huge_log_bytes, .timeout = 10)
-{
-	struct sb_config cfg;
-	sb_config_default(&cfg);
-	cfg.log_bytes = (uint64_t)SB_LOG_BYTES_MAX + 1;
-	expect_config_rejected(&cfg, "log_bytes");
-	cfg.log_bytes = UINT64_MAX;
-	expect_config_rejected(&cfg, "log_bytes");
-}
-
-Test(bridge_config, rejects_aux_bytes_outside_limits, .timeout = 10)
-{
-	struct sb_config cfg;
-	sb_config_default(&cfg);
-	cfg.aux_bytes = 64;
-	expect_config_rejected(&cfg, "aux_bytes");
-	cfg.aux_bytes = (uint64_t)SB_LOG_BYTES_MAX + 1;
-	expect_config_rejected(&cfg, "aux_bytes");
-}
-
-Test(bridge_config, rejects_unknown_flags, .timeout = 10)
-{
-	struct sb_config cfg;
-	sb_config_default(&cfg);
-	cfg.flags = SB_BRIDGE_VALIDATE_MSGPACK | 1u << 31;
-	expect_config_rejected(&cfg, "flags");
+	switch (c->field) {
+	case F_MAX_SNAPSHOTS:
+		cfg.max_snapshots = (uint32_t)c->value;
+		break;
+	case F_MAX_EVENTS:
+		cfg.max_events = (uint32_t)c->value;
+		break;
+	case F_MAX_WATCH:
+		cfg.max_watch = (uint32_t)c->value;
+		break;
+	case F_LOG_BYTES:
+		cfg.log_bytes = c->value;
+		break;
+	case F_AUX_BYTES:
+		cfg.aux_bytes = c->value;
+		break;
+	case F_FLAGS:
+		cfg.flags = (uint32_t)c->value;
+		break;
+	}
+	expect_config_rejected(&cfg, c->name);
 }
 
 /* ----------------------------------------------------------------- store */

@@ -19,10 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <snapbridge/snapbridge.h>
 
 #ifndef SB_TOOL
 #error "SB_TOOL must name the snapbridge binary"
@@ -116,6 +120,9 @@ static void make_dir(void)
 	snprintf(dir, sizeof(dir), "/tmp/sb-test-cli-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 }
+
+/* path = dir/name (path is a char[300]). */
+#define in_dir(path, name) snprintf(path, sizeof(path), "%s/%s", dir, name)
 
 static void remove_dir(void)
 {
@@ -340,6 +347,34 @@ static void await_serving(const char *co, pid_t coord)
 	}
 }
 
+/*
+ * Run `stat --format json` until the region has made `stores` stores and
+ * has `consumers` consumers attached (stat leaves itself out), while each
+ * process of alive[] (0-terminated; its stderr in the same place of errs)
+ * still runs. Returns the last stat object. No order of attaching is
+ * assumed: stat itself counts toward --wait-consumers.
+ */
+static json_t *await_stat(const char *sock, json_int_t stores, size_t consumers,
+			  const pid_t *alive, const char *const *errs)
+{
+	for (;;) {
+		struct run r = run_args(
+		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
+		cr_assert_eq(r.status, 0, "stat failed: %s", r.err);
+		json_t *st = json_loads(r.out, 0, NULL);
+		run_free(&r);
+		cr_assert_not_null(st, "stat --format json does not parse");
+		if (geti(json_object_get(st, "counters"), "stores") >= stores &&
+		    json_array_size(json_object_get(st, "consumers")) == consumers)
+			return st;
+		json_decref(st);
+		for (size_t i = 0; alive && alive[i]; i++)
+			cr_assert_eq(waitpid(alive[i], NULL, WNOHANG), 0, "a process exited early: %s",
+				     slurp(errs[i]));
+		nap_ms(20);
+	}
+}
+
 /* ---- the end-to-end run ----------------------------------------------------------- */
 
 Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 120)
@@ -372,22 +407,15 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 			(const char *const[]){ "drain", "--socket", sock, "--follow",
 					       "--all-versions", "--format", "jsonl", NULL });
 
-	/* stat until every store is made; it lists both followers. */
-	json_t *st = NULL;
+	/*
+	 * stat until every store is made and both followers are listed. The
+	 * coordinator may store everything before a slow-starting follower
+	 * attaches (stat counts toward --wait-consumers); that one still reads
+	 * it all from the log.
+	 */
 	struct run r0;
-	for (;;) {
-		struct run r = run_args(
-		    (const char *const[]){ "stat", "--socket", sock, "--format", "json", NULL });
-		cr_assert_eq(r.status, 0, "stat failed: %s", r.err);
-		json_decref(st);
-		st = json_loads(r.out, 0, NULL);
-		run_free(&r);
-		cr_assert_not_null(st, "stat --format json does not parse");
-		if (geti(json_object_get(st, "counters"), "stores") == STORES)
-			break;
-		nap_ms(20);
-	}
-	cr_assert_eq(json_array_size(json_object_get(st, "consumers")), 2);
+	json_t *st = await_stat(sock, STORES, 2, (const pid_t[]){ a, b, 0 },
+				(const char *const[]){ ae, be });
 	cr_assert_str_eq(
 	    json_string_value(json_object_get(json_object_get(st, "coordinator"), "state")),
 	    "alive");
@@ -575,6 +603,21 @@ Test(cli, every_usage_error_exits_2_with_a_message, .timeout = 60)
 		{ "drain", "--socket", "", NULL },
 		{ "drain", "--socket", "a", "--help=foo", NULL },
 		{ "coordinator", "--socket", "a", "--count", " 5", NULL },
+		{ "coordinator", "--socket", "a", "--log-bytes", "18Q", NULL },
+		{ "coordinator", "--socket", "a", "--log-bytes", "2G", NULL },
+		{ "drain", "--socket", "a", "--fields", "tag,bogus", NULL },
+		{ "drain", "--socket", "a", "--fields", "tag", "--format", "table", NULL },
+		{ "drain", "--socket", "a", "--no-report", "--format", "table", NULL },
+		{ "drain", "--socket", "a", "--wait=soon", NULL },
+		{ "drain", "--file", "x", "--wait", NULL },
+		{ "events", "--socket", "a", "--no-report", NULL },
+		{ "stat", "--socket", "a", "--wait=-1", NULL },
+		{ "drain", "--socket", "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+				       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock", NULL },
+		{ "help", "no-such-command", NULL },
+		{ "help", "drain", "extra", NULL },
+		{ "--bogus", NULL },
+		{ "version", "--bogus", NULL },
 	};
 
 	make_dir();
@@ -863,10 +906,15 @@ Test(cli, a_one_shot_drain_ends_though_the_writer_never_stops, .timeout = 120)
 	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
 	snprintf(co, sizeof(co), "%s/coord.out", dir);
 	snprintf(ce, sizeof(ce), "%s/coord.err", dir);
-	pid_t coord =
-	    start(co, ce,
-		  (const char *const[]){ "coordinator", "--socket", sock, "--count", "1000000000",
-					 "--interval-ms", "0", "--payload-bytes", "64", NULL });
+	/*
+	 * A 1 MiB log: a one-shot drain reads at most about a log's worth, and
+	 * the default 18 MiB (some 100,000 records turned into JSON) took
+	 * longer than the test's timeout under ASan on a loaded machine.
+	 */
+	pid_t coord = start(co, ce,
+			    (const char *const[]){ "coordinator", "--socket", sock, "--count",
+						   "1000000000", "--interval-ms", "0",
+						   "--payload-bytes", "64", "--log-bytes", "1M", NULL });
 	await_serving(co, coord);
 	nap_ms(200);
 	struct run r =
@@ -882,5 +930,372 @@ Test(cli, a_one_shot_drain_ends_though_the_writer_never_stops, .timeout = 120)
 	run_free(&r);
 	kill(coord, SIGTERM);
 	cr_assert_eq(finish(coord), 0);
+	remove_dir();
+}
+
+/* ---- one convention for every command ------------------------------------------------ */
+
+static const char *const every_command[] = { "coordinator", "drain", "events", "stat",
+					     "save",	    "demo",  "version" };
+
+Test(cli, help_cmd_is_cmd_help_and_every_command_takes_version, .timeout = 60)
+{
+	make_dir();
+	struct run v = run_args((const char *const[]){ "version", NULL });
+	cr_assert_eq(v.status, 0);
+	cr_assert(strncmp(v.out, "snapbridge " SNAPBRIDGE_VERSION " (library ", 19) == 0, "%s",
+		  v.out);
+	cr_assert_not_null(strstr(v.out, sb_version()), "names the library it runs with");
+	for (size_t i = 0; i < sizeof(every_command) / sizeof(every_command[0]); i++) {
+		const char *c = every_command[i];
+		struct run a = run_args((const char *const[]){ "help", c, NULL });
+		struct run b = run_args((const char *const[]){ c, "--help", NULL });
+		struct run ver = run_args((const char *const[]){ c, "--version", NULL });
+
+		cr_expect_eq(a.status, 0, "help %s: %s", c, a.err);
+		cr_expect_str_eq(a.out, b.out, "'help %s' differs from '%s --help'", c, c);
+		cr_expect(strstr(a.out, "--version") && strstr(a.out, "--help"),
+			  "%s --help lists --help and --version", c);
+		cr_expect(strstr(a.out, "example"), "%s --help has examples", c);
+		cr_expect_eq(ver.status, 0, "%s --version exited %d: %s", c, ver.status, ver.err);
+		cr_expect_str_eq(ver.out, v.out, "%s --version", c);
+		run_free(&a);
+		run_free(&b);
+		run_free(&ver);
+	}
+	struct run top = run_args((const char *const[]){ "--version", NULL });
+	cr_expect_str_eq(top.out, v.out);
+	run_free(&top);
+	struct run h = run_args((const char *const[]){ "help", NULL });
+	cr_expect_eq(h.status, 0);
+	cr_expect_not_null(strstr(h.out, "commands:"));
+	run_free(&h);
+	run_free(&v);
+	remove_dir();
+}
+
+/* ---- scripts: --wait, exit 3, what is wrong with a socket ------------------------------ */
+
+static pid_t start_coordinator(const char *sock, const char *co, const char *ce, const char *count)
+{
+	return start(co, ce,
+		     (const char *const[]){ "coordinator", "--socket", sock, "--count", count,
+					    "--interval-ms", "1", "--payload-bytes", "256",
+					    "--linger-ms", "600000", NULL });
+}
+
+Test(cli, drain_waits_for_a_coordinator_that_starts_later, .timeout = 120)
+{
+	char sock[300], co[300], ce[300], fo[300], fe[300];
+
+	make_dir();
+	in_dir(sock, "later.sock");
+	in_dir(co, "coord.out");
+	in_dir(ce, "coord.err");
+	in_dir(fo, "f.out");
+	in_dir(fe, "f.err");
+	/* Nobody serves yet: --wait keeps trying; the follower ends when the coordinator closes. */
+	pid_t f = start(fo, fe,
+			(const char *const[]){ "drain", "--socket", sock, "--wait", "--follow",
+					       "--format", "jsonl", "--quiet", NULL });
+	nap_ms(100); /* not a timing assumption: the order does not matter to the result */
+	pid_t coord = start_coordinator(sock, co, ce, "50");
+	await_serving(co, coord);
+	struct run r;
+	json_decref(await_stat(sock, 50, 1, (const pid_t[]){ f, 0 }, (const char *const[]){ fe }));
+	kill(coord, SIGTERM);
+	cr_assert_eq(finish(coord), 0);
+	cr_assert_eq(finish(f), 0, "%s", slurp(fe));
+	struct lines l;
+	char *text = slurp(fo);
+	check_lines(text, &l);
+	free(text);
+	assert_adds_up(l.summary, 50);
+	json_decref(l.summary);
+
+	/* --wait=MS with nobody there: gives up after MS, exit 1, naming the socket. */
+	r = run_args((const char *const[]){ "stat", "--socket", sock, "--wait=200", NULL });
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	cr_assert(one_line(r.err) && strstr(r.err, sock), "%s", r.err);
+	run_free(&r);
+	remove_dir();
+}
+
+Test(cli, a_follower_exits_3_when_its_coordinator_dies_and_0_when_it_closes, .timeout = 120)
+{
+	char sock[300], co[300], ce[300], fo[300], fe[300];
+
+	make_dir();
+	in_dir(sock, "die.sock");
+	in_dir(co, "coord.out");
+	in_dir(ce, "coord.err");
+	in_dir(fo, "f.out");
+	in_dir(fe, "f.err");
+	pid_t coord = start_coordinator(sock, co, ce, "20");
+	await_serving(co, coord);
+	pid_t f = start(fo, fe,
+			(const char *const[]){ "drain", "--socket", sock, "--follow", "--quiet",
+					       "--format", "jsonl", NULL });
+	pid_t e = start("/dev/null", "/dev/null",
+			(const char *const[]){ "events", "--socket", sock, "--follow", NULL });
+	json_decref(await_stat(sock, 0, 2, (const pid_t[]){ f, 0 }, (const char *const[]){ fe }));
+	kill(coord, SIGKILL);
+	finish(coord);
+	int status = finish(f);
+	cr_assert_eq(status, 3, "drain --follow after the coordinator died exited %d: %s", status,
+		     slurp(fe));
+	cr_assert_eq(finish(e), 3, "events --follow after the coordinator died");
+	struct lines l;
+	char *text = slurp(fo);
+	check_lines(text, &l);
+	free(text);
+	cr_assert_str_eq(json_string_value(json_object_get(l.summary, "coordinator")), "dead");
+	cr_assert(json_is_true(json_object_get(l.summary, "adds_up")));
+	json_decref(l.summary);
+	remove_dir();
+}
+
+/* A listening socket of some other kind at path; returns its descriptor. */
+static int listen_at(const char *path, int type)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, type, 0);
+
+	cr_assert_geq(fd, 0);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	return fd;
+}
+
+Test(cli, socket_errors_say_what_is_at_the_path, .timeout = 60)
+{
+	char file[300], stream[300], seq[300];
+
+	make_dir();
+	in_dir(file, "plain-file");
+	in_dir(stream, "stream.sock");
+	in_dir(seq, "seqpacket.sock");
+	FILE *f = fopen(file, "w");
+	fputs("not a socket\n", f);
+	fclose(f);
+	int s1 = listen_at(stream, SOCK_STREAM);
+	int s2 = listen_at(seq, SOCK_SEQPACKET);
+	/* The seqpacket one accepts and hangs up without a hello, as another program might. */
+	pid_t child = fork();
+	if (child == 0) {
+		for (;;) {
+			int c = accept(s2, NULL, NULL);
+			if (c >= 0)
+				close(c);
+		}
+	}
+	struct {
+		const char *path, *says;
+	} cases[] = {
+		{ file, "is not a socket" },
+		{ stream, "is not a snapbridge coordinator" },
+		{ seq, "is not a snapbridge coordinator" },
+	};
+	for (size_t i = 0; i < 3; i++) {
+		struct run r = run_args(
+		    (const char *const[]){ "drain", "--socket", cases[i].path, NULL });
+		cr_expect_eq(r.status, 1, "%s: exit %d", cases[i].path, r.status);
+		cr_expect(one_line(r.err) && strstr(r.err, cases[i].says) &&
+			      strstr(r.err, cases[i].path),
+			  "%s: %s", cases[i].path, r.err);
+		run_free(&r);
+	}
+	/* --wait does not wait for a file to become a socket. */
+	struct run r = run_args((const char *const[]){ "drain", "--socket", file, "--wait", NULL });
+	cr_expect_eq(r.status, 1);
+	cr_expect(strstr(r.err, "is not a socket"), "%s", r.err);
+	run_free(&r);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(s1);
+	close(s2);
+	remove_dir();
+}
+
+/* ---- output that fits: sizes, fields, tables, rates, wording --------------------------- */
+
+Test(cli, sizes_take_binary_suffixes_and_jsonl_takes_fields, .timeout = 120)
+{
+	char sock[300], co[300], ce[300];
+
+	make_dir();
+	in_dir(sock, "s.sock");
+	in_dir(co, "coord.out");
+	in_dir(ce, "coord.err");
+	pid_t coord = start(co, ce,
+			    (const char *const[]){ "coordinator", "--socket", sock, "--count", "1",
+						   "--log-bytes", "256K", "--payload-bytes", "2K",
+						   "--linger-ms", "600000", NULL });
+	await_serving(co, coord);
+	json_t *st = await_stat(sock, 1, 0, NULL, NULL);
+	cr_assert_eq(geti(json_object_get(st, "config"), "log_bytes"), 262144, "--log-bytes 256K");
+	cr_assert(json_is_string(json_object_get(st, "time")), "stat lines carry a time");
+	json_decref(st);
+
+	/* --no-report: every key but the report; --fields: only those (and the type). */
+	struct run r = run_args((const char *const[]){ "drain", "--socket", sock, "--no-report",
+						       NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	json_t *line = json_loads(r.out, JSON_DISABLE_EOF_CHECK, NULL);
+	cr_assert_str_eq(json_string_value(json_object_get(line, "type")), "snapshot");
+	cr_assert_null(json_object_get(line, "report"));
+	cr_assert_not_null(json_object_get(line, "stats"));
+	json_decref(line);
+	run_free(&r);
+	r = run_args((const char *const[]){ "drain", "--socket", sock, "--fields", "store_seq,tag",
+					    NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	line = json_loads(r.out, JSON_DISABLE_EOF_CHECK, NULL);
+	cr_assert_eq(json_object_size(line), 3, "type, store_seq, tag: %s", r.out);
+	cr_assert_eq(geti(line, "store_seq"), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(line, "tag")), "periodic_000");
+	json_decref(line);
+	cr_assert_not_null(strstr(r.out, "\"type\":\"summary\""), "the summary still ends it");
+	run_free(&r);
+	/* The report's size shows up in the rows: 2 KiB of pattern. */
+	r = run_args((const char *const[]){ "drain", "--socket", sock, "--format", "table", NULL });
+	cr_assert_eq(r.status, 0);
+	cr_assert(strstr(r.out, " 2") && strstr(r.out, "periodic_000"), "%s", r.out);
+	run_free(&r);
+
+	kill(coord, SIGTERM);
+	cr_assert_eq(finish(coord), 0);
+	cr_assert(file_has(co, "stored 1 capture in "), "says '1 capture': %s", slurp(co));
+	remove_dir();
+}
+
+/* Stores reports under tags of every length up to 63 and saves an image of them. */
+static void long_tag_image(const char *img)
+{
+	static const unsigned char report[] = { 0x81, 0xa1, 'k', 0x01 };
+	struct sb_report rep = { .schema = "t.v1", .msgpack = report, .msgpack_len = 4 };
+	struct sb_bridge *b;
+	struct sb_consumer *c;
+	int data, ctl;
+	char tag[SB_TAG_MAX + 1];
+
+	cr_assert_eq(sb_bridge_create(NULL, NULL, &b), 0, "%s", sb_last_error());
+	for (int n = 1; n <= SB_TAG_MAX; n += 31) {
+		memset(tag, 'a' + n % 26, (size_t)n);
+		tag[n] = '\0';
+		cr_assert_eq(sb_bridge_store(b, tag, &rep), 0, "%s", sb_last_error());
+	}
+	memset(tag, 'z', SB_TAG_MAX);
+	tag[SB_TAG_MAX] = '\0';
+	cr_assert_eq(sb_bridge_store(b, tag, &rep), 0, "%s", sb_last_error());
+	cr_assert_eq(sb_bridge_data_fd(b, &data), 0);
+	cr_assert_eq(sb_bridge_control_fd(b, &ctl), 0);
+	cr_assert_eq(sb_consumer_open_fds(data, ctl, 0, &c), 0, "%s", sb_last_error());
+	struct sb_image_info info;
+	cr_assert_eq(sb_consumer_save_image(c, img, &info), 0, "%s", sb_last_error());
+	cr_assert_eq(info.stores, 4);
+	cr_assert_eq(info.records, 4);
+	struct sb_region_stat st;
+	cr_assert_eq(sb_consumer_stat(c, &st), 0);
+	cr_assert_eq(st.stores, 4);
+	cr_assert_eq(st.oldest_seq, 1, "nothing has left the log");
+	cr_assert(st.heartbeat_known == false || st.heartbeat_age_ns < 600000000000ull);
+	sb_consumer_close(c);
+	sb_bridge_destroy(b);
+}
+
+Test(cli, table_columns_fit_tags_of_63_bytes, .timeout = 60)
+{
+	char img[300];
+
+	make_dir();
+	in_dir(img, "long-tags.img");
+	long_tag_image(img);
+	struct run r = run_args((const char *const[]){ "drain", "--file", img, NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	/* Not a terminal: JSON lines unless asked. */
+	cr_assert(strncmp(r.out, "{\"type\":\"snapshot\"", 18) == 0, "%s", r.out);
+	run_free(&r);
+	r = run_args((const char *const[]){ "drain", "--file", img, "--format", "table", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	/* Every row's SCHEMA column starts where the header's does. */
+	const char *hdr = strstr(r.out, "SCHEMA");
+	cr_assert_not_null(hdr, "%s", r.out);
+	size_t col = (size_t)(hdr - r.out);
+	size_t rows = 0;
+	for (const char *l = strchr(r.out, '\n') + 1; strncmp(l, "snap", 4) == 0;
+	     l = strchr(l, '\n') + 1) {
+		cr_assert_eq(strncmp(l + col, "t.v1", 4), 0, "row %zu is misaligned:\n%s", rows,
+			     r.out);
+		rows++;
+	}
+	cr_assert_eq(rows, 4);
+	cr_assert_not_null(strstr(r.out, "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"),
+			   "the 63-byte tag is whole");
+	run_free(&r);
+	/* And the image's file error reads as one message, not two. */
+	r = run_args((const char *const[]){ "drain", "--file", "/nonexistent/x.img", NULL });
+	cr_assert_eq(r.status, 1);
+	cr_assert(one_line(r.err) && !strstr(r.err, "cannot read image: cannot"), "%s", r.err);
+	run_free(&r);
+	remove_dir();
+}
+
+Test(cli, stat_watch_gives_rates_and_a_time_on_every_line, .timeout = 120)
+{
+	char sock[300], co[300], ce[300], fo[300], fe[300];
+
+	make_dir();
+	in_dir(sock, "s.sock");
+	in_dir(co, "coord.out");
+	in_dir(ce, "coord.err");
+	in_dir(fo, "f.out");
+	in_dir(fe, "f.err");
+	/* A writer lapping a small log, and a follower we stop: every sample sees it lapped. */
+	pid_t coord = start(co, ce,
+			    (const char *const[]){ "coordinator", "--socket", sock, "--interval-ms",
+						   "1", "--log-bytes", "64K", "--payload-bytes",
+						   "1K", "--tag-mode", "unique", NULL });
+	await_serving(co, coord);
+	pid_t f = start(fo, fe,
+			(const char *const[]){ "drain", "--socket", sock, "--follow", "--quiet",
+					       "--format", "jsonl", NULL });
+	json_decref(await_stat(sock, 0, 1, (const pid_t[]){ f, 0 }, (const char *const[]){ fe }));
+	kill(f, SIGSTOP);
+	struct run r = run_args((const char *const[]){ "stat", "--socket", sock, "--watch",
+						       "--iterations", "4", "--format", "json",
+						       NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	size_t n = 0;
+	char *save = NULL;
+	double stores_per_s = 0;
+	json_int_t lapped = 0;
+	for (char *l = strtok_r(r.out, "\n", &save); l; l = strtok_r(NULL, "\n", &save), n++) {
+		json_t *j = json_loads(l, 0, NULL);
+		json_t *rates = json_object_get(j, "rates");
+
+		cr_assert_not_null(j, "%s", l);
+		cr_assert(json_is_string(json_object_get(j, "time")), "line %zu has no time", n);
+		if (n == 0) {
+			cr_assert(json_is_null(rates), "no rates before a second sample");
+		} else {
+			cr_assert(json_is_object(rates), "line %zu has no rates", n);
+			stores_per_s += json_number_value(json_object_get(rates, "stores_per_s"));
+			cr_assert(json_is_number(json_object_get(rates, "log_bytes_per_s")));
+			json_t *c = json_array_get(json_object_get(j, "consumers"), 0);
+			cr_assert(json_is_number(json_object_get(c, "lapped_per_s")), "%s", l);
+			lapped = geti(c, "lapped_seen");
+		}
+		json_decref(j);
+	}
+	cr_assert_eq(n, 4);
+	cr_assert_gt(stores_per_s, 0, "the writer stores: a rate above 0");
+	/* Stopped, its cursor stays while the log moves past it: seen lapped. */
+	cr_assert_gt(lapped, 0, "a stopped consumer behind a lapping writer is seen lapped");
+	kill(f, SIGCONT);
+	kill(coord, SIGTERM);
+	cr_assert_eq(finish(coord), 0);
+	cr_assert_eq(finish(f), 0, "%s", slurp(fe));
 	remove_dir();
 }

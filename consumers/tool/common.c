@@ -4,11 +4,15 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdio.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tool.h"
 
@@ -75,9 +79,114 @@ bad:
 				   s ? s : "");
 }
 
-bool sb_tool_source_option(struct sb_source *src, int c, const char *arg)
+int sb_tool_parse_size(const char *cmd, const char *flag, const char *s, uint64_t min,
+		       uint64_t max, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {
+		{ "", 0 },	  { "B", 0 },	  { "K", 10 },	   { "k", 10 },	  { "KB", 10 },
+		{ "KiB", 10 },	  { "M", 20 },	  { "MB", 20 },	   { "MiB", 20 }, { "G", 30 },
+		{ "GB", 30 },	  { "GiB", 30 },
+	};
+	char *end;
+	unsigned long long v;
+	char lo[24], hi[24];
+
+	errno = 0;
+	if (!s || *s < '0' || *s > '9')
+		goto bad;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		goto bad;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (v > (UINT64_MAX >> units[i].shift))
+			goto bad;
+		v <<= units[i].shift;
+		if (v < min || v > max)
+			goto bad;
+		*out = v;
+		return 0;
+	}
+bad:
+	return sb_tool_usage_error(cmd, "--%s needs a size from %s to %s (e.g. 256K, 18M), got '%s'",
+				   flag, sb_tool_human_bytes(min, lo, sizeof(lo)),
+				   sb_tool_human_bytes(max, hi, sizeof(hi)), s ? s : "");
+}
+
+const char *sb_tool_human_bytes(uint64_t bytes, char *buf, size_t n)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 6) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, n, "%llu B", (unsigned long long)bytes);
+	else if (bytes % (1ull << (10 * u)) == 0 && v < 10000)
+		snprintf(buf, n, "%.0f %s", v, unit[u]); /* exact: 256 KiB, 18 MiB */
+	else
+		snprintf(buf, n, "%.1f %s", v, unit[u]);
+	return buf;
+}
+
+const char *sb_tool_iso_time(char *buf, size_t n)
+{
+	struct timespec ts;
+	struct tm tm;
+	char sec[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, n, "%s.%03ldZ", sec, ts.tv_nsec / 1000000);
+	return buf;
+}
+
+bool sb_tool_fancy_terminal(int fd)
+{
+	const char *term = getenv("TERM");
+
+	return isatty(fd) && term && *term && strcmp(term, "dumb") != 0;
+}
+
+void sb_tool_print_version(FILE *out)
+{
+	struct sb_version_info v;
+
+	sb_version_info(&v);
+	/* The tool's version is the library's it was built with; the library is the one running. */
+	fprintf(out, "snapbridge %s (library %s, region ABI %u.%u, layout %016llx)\n",
+		SNAPBRIDGE_VERSION, v.version, v.abi_major, v.abi_minor,
+		(unsigned long long)v.layout_hash);
+}
+
+void sb_tool_common_option(const char *cmd, int c, int (*usage)(FILE *to, int code))
+{
+	if (c == 'h')
+		exit(sb_tool_help_done(cmd, usage(stdout, 0)));
+	if (c == SB_OPT_VERSION) {
+		sb_tool_print_version(stdout);
+		exit(sb_tool_help_done(cmd, 0));
+	}
+}
+
+bool sb_tool_source_option(const char *cmd, struct sb_source *src, int c, const char *arg)
 {
 	switch (c) {
+	case SB_OPT_WAIT:
+		src->wait = true;
+		src->wait_ms = 0;
+		if (arg)
+			src->wait_err =
+			    sb_tool_parse_u64(cmd, "wait", arg, 1, 86400000, &src->wait_ms);
+		return true;
 	case 's':
 		src->socket = arg;
 		return true;
@@ -112,10 +221,15 @@ static long parse_pid(const char *s)
 	return errno || *end || pid <= 0 || pid > 0x3fffffff ? -1 : pid;
 }
 
+/* The longest socket path the kernel takes (sun_path less its NUL). */
+#define SOCKET_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
 int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok, bool pid_ok)
 {
 	int n = !!src->socket + !!src->file + !!src->pid;
 
+	if (src->wait_err)
+		return src->wait_err;
 	if (src->file && !file_ok)
 		return sb_tool_usage_error(cmd, "--file is not accepted here: give --socket PATH");
 	if (src->pid && !pid_ok)
@@ -125,47 +239,103 @@ int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file
 		    cmd, "say where to read from: %s",
 		    file_ok ? (pid_ok ? "--socket PATH, --file IMAGE or --pid PID"
 				      : "--socket PATH or --file IMAGE")
-			    : "--socket PATH");
+			    : (pid_ok ? "--socket PATH or --pid PID" : "--socket PATH"));
 	if (n > 1)
 		return sb_tool_usage_error(cmd, "give only one of --socket, --file and --pid");
 	if ((src->socket && !*src->socket) || (src->file && !*src->file))
 		return sb_tool_usage_error(cmd, "--%s needs a non-empty value",
 					   src->socket ? "socket" : "file");
+	if (src->socket && (strlen(src->socket) > SOCKET_PATH_MAX || !strcmp(src->socket, "@")))
+		return sb_tool_usage_error(
+		    cmd, "--socket '%.40s...' is %zu bytes; a Unix socket name takes 1 to %zu",
+		    src->socket, strlen(src->socket), SOCKET_PATH_MAX);
 	if (src->pid && parse_pid(src->pid) < 0)
 		return sb_tool_usage_error(cmd, "--pid needs a process id, got '%s'", src->pid);
+	if (src->file && src->wait)
+		return sb_tool_usage_error(cmd, "--wait needs a live source (--socket or --pid), "
+						"not an image");
 	return 0;
+}
+
+/* Nobody serves there yet: what --wait waits out. */
+static bool not_there_yet(const struct sb_source *src, int err)
+{
+	struct stat st;
+
+	if (!src->socket)
+		return err == -ENOENT;
+	if (src->socket[0] != '@' && stat(src->socket, &st) == 0 && !S_ISSOCK(st.st_mode))
+		return false; /* a file where the socket should be will not become one */
+	return err == -ENOENT || err == -ECONNREFUSED;
+}
+
+/* Why connecting to a socket failed, in the words of what is wrong there. */
+static int socket_failure(const char *cmd, const char *path, int err)
+{
+	struct stat st;
+
+	if (path[0] != '@' && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		return sb_tool_fail(cmd, "%s is not a socket (%s); give the path a coordinator "
+					 "serves on",
+				    path,
+				    S_ISDIR(st.st_mode)	   ? "a directory"
+				    : S_ISREG(st.st_mode)  ? "a regular file"
+				    : S_ISFIFO(st.st_mode) ? "a FIFO"
+							   : "not a socket");
+	switch (err) {
+	case -ENOENT:
+	case -ECONNREFUSED:
+		return sb_tool_fail(cmd,
+				    "%s (start one with 'snapbridge coordinator --socket %s', or "
+				    "give --wait)",
+				    sb_last_error(), path);
+	case -EPROTOTYPE: /* a stream or datagram socket: not ours */
+	case -EBADMSG:	  /* the peer said something that is not a hello */
+	case -ECONNRESET: /* it hung up without a hello */
+	case -ETIMEDOUT:  /* it said nothing */
+		return sb_tool_fail(cmd, "%s is not a snapbridge coordinator: %s", path,
+				    sb_last_error());
+	}
+	return sb_tool_fail(cmd, "cannot connect to %s: %s", path, sb_last_error());
+}
+
+static void nap_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
 }
 
 int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
 		   struct sb_consumer **out)
 {
+	uint64_t deadline = src->wait_ms ? sb_tool_mono_ns() + src->wait_ms * 1000000ull : 0;
+	long pid = src->pid ? parse_pid(src->pid) : 0;
 	int err;
 
-	if (src->socket) {
-		err = sb_consumer_connect(src->socket, flags, out);
-		if (err == -ENOENT || err == -ECONNREFUSED)
-			return sb_tool_fail(cmd,
-					    "%s (start one with 'snapbridge coordinator "
-					    "--socket %s')",
-					    sb_last_error(), src->socket);
-		if (err)
-			return sb_tool_fail(cmd, "cannot connect to %s: %s", src->socket,
-					    sb_last_error());
-		return 0;
-	}
 	if (src->file) {
 		err = sb_consumer_open_image(src->file, flags, out);
-		if (err)
-			return sb_tool_fail(cmd, "cannot read image: %s", sb_last_error());
-		return 0;
+		return err ? sb_tool_fail(cmd, "%s", sb_last_error()) : 0;
 	}
-	long pid = parse_pid(src->pid);
-	if (pid < 0)
+	if (src->pid && pid < 0)
 		return sb_tool_fail(cmd, "--pid needs a process id, got '%s'", src->pid);
-	err = sb_consumer_open_pid((pid_t)pid, flags, out);
-	if (err)
-		return sb_tool_fail(cmd, "cannot attach to pid %ld: %s", pid, sb_last_error());
-	return 0;
+	if (src->wait)
+		sb_tool_catch_stop_signals(); /* a waiting script can still be stopped */
+	for (;;) {
+		err = src->socket ? sb_consumer_connect(src->socket, flags, out)
+				  : sb_consumer_open_pid((pid_t)pid, flags, out);
+		if (!err)
+			return 0;
+		if (!src->wait || !not_there_yet(src, err) || sb_tool_stop ||
+		    (deadline && sb_tool_mono_ns() >= deadline))
+			break;
+		nap_ms(20);
+	}
+	if (err == -ENAMETOOLONG)
+		return sb_tool_usage_error(cmd, "%s", sb_last_error());
+	if (src->socket)
+		return socket_failure(cmd, src->socket, err);
+	return sb_tool_fail(cmd, "cannot attach to pid %ld: %s", pid, sb_last_error());
 }
 
 volatile sig_atomic_t sb_tool_stop;

@@ -48,7 +48,7 @@ static int usage(FILE *to, int code)
 	    "  --socket PATH          where consumers connect (a path, or @name)\n"
 	    "  --count N              stores to make, 0 = until stopped (default 0)\n"
 	    "  --interval-ms MS       time between captures, 0 = flat out (default 100)\n"
-	    "  --payload-bytes N      pattern bytes per report (default 1024)\n"
+	    "  --payload-bytes SIZE   pattern bytes per report (default 1024; 2K, 1M: binary units)\n"
 	    "  --tag-mode MODE        periodic   periodic_000, periodic_001, ... (default)\n"
 	    "                         cycle:K    K tags cycle_0..cycle_K-1, round-robin\n"
 	    "                         unique     capture_1, capture_2, ... never reused\n"
@@ -56,10 +56,14 @@ static int usage(FILE *to, int code)
 	    "                                    periodic tags otherwise (evictions at the cap)\n"
 	    "  --max-snapshots N      resident reports kept (default %u)\n"
 	    "  --max-events N         events kept (default %u)\n"
-	    "  --log-bytes N          record log size in bytes (default %u)\n"
+	    "  --log-bytes SIZE       record log size (default %u; e.g. 256K, 18M)\n"
 	    "  --linger-ms MS         keep serving this long after the last store (default 0)\n"
 	    "  --wait-consumers N     before the first capture, wait until N consumers are\n"
 	    "                         attached (at most 60 s)\n"
+	    "  --aux-every N          a kernel op and a cgroup.procs snapshot after every N\n"
+	    "                         stores, 0 = never (default 10)\n"
+	    "  --help                 show this help\n"
+	    "  --version              print the version and the region ABI\n"
 	    "\n"
 	    "It prints one line saying where consumers connect, and one when it closes.\n"
 	    "\n"
@@ -101,7 +105,7 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 		{ "linger-ms", required_argument, NULL, 'l' },
 		{ "wait-consumers", required_argument, NULL, 'w' },
 		{ "aux-every", required_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
+		SB_TOOL_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	uint64_t v;
@@ -125,8 +129,8 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 						&o->interval_ms);
 			break;
 		case 'p':
-			err = sb_tool_parse_u64(cmd, "payload-bytes", optarg, 0,
-						SB_LOG_BYTES_MAX / 2, &o->payload);
+			err = sb_tool_parse_size(cmd, "payload-bytes", optarg, 0,
+						 SB_LOG_BYTES_MAX / 2, &o->payload);
 			break;
 		case 't':
 			err = parse_tag_mode(optarg, o);
@@ -142,8 +146,8 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 			o->cfg.max_events = (uint32_t)v;
 			break;
 		case 'L':
-			err = sb_tool_parse_u64(cmd, "log-bytes", optarg, SB_LOG_BYTES_MIN,
-						SB_LOG_BYTES_MAX, &o->cfg.log_bytes);
+			err = sb_tool_parse_size(cmd, "log-bytes", optarg, SB_LOG_BYTES_MIN,
+						 SB_LOG_BYTES_MAX, &o->cfg.log_bytes);
 			break;
 		case 'l':
 			err =
@@ -158,7 +162,9 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 						&o->aux_every);
 			break;
 		case 'h':
-			exit(sb_tool_help_done(cmd, usage(stdout, 0)));
+		case SB_OPT_VERSION:
+			sb_tool_common_option(cmd, c, usage);
+			break;
 		default:
 			return sb_tool_bad_option(cmd, c, argv);
 		}
@@ -493,8 +499,9 @@ int sb_cmd_coordinator(int argc, char **argv)
 	double secs = (double)(sb_tool_mono_ns() - s.start_ns) / 1e9;
 	if (!ret && !stopped && o.linger_ms)
 		sleep_until(&stopset, sb_tool_mono_ns() + o.linger_ms * 1000000ull);
-	printf("snapbridge coordinator: stored %llu captures in %.2f s%s; closing\n",
-	       (unsigned long long)s.stored, secs, stopped ? " (stopped by a signal)" : "");
+	printf("snapbridge coordinator: stored %llu capture%s in %.2f s%s; closing\n",
+	       (unsigned long long)s.stored, s.stored == 1 ? "" : "s", secs,
+	       stopped ? " (stopped by a signal)" : "");
 	fflush(stdout);
 	msgpack_sbuffer_destroy(&s.report);
 	msgpack_sbuffer_destroy(&s.stats);

@@ -77,14 +77,17 @@ static int usage(FILE *to, int code)
 		"cap of %d snapshots: one hot tag overwritten again and again, periodic\n"
 		"tags evicted at the cap, stats present or missing with a reason. The last\n"
 		"consumer drains in all-versions mode. A status line shows progress on a\n"
-		"terminal (plain lines otherwise); the summary shows, per consumer, how\n"
-		"every store ended (delivered, superseded, evicted, lapped, torn) and whether\n"
-		"they add up, plus events, throughput and wake-up latency.\n"
+		"terminal (a plain line a second when piped or with TERM=dumb); the summary\n"
+		"shows, per consumer, how every store ended (delivered, superseded,\n"
+		"evicted, lapped, torn) and whether they add up, plus events, throughput\n"
+		"and wake-up latency.\n"
 		"\n"
 		"options:\n"
 		"  --seconds S      how long the coordinator stores (default 3)\n"
 		"  --consumers K    consumer processes, 1..%d (default 3)\n"
 		"  --json           print the summary as one JSON object, no progress\n"
+		"  --help           show this help\n"
+		"  --version        print the version and the region ABI\n"
 		"\n"
 		"Exit status 0 only if every consumer's accounting adds up and every report\n"
 		"verified.\n"
@@ -103,7 +106,7 @@ static int parse(int argc, char **argv, struct demo *d)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "consumers", required_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
+		SB_TOOL_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	int c, err = 0;
@@ -123,7 +126,9 @@ static int parse(int argc, char **argv, struct demo *d)
 			d->json = true;
 			break;
 		case 'h':
-			exit(sb_tool_help_done(cmd, usage(stdout, 0)));
+		case SB_OPT_VERSION:
+			sb_tool_common_option(cmd, c, usage);
+			break;
 		default:
 			return sb_tool_bad_option(cmd, c, argv);
 		}
@@ -331,7 +336,10 @@ static json_t *report(struct demo *d, double secs, bool *all_ok)
 	if (d->monitor)
 		sb_consumer_store_count(d->monitor, &stores);
 	if (closing)
-		sscanf(closing, "stored %llu captures in %lf s", &coord_stores, &coord_secs);
+		sscanf(closing, "stored %llu", &coord_stores);
+	closing = closing ? strstr(closing, " in ") : NULL;
+	if (closing)
+		sscanf(closing, " in %lf s", &coord_secs);
 	*all_ok = child_ok(&d->coord) && coord_stores == stores && stores > 0;
 
 	json_t *cons = json_array();
@@ -376,9 +384,10 @@ static void print_table(json_t *r)
 	json_t *c;
 	size_t i;
 
-	printf("\nsnapbridge demo: 1 coordinator + %lld consumer processes, %lld s, %lld-byte "
+	printf("\nsnapbridge demo: 1 coordinator + %lld consumer process%s, %lld s, %lld-byte "
 	       "reports every %lld ms, cap %lld snapshots\n\n",
-	       (long long)geti(r, "consumers_requested"), (long long)geti(r, "seconds"),
+	       (long long)geti(r, "consumers_requested"),
+	       geti(r, "consumers_requested") == 1 ? "" : "es", (long long)geti(r, "seconds"),
 	       (long long)geti(r, "report_bytes"), (long long)geti(r, "interval_ms"),
 	       (long long)geti(r, "max_snapshots"));
 	printf("  stores   %8lld  (%.0f/s)%s\n", (long long)geti(r, "stores"),
@@ -533,7 +542,7 @@ int sb_cmd_demo(int argc, char **argv)
 		goto out_reap;
 	}
 
-	bool tty = isatty(STDOUT_FILENO) && !d->json;
+	bool tty = sb_tool_fancy_terminal(STDOUT_FILENO) && !d->json;
 	uint64_t deadline_ns = sb_tool_mono_ns() + (d->seconds + GRACE_S) * 1000000000ull;
 	uint64_t next_line = 0;
 	bool stop_sent = false;

@@ -9,10 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tool.h"
 
 enum format { FMT_JSONL, FMT_TABLE };
+
+/* The keys of a snapshot line, in order; --fields picks among them. */
+static const char *const snapshot_fields[] = {
+	"store_seq", "tag",	   "schema", "placeholder", "elapsed_ms", "boundary_offset_ms",
+	"step_index", "stats", "report", "verified",
+};
+#define NFIELDS (sizeof(snapshot_fields) / sizeof(snapshot_fields[0]))
+#define FIELD_REPORT 8u
 
 struct drain_opts {
 	const char *cmd;
@@ -20,6 +29,8 @@ struct drain_opts {
 	struct sb_source src;
 	bool follow, all_versions, events, aux, verify, quiet, from_end;
 	enum format format;
+	bool format_given; /* --format; otherwise a table on a terminal, jsonl elsewhere */
+	uint32_t fields;   /* snapshot keys to print, a bit per snapshot_fields[] */
 	int64_t timeout_ms;   /* -1: none */
 	uint64_t interval_ms; /* with --follow: drain on this period instead of on wake-ups */
 };
@@ -30,7 +41,7 @@ struct drain_opts {
 struct drain_state {
 	const struct drain_opts *o;
 	FILE *out;
-	bool header_done;
+	struct sb_table table;
 	int write_err;
 	uint64_t events, events_truncated;
 	uint64_t verified, bad;
@@ -47,7 +58,8 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		fprintf(
 		    to,
 		    "usage: snapbridge events (--socket PATH | --file IMAGE | --pid PID) "
-		    "[--follow] [--format jsonl|table] [--timeout-ms MS]\n"
+		    "[--follow] [--format table|jsonl]\n"
+		    "                         [--timeout-ms MS] [--wait[=MS]]\n"
 		    "\n"
 		    "Print the bridge's diagnostic events (Overwrite, Eviction,\n"
 		    "CaptureUnavailable, ...) in order; events the ring overwrote before\n"
@@ -57,9 +69,14 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		    "  --socket PATH      connect to a coordinator\n"
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
+		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms;\n"
+		    "                     without MS until stopped)\n"
 		    "  --follow           keep waiting for events until the coordinator closes\n"
-		    "  --format FMT       jsonl (one JSON object per line, default) or table\n"
+		    "                     (exit 0) or dies (exit 3)\n"
+		    "  --format table|jsonl  default: a table on a terminal, jsonl otherwise\n"
 		    "  --timeout-ms MS    with --follow, stop after MS ms with nothing new\n"
+		    "  --help             show this help\n"
+		    "  --version          print the version and the region ABI\n"
 		    "\n"
 		    "examples:\n"
 		    "  snapbridge events --socket /tmp/sb.sock --format table\n"
@@ -79,8 +96,11 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		"  --socket PATH      connect to a coordinator\n"
 		"  --file IMAGE       read an image made by 'snapbridge save'\n"
 		"  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
+		"  --wait[=MS]        wait for the coordinator to appear (at most MS ms;\n"
+		"                     without MS until stopped): start before the coordinator\n"
 		"  --follow           keep waiting (event-driven) until the coordinator closes\n"
-		"                     or dies, then print the summary; SIGINT stops it too\n"
+		"                     (exit 0) or dies (exit 3), then print the summary;\n"
+		"                     SIGINT stops it too (exit 0)\n"
 		"  --all-versions     deliver every version still in the log, not only the\n"
 		"                     resident ones\n"
 		"  --from-end         skip what is already stored; start with the next store\n"
@@ -92,28 +112,63 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		"                     (pattern, checksum, seq); exit 1 if any fails; the\n"
 		"                     summary gains verified, bad and wake_latency_us\n"
 		"  --quiet            print only the summary\n"
-		"  --format FMT       jsonl (one JSON object per line, default) or table\n"
+		"  --format table|jsonl  a table (columns sized to their content) or one JSON\n"
+		"                     object per line; default: a table on a terminal, jsonl\n"
+		"                     when piped\n"
+		"  --no-report        jsonl without the report body (implies jsonl)\n"
+		"  --fields LIST      jsonl snapshot lines with only these keys, comma-separated\n"
+		"                     (implies jsonl): store_seq, tag, schema, placeholder,\n"
+		"                     elapsed_ms, boundary_offset_ms, step_index, stats,\n"
+		"                     report, verified\n"
 		"  --timeout-ms MS    with --follow, stop after MS ms with nothing new\n"
 		"  --interval-ms MS   with --follow, drain every MS ms instead of waking on\n"
 		"                     each store: a slow consumer, to see what it misses\n"
+		"  --help             show this help\n"
+		"  --version          print the version and the region ABI\n"
 		"\n"
 		"JSON lines have a \"type\": snapshot, event, kernel_op, cgroup_procs and\n"
 		"summary (docs/CLI.md has each schema). Exit status: 0, 1 on a failure (or\n"
-		"a report that fails --verify), 2 on a usage error.\n"
+		"a report that fails --verify), 2 on a usage error, 3 when a --follow's\n"
+		"coordinator died without closing.\n"
 		"\n"
 		"examples:\n"
 		"  snapbridge drain --socket /tmp/sb.sock --follow --events --aux\n"
-		"  snapbridge drain --file /tmp/sb.img --format table\n"
-		"  snapbridge drain --socket /tmp/sb.sock --follow --verify --quiet\n");
+		"  snapbridge drain --file /tmp/sb.img\n"
+		"  snapbridge drain --socket /tmp/sb.sock --fields store_seq,tag | jq -c .\n"
+		"  snapbridge drain --socket /tmp/sb.sock --wait=5000 --follow --verify --quiet\n");
 	return code;
+}
+
+/* --fields LIST: names from snapshot_fields[], comma-separated. */
+static int parse_fields(const char *cmd, const char *list, uint32_t *mask)
+{
+	const char *p = list;
+
+	*mask = 0;
+	for (;;) {
+		size_t n = strcspn(p, ","), i;
+
+		for (i = 0; i < NFIELDS; i++)
+			if (strlen(snapshot_fields[i]) == n && !strncmp(p, snapshot_fields[i], n))
+				break;
+		if (i == NFIELDS)
+			return sb_tool_usage_error(
+			    cmd,
+			    "--fields: unknown field '%.*s' (fields: store_seq, tag, schema, "
+			    "placeholder, elapsed_ms, boundary_offset_ms, step_index, stats, "
+			    "report, verified)",
+			    (int)n, p);
+		*mask |= 1u << i;
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
 }
 
 static int parse(int argc, char **argv, struct drain_opts *o)
 {
 	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "file", required_argument, NULL, 'f' },
-		{ "pid", required_argument, NULL, 'P' },
+		SB_TOOL_SOURCE_LONGOPTS,
 		{ "follow", no_argument, NULL, 'F' },
 		{ "all-versions", no_argument, NULL, 'a' },
 		{ "from-end", no_argument, NULL, 'e' },
@@ -124,16 +179,19 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 		{ "format", required_argument, NULL, 'o' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "interval-ms", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "no-report", no_argument, NULL, 'R' },
+		{ "fields", required_argument, NULL, 'L' },
+		SB_TOOL_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	const char *cmd = o->cmd;
 	uint64_t v;
+	bool no_report = false;
 	int c, err = 0;
 
 	o->timeout_ms = -1;
 	while (!err && (c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		bool drain_only = strchr("aeExVqi", c) != NULL;
+		bool drain_only = c > 0 && c < 128 && strchr("aeExVqiRL", c) != NULL;
 
 		if (o->events_only && drain_only)
 			return sb_tool_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
@@ -166,7 +224,14 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 				o->format = FMT_TABLE;
 			else
 				return sb_tool_usage_error(
-				    cmd, "--format must be jsonl or table, got '%s'", optarg);
+				    cmd, "--format must be table or jsonl, got '%s'", optarg);
+			o->format_given = true;
+			break;
+		case 'R':
+			no_report = true;
+			break;
+		case 'L':
+			err = parse_fields(cmd, optarg, &o->fields);
 			break;
 		case 't':
 			err = sb_tool_parse_u64(cmd, "timeout-ms", optarg, 0, 86400000, &v);
@@ -178,8 +243,11 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 			break;
 		case 'h':
 			exit(sb_tool_help_done(o->cmd, usage(o, stdout, 0)));
+		case SB_OPT_VERSION:
+			sb_tool_common_option(cmd, c, NULL);
+			break;
 		default:
-			if (!sb_tool_source_option(&o->src, c, optarg))
+			if (!sb_tool_source_option(cmd, &o->src, c, optarg))
 				return sb_tool_bad_option(cmd, c, argv);
 			break;
 		}
@@ -199,6 +267,19 @@ static int parse(int argc, char **argv, struct drain_opts *o)
 		return sb_tool_usage_error(cmd, "--interval-ms only applies with --follow");
 	if (o->interval_ms && o->timeout_ms >= 0)
 		return sb_tool_usage_error(cmd, "give --interval-ms or --timeout-ms, not both");
+	if (o->fields || no_report) {
+		if (o->format_given && o->format == FMT_TABLE)
+			return sb_tool_usage_error(cmd, "--%s is for jsonl, not --format table",
+						   o->fields ? "fields" : "no-report");
+		o->format = FMT_JSONL;
+		o->format_given = true;
+	}
+	if (!o->fields)
+		o->fields = (1u << NFIELDS) - 1;
+	if (no_report)
+		o->fields &= ~(1u << FIELD_REPORT);
+	if (!o->format_given)
+		o->format = isatty(STDOUT_FILENO) ? FMT_TABLE : FMT_JSONL;
 	return 0;
 }
 
@@ -210,19 +291,14 @@ static void emit(struct drain_state *s, json_t *line)
 		json_decref(line);
 }
 
-/* After a table row: a failed write (a closed pipe, a full disk) stops the drain. */
-static void row_done(struct drain_state *s)
-{
-	if (!s->write_err && ferror(s->out))
-		s->write_err = errno ? -errno : -EIO;
-}
-
 /*
  * After each drain round: what was printed reaches the reader now, not
  * when a 4 KiB buffer fills (a follower piped into jq or head).
  */
 static void round_done(struct drain_state *s)
 {
+	if (!s->write_err && s->o->format == FMT_TABLE)
+		s->write_err = sb_table_flush(&s->table);
 	if (!s->write_err && fflush(s->out) != 0)
 		s->write_err = errno ? -errno : -EIO;
 }
@@ -232,13 +308,24 @@ static json_t *opt_u64(bool has, uint64_t v)
 	return has ? json_integer((json_int_t)v) : json_null();
 }
 
-static void table_header(struct drain_state *s)
+/* The drain table's columns; events and aux records fill the first ones, then free text. */
+static const char *const drain_columns[] = { "TYPE",	 "SEQ",	 "TAG",	 "SCHEMA", "PH",
+					     "ELAPSED", "BOUNDARY", "STEP", "STATS",  "BYTES" };
+static const char *const event_columns[] = { "SEQ", "KIND", "WHAT" };
+
+static void table_init(struct drain_state *s)
 {
-	if (s->header_done)
-		return;
-	s->header_done = true;
-	fprintf(s->out, "%-6s %9s  %-24s %-14s %-3s %9s %9s %4s  %-26s %9s\n", "TYPE", "SEQ", "TAG",
-		"SCHEMA", "PH", "ELAPSED", "BOUNDARY", "STEP", "STATS", "BYTES");
+	if (s->o->events_only)
+		sb_table_init(&s->table, s->out, 3, event_columns, "rll");
+	else
+		sb_table_init(&s->table, s->out, 10, drain_columns, "lrlllrrrlr");
+}
+
+/* A table row; a failed allocation stops the drain like a failed write. */
+static void table_row(struct drain_state *s, size_t n, const char *const cells[], const char *rest)
+{
+	if (!s->write_err && sb_table_row(&s->table, n, cells, rest) != 0)
+		s->write_err = -ENOMEM;
 }
 
 static void table_u64(char *buf, size_t n, bool has, uint64_t v)
@@ -251,9 +338,10 @@ static void table_u64(char *buf, size_t n, bool has, uint64_t v)
 
 static void print_entry_table(struct drain_state *s, const struct sb_entry *e)
 {
-	char el[24], bo[24], st[24], stats[40], tag[4 * SB_TAG_MAX + 1],
+	char seq[24], el[24], bo[24], st[24], stats[40], bytes[24], tag[4 * SB_TAG_MAX + 1],
 	    schema[4 * SB_SCHEMA_MAX + 1];
 
+	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)e->store_seq);
 	table_u64(el, sizeof(el), e->meta.has_elapsed, e->meta.elapsed_ms);
 	table_u64(bo, sizeof(bo), e->meta.has_boundary, e->meta.boundary_offset_ms);
 	table_u64(st, sizeof(st), e->meta.has_step, e->meta.step_index);
@@ -264,20 +352,28 @@ static void print_entry_table(struct drain_state *s, const struct sb_entry *e)
 			 sb_missing_kind_name(e->stats.missing.kind));
 	else
 		snprintf(stats, sizeof(stats), "-");
-	table_header(s);
-	fprintf(s->out, "%-6s %9llu  %-24s %-14s %-3s %9s %9s %4s  %-26s %9zu\n", "snap",
-		(unsigned long long)e->store_seq, sb_tool_safe(e->tag, tag, sizeof(tag)),
-		e->schema[0] ? sb_tool_safe(e->schema, schema, sizeof(schema)) : "-",
-		e->placeholder ? "yes" : "no", el, bo, st, stats, e->report_len);
-	row_done(s);
+	snprintf(bytes, sizeof(bytes), "%zu", e->report_len);
+	const char *cells[] = { "snap",
+				seq,
+				sb_tool_safe(e->tag, tag, sizeof(tag)),
+				e->schema[0] ? sb_tool_safe(e->schema, schema, sizeof(schema)) : "-",
+				e->placeholder ? "yes" : "no",
+				el,
+				bo,
+				st,
+				stats,
+				bytes };
+	table_row(s, 10, cells, NULL);
 }
 
-static json_t *entry_json(const struct sb_entry *e)
+static json_t *entry_json(const struct sb_entry *e, uint32_t fields)
 {
 	char err[128];
 	json_t *report = NULL;
 
-	if (sb_mp_to_json(e->report, e->report_len, &report, err, sizeof(err)) != 0)
+	if (!(fields & 1u << FIELD_REPORT))
+		report = json_null(); /* dropped below: no need to decode it */
+	else if (sb_mp_to_json(e->report, e->report_len, &report, err, sizeof(err)) != 0)
 		report = json_pack("{s:s}", "undecodable", err);
 	return json_pack(
 	    "{s:s,s:I,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o}", "type", "snapshot", "store_seq",
@@ -329,9 +425,12 @@ static int on_entry(void *user, const struct sb_entry *e)
 		print_entry_table(s, e);
 		return s->write_err ? 1 : 0;
 	}
-	json_t *j = entry_json(e);
+	json_t *j = entry_json(e, o->fields);
 	if (j && o->verify)
 		json_object_set_new(j, "verified", json_boolean(ok));
+	for (size_t i = 0; j && i < NFIELDS; i++)
+		if (!(o->fields & 1u << i))
+			json_object_del(j, snapshot_fields[i]);
 	emit(s, j);
 	return s->write_err ? 1 : 0;
 }
@@ -408,19 +507,18 @@ static void print_event_table(struct drain_state *s, const struct sb_event *ev)
 		snprintf(what, sizeof(what), "%s %s", tag, detail);
 		break;
 	}
+	char seq[24], rest[800];
+
+	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)ev->seq);
 	if (s->o->events_only) {
-		if (!s->header_done)
-			fprintf(s->out, "%9s  %-34s %s\n", "SEQ", "KIND", "WHAT");
-		s->header_done = true;
-		fprintf(s->out, "%9llu  %-34s %s\n", (unsigned long long)ev->seq,
-			sb_event_kind_name(ev->kind), what);
-		row_done(s);
+		const char *cells[] = { seq, sb_event_kind_name(ev->kind) };
+
+		table_row(s, 2, cells, what);
 		return;
 	}
-	table_header(s);
-	fprintf(s->out, "%-6s %9llu  %-24s %s\n", "event", (unsigned long long)ev->seq,
-		sb_event_kind_name(ev->kind), what);
-	row_done(s);
+	const char *cells[] = { "event", seq, ev->tag[0] ? tag : "-" };
+	snprintf(rest, sizeof(rest), "%s: %s", sb_event_kind_name(ev->kind), what);
+	table_row(s, 3, cells, rest);
 }
 
 static int drain_events(struct sb_consumer *c, struct drain_state *s)
@@ -476,10 +574,11 @@ static void print_aux_table(struct drain_state *s, const struct sb_aux_item *it)
 	} else {
 		snprintf(what, sizeof(what), "?");
 	}
-	table_header(s);
-	fprintf(s->out, "%-6s %9llu  %-24s %s\n", it->kind == SB_AUX_KERNEL_OP ? "kop" : "procs",
-		(unsigned long long)it->seq, sb_tool_safe(it->tag, tag, sizeof(tag)), what);
-	row_done(s);
+	char seq[24];
+	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)it->seq);
+	const char *cells[] = { it->kind == SB_AUX_KERNEL_OP ? "kop" : "procs", seq,
+				sb_tool_safe(it->tag, tag, sizeof(tag)) };
+	table_row(s, 3, cells, what);
 }
 
 static json_t *aux_json(const struct sb_aux_item *it)
@@ -608,14 +707,12 @@ static json_t *latency_json(struct drain_state *s)
 			 "max", (json_int_t)s->samples[n - 1]);
 }
 
-static void print_summary(struct sb_consumer *c, struct drain_state *s)
+static void print_summary(struct sb_consumer *c, struct drain_state *s, enum sb_coord_state cs)
 {
 	const struct drain_opts *o = s->o;
 	struct sb_drain_counts d;
-	enum sb_coord_state cs = SB_COORD_ALIVE;
 
 	sb_consumer_totals(c, &d);
-	sb_consumer_coordinator(c, &cs);
 	bool adds_up = d.delivered + d.superseded + d.evicted + d.lapped + d.torn == d.stores;
 	json_t *j;
 
@@ -649,7 +746,7 @@ static void print_summary(struct sb_consumer *c, struct drain_state *s)
 		emit(s, j);
 		return;
 	}
-	if (s->header_done)
+	if (s->table.header_done)
 		fputc('\n', s->out);
 	if (!o->events_only) {
 		fprintf(s->out, "stores      %10llu\n", (unsigned long long)d.stores);
@@ -692,6 +789,7 @@ static int run(struct drain_opts *o)
 
 	if (ret)
 		return ret;
+	table_init(&s);
 	if (o->verify && !(s.samples = malloc(MAX_SAMPLES * sizeof(s.samples[0])))) {
 		sb_consumer_close(c);
 		return sb_tool_fail(o->cmd, "out of memory");
@@ -740,8 +838,12 @@ static int run(struct drain_opts *o)
 done:
 	if (err)
 		ret = sb_tool_fail(o->cmd, "%s", sb_last_error());
+	enum sb_coord_state cs = SB_COORD_ALIVE;
+	sb_consumer_coordinator(c, &cs);
+	if (!s.write_err && o->format == FMT_TABLE)
+		s.write_err = sb_table_flush(&s.table);
 	if (!s.write_err)
-		print_summary(c, &s);
+		print_summary(c, &s, cs);
 	if (!s.write_err && ferror(s.out))
 		s.write_err = -EIO;
 	int out_ret = sb_tool_output_done(o->cmd, s.out, s.write_err);
@@ -750,7 +852,11 @@ done:
 	if (!ret && s.bad)
 		ret = sb_tool_fail(o->cmd, "%llu report%s failed --verify",
 				   (unsigned long long)s.bad, s.bad == 1 ? "" : "s");
+	/* A follower tells a coordinator that died from one that closed. */
+	if (!ret && o->follow && !sb_tool_stop && cs == SB_COORD_DEAD)
+		ret = SB_EXIT_DEAD;
 	free(s.samples);
+	sb_table_free(&s.table);
 	sb_consumer_close(c);
 	return ret;
 }

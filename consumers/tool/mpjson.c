@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../ring/codec.h"
 #include "tool.h"
 
 static json_t *text_or_base64(const char *s, size_t n)
@@ -182,9 +181,8 @@ int sb_mp_to_json(const void *buf, size_t len, json_t **out, char *err, size_t e
 	 * would ask for gigabytes. The library's validator checks every count
 	 * against the bytes that follow, without allocating.
 	 */
-	if (sb__msgpack_check(buf, len) != 0) {
-		snprintf(err, errlen, "not one well-formed msgpack object: %s",
-			 sb__msgpack_error());
+	if (sb_msgpack_check(buf, len) != 0) {
+		snprintf(err, errlen, "%s", sb_last_error());
 		return -EBADMSG;
 	}
 	msgpack_unpacked_init(&u);

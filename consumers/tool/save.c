@@ -1,65 +1,17 @@
 /*
  * snapbridge save - write a consistent image of a live region to a file,
- * for post-mortem work with `drain --file` / `stat --file`.
- *
- * The writer keeps going while we copy, so a plain copy of the mapping
- * could hold a record whose bytes were being reused, an event slot half
- * rewritten, or a slot mid-update. The image is built with the readers'
- * own protocols (ring/log.h R1-R3, ring/events.h V0-V3, the slot
- * seqlock) and then its hot words are set to describe exactly what was
- * copied intact:
- *
- *   record log  head = the head loaded before the copy (R1), cut back to
- *               the first record still being written after a short wait;
- *               tail = the tail loaded after every record was copied (R3),
- *               so nothing in [tail, head) can hold reused bytes;
- *               store_seq = the last store in that window. Stores older
- *               than the window read as lapped, as they would live.
- *   events      event_seq = the one loaded before the copy (V0); a slot
- *               rewritten during the copy is zeroed, so it reads as
- *               dropped (EventLogTruncated) rather than as a wrong event.
- *   index       each slot copied inside its seqlock; one that stays busy
- *               is left empty.
- *   aux log     the same as the record log (its records are committed
- *               before they are published, so none is waited for).
- *   counters    copied as they were (informational, like `stat` live),
- *               with the accessor worker's words and the watch count.
- *
- * "Consistent" therefore means: every record and event in the image is
- * byte-for-byte what the writer committed, and the image's accounting
- * adds up, exactly as if the coordinator had stopped at the image's
- * head. The resident index and counters are each a moment's view and
- * may differ from the log by the stores made during the copy.
- *
- * The image goes to a temporary file next to the output, is opened and
- * drained with sb_consumer_open_image() as a self-check, and is renamed
- * into place only then: on any error there is no output file.
+ * for post-mortem work with `drain --file` / `stat --file`. The image is
+ * taken by sb_consumer_save_image() (consumers/image.c says how it stays
+ * consistent while the writer goes on); this command holds the stop
+ * signals off while the temporary file exists.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "../../ring/atomics.h"
-#include "../../ring/index.h"
-#include "../../ring/layout.h"
-#include "../consumer_internal.h"
 #include "tool.h"
 
 static const char *const cmd = "save";
-
-/* Whole-image attempts before giving up on a writer that laps us every time. */
-#define SAVE_ATTEMPTS 8
-/* How long to wait for a record the writer is still copying. */
-#define BUSY_WAIT_NS (200ull * 1000000ull)
 
 static int usage(FILE *to, int code)
 {
@@ -76,7 +28,10 @@ static int usage(FILE *to, int code)
 		    "options:\n"
 		    "  --socket PATH      connect to a coordinator\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
-		    "  --output FILE      where the image goes (replaced if it exists)\n"
+		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms)\n"
+		    "  --output FILE      where the image goes (replaced if it is a regular file)\n"
+		    "  --help             show this help\n"
+		    "  --version          print the version and the region ABI\n"
 		    "\n"
 		    "example:\n"
 		    "  snapbridge save --socket /tmp/sb.sock --output /tmp/sb.img\n"
@@ -84,270 +39,12 @@ static int usage(FILE *to, int code)
 	return code;
 }
 
-struct ring_copy {
-	const uint8_t *live;
-	uint8_t *img;
-	uint64_t size;
-	const uint64_t *head, *tail; /* live hot words */
-	uint64_t img_head, img_tail, img_seq;
-	uint64_t records; /* non-PAD records in the image window */
-};
-
-/* Wait (briefly) until the writer commits the record at rec. */
-static bool wait_committed(const struct sb_rec *rec)
-{
-	uint64_t deadline = sb_tool_mono_ns() + BUSY_WAIT_NS;
-
-	for (;;) {
-		if (sb_load_acquire(&rec->commit) == SB_REC_COMMITTED) /* R2: pairs with W4 */
-			return true;
-		if (sb_tool_mono_ns() > deadline)
-			return false;
-		sched_yield();
-	}
-}
-
-/*
- * Copy one record ring (the record log or the aux log) into the image.
- * Returns 0, -EAGAIN (the writer lapped the copy: try again), -EBADMSG.
- */
-static int copy_ring(struct ring_copy *r, char *why, size_t whylen)
-{
-	uint64_t head = sb_load_acquire(r->head); /* R1: pairs with W3 */
-	uint64_t last_seq = 0, last_pos = 0;
-
-	/* Pass 1: the headers. Those in [tail1, head) are intact (R3 below). */
-	memcpy(r->img, r->live, r->size);
-	sb_fence_acquire(); /* R3: pairs with W1's fence */
-	uint64_t tail1 = sb_load_relaxed(r->tail);
-	if (head - tail1 > r->size) {
-		snprintf(why, whylen, "the writer reused the whole log while it was copied");
-		return -EAGAIN;
-	}
-
-	/* Pass 2: each record again after its commit (R2), so its payload is complete. */
-	uint64_t pos = tail1, cut = head;
-	r->records = 0;
-	while (pos != head) {
-		uint64_t off = pos % r->size;
-		struct sb_rec *rec = (struct sb_rec *)(r->img + off);
-		uint32_t len = rec->len;
-
-		if (len < sizeof(*rec) || len % SB_REC_ALIGN || len > r->size - off ||
-		    len > head - pos) {
-			snprintf(why, whylen, "record at %llu has length %u: the region is corrupt",
-				 (unsigned long long)pos, len);
-			return -EBADMSG;
-		}
-		if (rec->kind != SB_REC_PAD) {
-			uint64_t seq = rec->seq; /* from pass 1: intact */
-			const struct sb_rec *live = (const struct sb_rec *)(r->live + off);
-
-			if (!wait_committed(live)) {
-				cut = pos; /* still being written: the image ends before it */
-				break;
-			}
-			memcpy(r->img + off, r->live + off, len);
-			last_seq = seq;
-			last_pos = pos;
-			r->records++;
-		}
-		pos += len;
-	}
-	sb_fence_acquire(); /* R3 again: the re-copies are intact if the tail did not pass them */
-	uint64_t tail2 = sb_load_relaxed(r->tail);
-	/*
-	 * The window [tail2, cut) must hold the newest record copied, so that
-	 * the image's sequence names a record in it; only a log that has no
-	 * committed record yet may be empty.
-	 */
-	bool ok = last_seq ? cut - tail2 <= r->size && last_pos - tail2 < r->size
-			   : tail2 == 0 && cut == 0;
-	if (!ok) {
-		snprintf(why, whylen, "the writer reused the copied records before they were read");
-		return -EAGAIN;
-	}
-	r->img_head = cut;
-	r->img_tail = tail2;
-	r->img_seq = last_seq;
-	return 0;
-}
-
-static void copy_events(const struct sb_consumer *c, uint8_t *img, uint64_t *img_seq)
-{
-	const struct sb_header *h = &c->hdr;
-	const struct sb_event_slot *live =
-	    (const struct sb_event_slot *)(c->base + h->sections[SB_SEC_EVENTS].offset);
-	struct sb_event_slot *out =
-	    (struct sb_event_slot *)(img + h->sections[SB_SEC_EVENTS].offset);
-	uint64_t n = h->max_events;
-	uint64_t e_head = sb_load_acquire(&c->hot->event_seq); /* V0: pairs with E3 */
-
-	memset(out, 0, n * sizeof(*out));
-	for (uint64_t e = e_head > n ? e_head - n + 1 : 1; e <= e_head; e++) {
-		const struct sb_event_slot *s = &live[(e - 1) % n];
-		struct sb_event_slot copy;
-
-		if (sb_load_acquire(&s->stamp) != e) /* V1: pairs with E2 */
-			continue;
-		memcpy(&copy, s, sizeof(copy));
-		sb_fence_acquire(); /* V3: pairs with E1's fence */
-		if (sb_load_relaxed(&s->stamp) != e)
-			continue; /* rewritten under us: stays zero, reads as dropped */
-		out[(e - 1) % n] = copy;
-	}
-	*img_seq = e_head;
-}
-
-static void copy_index(const struct sb_consumer *c, uint8_t *img)
-{
-	const struct sb_header *h = &c->hdr;
-	struct sb_slot *out = (struct sb_slot *)(img + h->sections[SB_SEC_INDEX].offset);
-
-	for (uint32_t i = 0; i < h->max_snapshots; i++)
-		if (sb__slot_read(&c->slots[i], &out[i]) != 0)
-			memset(&out[i], 0, sizeof(out[i]));
-}
-
-/* Build the whole image in memory. 0, -EAGAIN, -EBADMSG (why says more). */
-static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_copy *log, char *why,
-		       size_t whylen)
-{
-	const struct sb_header *h = &c->hdr;
-	const struct sb_header *live_hdr = (const struct sb_header *)c->base;
-	const struct sb_hot *hot = c->hot;
-	struct sb_hot *ihot = (struct sb_hot *)(img + h->sections[SB_SEC_HOT].offset);
-	struct ring_copy aux = {
-		.live = c->base + h->sections[SB_SEC_AUX].offset,
-		.img = img + h->sections[SB_SEC_AUX].offset,
-		.size = h->aux_bytes,
-		.head = &hot->aux_head,
-		.tail = &hot->aux_tail,
-	};
-	uint64_t ev_seq;
-	int err;
-
-	*log = (struct ring_copy){
-		.live = c->base + h->sections[SB_SEC_LOG].offset,
-		.img = img + h->sections[SB_SEC_LOG].offset,
-		.size = h->log_bytes,
-		.head = &hot->log_head,
-		.tail = &hot->log_tail,
-	};
-	memset(img, 0, h->region_size);
-	memcpy(img, h, sizeof(*h)); /* the validated copy */
-	struct sb_header *ih = (struct sb_header *)img;
-	ih->heartbeat_ns = sb_load_relaxed(&live_hdr->heartbeat_ns);
-	ih->heartbeat_period_ms = sb_load_relaxed(&live_hdr->heartbeat_period_ms);
-	ih->closed = sb_load_acquire(&live_hdr->closed);
-
-	/* Counters first: informational, a moment before the log is taken. */
-	ihot->wake_gen = sb_load_relaxed(&hot->wake_gen);
-	ihot->resident = sb_load_relaxed(&hot->resident);
-	ihot->overwrites = sb_load_relaxed(&hot->overwrites);
-	ihot->evicted_cap = sb_load_relaxed(&hot->evicted_cap);
-	ihot->evicted_bytes = sb_load_relaxed(&hot->evicted_bytes);
-	ihot->drained = sb_load_relaxed(&hot->drained);
-	ihot->capture_unavailable = sb_load_relaxed(&hot->capture_unavailable);
-	ihot->wakes = sb_load_relaxed(&hot->wakes);
-	ihot->accessor_seqno = sb_load_acquire(&hot->accessor_seqno);
-	ihot->accessor_state = sb_load_relaxed(&hot->accessor_state);
-	ihot->accessor_gen = sb_load_relaxed(&hot->accessor_gen);
-	ihot->accessor_installed = sb_load_relaxed(&hot->accessor_installed);
-	ihot->watch_count = sb_load_relaxed(&hot->watch_count);
-
-	copy_index(c, img);
-	copy_events(c, img, &ev_seq);
-	err = copy_ring(log, why, whylen);
-	if (!err)
-		err = copy_ring(&aux, why, whylen);
-	if (err)
-		return err;
-	ihot->store_seq = log->img_seq;
-	ihot->log_head = log->img_head;
-	ihot->log_tail = log->img_tail;
-	ihot->event_seq = ev_seq;
-	ihot->aux_head = aux.img_head;
-	ihot->aux_tail = aux.img_tail;
-	ihot->aux_seq = aux.img_seq;
-	return 0;
-}
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
-/*
- * Write the image, leaving holes where whole pages are zero (most of an
- * idle log): the file reads back the same and takes only what is used.
- */
-static int write_image(int fd, const uint8_t *p, size_t n)
-{
-	for (size_t off = 0; off < n;) {
-		size_t chunk = n - off < SB_PAGE ? n - off : SB_PAGE;
-
-		if (all_zero(p + off, chunk)) {
-			off += chunk;
-			continue;
-		}
-		ssize_t w = pwrite(fd, p + off, chunk, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		off += (size_t)w;
-	}
-	return ftruncate(fd, (off_t)n) == 0 ? 0 : -errno;
-}
-
-/* Read the written image back as a consumer would: it must open and add up. */
-static int self_check(const char *path, uint64_t *stores, char *why, size_t whylen)
-{
-	struct sb_consumer *ic;
-	struct sb_events ev;
-	struct sb_drain_counts d;
-	uint64_t before, after, count;
-	int err = sb_consumer_open_image(path, 0, &ic);
-
-	if (err) {
-		snprintf(why, whylen, "%s", sb_last_error());
-		return err;
-	}
-	do {
-		sb_consumer_cursor(ic, &before);
-		err = sb_consumer_drain(ic, NULL, NULL, NULL);
-		sb_consumer_cursor(ic, &after);
-		sb_consumer_store_count(ic, &count);
-	} while (!err && after < count && after != before);
-	if (!err)
-		err = sb_consumer_drain_events(ic, &ev);
-	if (err) {
-		snprintf(why, whylen, "%s", sb_last_error());
-	} else {
-		sb_events_free(&ev);
-		sb_consumer_totals(ic, &d);
-		if (d.stores != count ||
-		    d.delivered + d.superseded + d.evicted + d.lapped + d.torn != d.stores) {
-			snprintf(why, whylen,
-				 "its accounting does not add up (%llu of %llu stores)",
-				 (unsigned long long)d.stores, (unsigned long long)count);
-			err = -EBADMSG;
-		}
-		*stores = count;
-	}
-	sb_consumer_close(ic);
-	return err;
-}
-
 int sb_cmd_save(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "pid", required_argument, NULL, 'P' },
-		{ "file", required_argument, NULL, 'f' },
+		SB_TOOL_SOURCE_LONGOPTS,
 		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
+		SB_TOOL_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	struct sb_source src = { 0 };
@@ -360,9 +57,11 @@ int sb_cmd_save(int argc, char **argv)
 			output = optarg;
 			break;
 		case 'h':
-			return usage(stdout, 0);
+		case SB_OPT_VERSION:
+			sb_tool_common_option(cmd, c, usage);
+			break;
 		default:
-			if (!sb_tool_source_option(&src, c, optarg))
+			if (!sb_tool_source_option(cmd, &src, c, optarg))
 				return sb_tool_bad_option(cmd, c, argv);
 			break;
 		}
@@ -375,111 +74,27 @@ int sb_cmd_save(int argc, char **argv)
 	if (!output || !*output)
 		return sb_tool_usage_error(cmd, "--output FILE is required");
 
-	/*
-	 * Only ever a new file or a regular file: rename() would otherwise
-	 * replace a device node, a FIFO or a symlink itself.
-	 */
-	struct stat ost;
-	if (lstat(output, &ost) == 0 && !S_ISREG(ost.st_mode))
-		return sb_tool_fail(
-		    cmd, "refusing to replace %s: it exists and is not a regular file", output);
-
+	/* Not interrupted while the temporary file exists: it is removed or renamed first. */
 	sigset_t block, old;
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_SETMASK, NULL, &old);
 
 	struct sb_consumer *cons = NULL;
-	uint8_t *img = NULL;
-	char *tmp = NULL, *dircopy = NULL;
-	const char *dir = NULL;
-	int fd = -1;
-	char why[400] = "";
-	struct ring_copy log;
-	int err = 0;
-
+	struct sb_image_info info;
 	ret = sb_tool_attach(cmd, &src, SB_CONSUMER_START_AT_END, &cons);
 	if (ret)
-		goto out;
-	img = malloc(cons->hdr.region_size);
-	dircopy = strdup(output);
-	const char *base = strrchr(output, '/') ? strrchr(output, '/') + 1 : output;
-	if (dircopy)
-		dir = dirname(dircopy);
-	if (!img || !dircopy || asprintf(&tmp, "%s/.%s.XXXXXX", dir, base) < 0) {
-		tmp = NULL;
-		ret = sb_tool_fail(cmd, "out of memory for a %llu-byte image",
-				   (unsigned long long)cons->hdr.region_size);
-		goto out;
-	}
-	for (int attempt = 0; attempt < SAVE_ATTEMPTS; attempt++) {
-		err = build_image(cons, img, &log, why, sizeof(why));
-		if (err != -EAGAIN)
-			break;
-	}
-	if (err) {
-		ret = sb_tool_fail(cmd, "cannot take an image%s: %s",
-				   err == -EAGAIN ? " (the writer outran every attempt; give it a "
-						    "bigger --log-bytes)"
-						  : "",
-				   why);
-		goto out;
-	}
-	/* Not interrupted between creating the temporary file and removing or renaming it. */
-	sigprocmask(SIG_BLOCK, &block, NULL);
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		ret = sb_tool_fail(cmd, "cannot create a file next to %s: %s", output,
-				   strerror(errno));
-		free(tmp);
-		tmp = NULL;
-		goto out;
-	}
-	err = write_image(fd, img, cons->hdr.region_size);
-	if (!err && fsync(fd) != 0)
-		err = -errno;
-	if (close(fd) != 0 && !err)
-		err = -errno;
-	fd = -1;
-	if (err) {
-		ret = sb_tool_fail(cmd, "cannot write %s: %s", output, strerror(-err));
-		goto out;
-	}
-	uint64_t stores = 0;
-	err = self_check(tmp, &stores, why, sizeof(why));
-	if (err) {
-		ret = sb_tool_fail(cmd, "the image does not read back: %s", why);
-		goto out;
-	}
-	if (lstat(output, &ost) == 0 && !S_ISREG(ost.st_mode)) {
-		ret = sb_tool_fail(cmd, "refusing to replace %s: it is no longer a regular file",
-				   output);
-		goto out;
-	}
-	if (rename(tmp, output) != 0) {
-		ret = sb_tool_fail(cmd, "cannot put the image at %s: %s", output, strerror(errno));
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd); /* the rename itself survives a crash */
-		close(dfd);
-	}
-	printf("snapbridge save: wrote %s (%llu bytes; stores 1..%llu, %llu records in the log)\n",
-	       output, (unsigned long long)cons->hdr.region_size, (unsigned long long)stores,
-	       (unsigned long long)log.records);
-	ret = sb_tool_output_done(cmd, stdout, 0);
-out:
-	if (tmp)
-		unlink(tmp);
-	free(tmp);
-	free(dircopy);
-	free(img);
-	sb_consumer_close(cons);
+		return ret;
+	sigprocmask(SIG_BLOCK, &block, &old);
+	int err = sb_consumer_save_image(cons, output, &info);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	return ret;
+	sb_consumer_close(cons);
+	if (err)
+		return sb_tool_fail(cmd, "%s", sb_last_error());
+	printf("snapbridge save: wrote %s (%llu bytes; stores 1..%llu, %llu record%s in the "
+	       "log)\n",
+	       output, (unsigned long long)info.region_bytes, (unsigned long long)info.stores,
+	       (unsigned long long)info.records, info.records == 1 ? "" : "s");
+	return sb_tool_output_done(cmd, stdout, 0);
 }

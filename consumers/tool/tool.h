@@ -14,9 +14,13 @@
 
 #include <snapbridge/snapbridge.h>
 
-/* Exit codes: 0 success, 1 a runtime failure, 2 a usage error. */
+/*
+ * Exit codes: 0 success, 1 a runtime failure, 2 a usage error, 3 a
+ * follower (drain/events --follow) whose coordinator died without closing.
+ */
 #define SB_EXIT_RUNTIME 1
 #define SB_EXIT_USAGE	2
+#define SB_EXIT_DEAD	3
 
 /* The subcommands (one file each). */
 int sb_cmd_coordinator(int argc, char **argv);
@@ -26,6 +30,33 @@ int sb_cmd_stat(int argc, char **argv);
 int sb_cmd_save(int argc, char **argv);
 int sb_cmd_demo(int argc, char **argv);
 int sb_cmd_version(int argc, char **argv);
+
+/*
+ * Options every subcommand takes, for its getopt_long table: --help
+ * ('h') and --version (SB_OPT_VERSION).
+ */
+enum { SB_OPT_VERSION = 0x100, SB_OPT_WAIT };
+#define SB_TOOL_COMMON_LONGOPTS                                                            \
+	{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, SB_OPT_VERSION }
+
+/*
+ * The source options of drain, events, stat, save, export: --socket
+ * ('s'), --file ('f'), --pid ('P') and --wait[=MS] (SB_OPT_WAIT); give
+ * each to sb_tool_source_option().
+ */
+#define SB_TOOL_SOURCE_LONGOPTS                                                            \
+	{ "socket", required_argument, NULL, 's' }, { "file", required_argument, NULL, 'f' }, \
+	    { "pid", required_argument, NULL, 'P' },                                           \
+	    { "wait", optional_argument, NULL, SB_OPT_WAIT }
+
+/* The line `--version` and `snapbridge version` print (to out). */
+void sb_tool_print_version(FILE *out);
+
+/*
+ * For --help ('h') and --version: print (usage(stdout, 0) for help) and
+ * exit with the status sb_tool_help_done() gives. Returns otherwise.
+ */
+void sb_tool_common_option(const char *cmd, int c, int (*usage)(FILE *to, int code));
 
 /* ---- messages (common.c) ---------------------------------------------------------- */
 
@@ -49,6 +80,26 @@ int sb_tool_bad_option(const char *cmd, int c, char **argv);
 int sb_tool_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t min, uint64_t max,
 		      uint64_t *out);
 
+/*
+ * A size in bytes in [min, max] for --flag: a whole number with an
+ * optional binary suffix K, M or G (also KiB, MiB, GiB, k): "18M",
+ * "256K", "4096". 0, or SB_EXIT_USAGE with the message printed.
+ */
+int sb_tool_parse_size(const char *cmd, const char *flag, const char *s, uint64_t min,
+		       uint64_t max, uint64_t *out);
+
+/* bytes in binary units for people: "812 B", "256 KiB", "18.0 MiB". Returns buf. */
+const char *sb_tool_human_bytes(uint64_t bytes, char *buf, size_t n);
+
+/* The wall clock as ISO 8601 UTC with milliseconds ("2025-01-31T12:00:00.123Z"). */
+const char *sb_tool_iso_time(char *buf, size_t n);
+
+/*
+ * Whether fd is a terminal that takes cursor controls (\r\033[K, a
+ * redraw): a tty whose TERM is set and not "dumb".
+ */
+bool sb_tool_fancy_terminal(int fd);
+
 /* ---- attaching (common.c) --------------------------------------------------------- */
 
 /* Where a command reads from: exactly one of the three. */
@@ -56,17 +107,20 @@ struct sb_source {
 	const char *socket;
 	const char *file;
 	const char *pid; /* as given */
+	/*
+	 * --wait[=MS]: retry while nobody serves the socket yet (or the pid has
+	 * no region yet), up to wait_ms (0: until a stop signal).
+	 */
+	bool wait;
+	uint64_t wait_ms;
+	int wait_err; /* a malformed --wait value: its usage error, reported by check_source */
 };
 
 /*
- * Check that exactly one source was given (allowed: which of socket, file
- * and pid this command accepts). 0, or SB_EXIT_USAGE with the message.
+ * An option of SB_TOOL_SOURCE_LONGOPTS (the codes every subcommand's
+ * option table uses). True when c was one.
  */
-/*
- * An option naming a source: -s/--socket, -f/--file, -P/--pid (the short
- * codes every subcommand's option table uses). True when c was one.
- */
-bool sb_tool_source_option(struct sb_source *src, int c, const char *arg);
+bool sb_tool_source_option(const char *cmd, struct sb_source *src, int c, const char *arg);
 
 /*
  * After the option loop: err (an option's parse error) if set, else a
@@ -74,9 +128,19 @@ bool sb_tool_source_option(struct sb_source *src, int c, const char *arg);
  */
 int sb_tool_options_done(const char *cmd, int err, int argc, char **argv);
 
+/*
+ * Check that exactly one source was given (allowed: which of socket, file
+ * and pid this command accepts), a socket path that fits, a --wait only
+ * with a live source. 0, or SB_EXIT_USAGE with the message.
+ */
 int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file_ok, bool pid_ok);
 
-/* Attach as the source says. 0, or SB_EXIT_RUNTIME with the reason printed. */
+/*
+ * Attach as the source says, waiting as --wait says. 0, SB_EXIT_RUNTIME
+ * with the reason printed (naming a path that is not a socket, or a
+ * socket no snapbridge coordinator serves), SB_EXIT_USAGE for a socket
+ * name the kernel cannot take.
+ */
 int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
 		   struct sb_consumer **out);
 
@@ -126,6 +190,36 @@ int sb_tool_output_done(const char *cmd, FILE *out, int write_err);
 
 /* After --help printed its text with code: the exit status, failing if it was not written. */
 int sb_tool_help_done(const char *cmd, int code);
+
+/* ---- tables (table.c) ------------------------------------------------------------ */
+
+#define SB_TABLE_MAX_COLS 12
+
+struct sb_table_row;
+
+/* Columns sized to their content; see table.c. */
+struct sb_table {
+	FILE *out;
+	size_t ncols;
+	const char *names[SB_TABLE_MAX_COLS];
+	bool right[SB_TABLE_MAX_COLS]; /* right-aligned (numbers) */
+	size_t width[SB_TABLE_MAX_COLS];
+	bool header_done;
+	struct sb_table_row *rows; /* buffered until the next flush */
+	size_t nrows, cap;
+};
+
+/* ncols column names; align: one letter per column, 'l' or 'r' (NULL: all left). */
+void sb_table_init(struct sb_table *t, FILE *out, size_t ncols, const char *const names[],
+		   const char *align);
+
+/* Buffer a row of ncells cells (<= ncols), then rest (may be NULL). 0 or -ENOMEM. */
+int sb_table_row(struct sb_table *t, size_t ncells, const char *const cells[], const char *rest);
+
+/* Print the buffered rows (and the header first, or again when a column grew). 0 or -errno. */
+int sb_table_flush(struct sb_table *t);
+
+void sb_table_free(struct sb_table *t);
 
 /* ---- the synthetic capture source (synth.c) --------------------------------------- */
 

@@ -30,8 +30,9 @@
  * never parses them, so no record can make a drain crash, hang or
  * allocate more than the record's own length. A caller that decodes them
  * treats them as untrusted input: either with a decoder that bounds what
- * it allocates, or after SB_CONSUMER_VALIDATE_MSGPACK (or the coordinator's
- * SB_BRIDGE_VALIDATE_MSGPACK, for bytes from a coordinator it trusts).
+ * it allocates, or after sb_msgpack_check() or SB_CONSUMER_VALIDATE_MSGPACK
+ * (or the coordinator's SB_BRIDGE_VALIDATE_MSGPACK, for bytes from a
+ * coordinator it trusts).
  * Both are off by default because a walk of a dump-shaped report costs
  * several times its copy (docs/BENCHMARKS.md).
  *
@@ -339,6 +340,84 @@ int sb_consumer_wait_worker_not_trying(struct sb_consumer *consumer, uint64_t de
 				       const char *op_label);
 int sb_consumer_wait_publish_advance(struct sb_consumer *consumer, uint64_t seqno_before,
 				     uint64_t deadline_ns, const char *op_label, uint64_t *seqno);
+
+/* ---- the region at a glance, and images ---------------------------------- */
+
+/*
+ * A region's header, config and the writer's counters, as one call reads
+ * them. The counters are relaxed reads (each exact, together a moment's
+ * view: they may disagree by the stores made while they were read).
+ */
+struct sb_region_stat {
+	/* header */
+	uint32_t abi_major, abi_minor;
+	uint64_t layout_hash;
+	uint64_t region_bytes;
+	int32_t coordinator_pid; /* in the coordinator's pid namespace */
+	/* config */
+	uint32_t max_snapshots, max_events, max_watch;
+	uint64_t log_bytes, aux_bytes;
+	/* counters */
+	uint64_t stores;	 /* the newest store_seq */
+	uint64_t resident;	 /* reports resident now */
+	uint64_t overwrites;	 /* stores that replaced a resident report of their tag */
+	uint64_t evicted_cap;	 /* reports evicted at the snapshot cap */
+	uint64_t evicted_bytes;	 /* ... because the record log needed the space */
+	uint64_t drained;	 /* reports removed by the coordinator's own drains */
+	uint64_t capture_unavailable;
+	uint64_t events;	    /* the newest event sequence */
+	uint64_t wakes;		    /* times the writer woke sleeping consumers */
+	uint64_t log_written_bytes; /* bytes ever written to the record log (rate = throughput) */
+	uint64_t log_used_bytes;    /* bytes the log holds now, <= log_bytes */
+	/*
+	 * The store_seq of the oldest record still in the log (0 when the log
+	 * is empty or the writer lapped every try to read it): a consumer whose
+	 * cursor is below oldest_seq - 1 has lost the stores between to laps.
+	 */
+	uint64_t oldest_seq;
+	/* liveness: the age of the coordinator's heartbeat (live regions only) */
+	bool heartbeat_known;
+	uint64_t heartbeat_age_ns;
+};
+
+/*
+ * Read the region's header, config and counters into out. Never blocks,
+ * never writes to the region; works on an image too (heartbeat_known is
+ * then false). Returns 0 or -EINVAL.
+ */
+int sb_consumer_stat(struct sb_consumer *consumer, struct sb_region_stat *out);
+
+struct sb_image_info {
+	uint64_t region_bytes; /* the image file's size */
+	uint64_t stores;       /* the newest store_seq in the image */
+	uint64_t records;      /* records in the image's record log */
+	uint64_t aux_records;  /* ... and in its aux log */
+};
+
+/*
+ * Write a consistent image of the live region this consumer is attached
+ * to into the file path, for sb_consumer_open_image(). The writer keeps
+ * storing meanwhile: the image is copied with the readers' own protocols,
+ * so every record and event in it is byte-for-byte what the writer
+ * committed and draining it adds up exactly as if the coordinator had
+ * stopped at the image's newest store (docs/CLI.md, "save"). The index
+ * and counters are a moment's view.
+ *
+ * The file is written to ".NAME.XXXXXX" in path's directory, fsynced,
+ * opened and drained in full as a check, then renamed over path (mode
+ * 0600, sparse where whole pages are zero) and the directory fsynced: on
+ * any error no file is left at path. It never replaces what is not a
+ * regular file (a symlink, FIFO, device or directory: -EEXIST). A process
+ * killed while it runs may leave the temporary behind: block the stop
+ * signals around the call to avoid that. info (optional) says what was
+ * written. Uses the consumer's handle only to read (not its cursor).
+ * Returns 0, -EOPNOTSUPP (the consumer reads an image, not a live
+ * region), -EAGAIN (the writer lapped the copy on every one of eight
+ * attempts: a bigger log helps), -EBADMSG (a corrupt region), -ENOMEM,
+ * or the -errno of a failed file operation; sb_last_error() says which.
+ */
+int sb_consumer_save_image(struct sb_consumer *consumer, const char *path,
+			   struct sb_image_info *info);
 
 /*
  * Tell the consumer the writer is gone (crashed): a record it left

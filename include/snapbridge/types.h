@@ -159,6 +159,18 @@ const char *sb_event_kind_name(enum sb_event_kind kind);
 /* True for exactly "periodic_" followed by three ASCII digits. */
 bool sb_tag_is_periodic(const char *tag);
 
+/*
+ * Whether buf holds exactly one well-formed msgpack object, every count in
+ * it covered by the bytes that follow. Check untrusted bytes with it
+ * before msgpack-c unpacks them: msgpack-c reserves memory for a
+ * container's declared count first, so "2^32 elements" in five bytes
+ * would ask for gigabytes. Iterative, so any nesting depth is safe to
+ * check. (Aux payloads a drain delivers have passed it already; reports
+ * and stats only with SB_CONSUMER_VALIDATE_MSGPACK: see consumer.h.)
+ * Returns 0, or -EBADMSG with sb_last_error() saying where.
+ */
+int sb_msgpack_check(const void *buf, size_t len);
+
 /* CLOCK_MONOTONIC in nanoseconds: the clock of every deadline_ns argument. */
 uint64_t sb_monotonic_ns(void);
 
