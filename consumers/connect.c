@@ -47,7 +47,8 @@ struct sb_consumer *sb__consumer_new(void)
 
 static int check_flags(uint32_t flags)
 {
-	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END))
+	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END |
+				SB_CONSUMER_VALIDATE_MSGPACK))
 		return sb__fail(-EINVAL, "unknown consumer flags 0x%x", flags);
 	return 0;
 }
