@@ -76,7 +76,9 @@ static void quiet(void *user, const char *line)
 	(void)line;
 }
 
-static struct sb_bridge *serving_bridge(const char *name, uint64_t log_bytes)
+/* Serve with a heartbeat of beat_ms (0: the default). */
+static struct sb_bridge *serving_bridge_beat(const char *name, uint64_t log_bytes,
+					     uint32_t beat_ms)
 {
 	struct sb_config cfg;
 	struct sb_serve_config sc;
@@ -87,8 +89,15 @@ static struct sb_bridge *serving_bridge(const char *name, uint64_t log_bytes)
 	sb_serve_config_default(&sc);
 	sc.socket = name;
 	sc.log = quiet;
+	if (beat_ms)
+		sc.heartbeat_ms = beat_ms;
 	cr_assert_eq(sb_bridge_serve(b, &sc), 0, "%s", sb_last_error());
 	return b;
+}
+
+static struct sb_bridge *serving_bridge(const char *name, uint64_t log_bytes)
+{
+	return serving_bridge_beat(name, log_bytes, 0);
 }
 
 static pid_t spawn_consumer(const char *mode, const char *arg, FILE **out)
@@ -616,7 +625,8 @@ Test(serve, burst_of_stores_costs_one_wake_per_waiting_period)
 
 Test(serve, arm_sent_after_a_store_it_missed_is_rung_by_the_recheck)
 {
-	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
+	/* A minute's heartbeat: its safety net cannot be what rings the bell here. */
+	struct sb_bridge *b = serving_bridge_beat(sock, SB_LOG_BYTES_MIN, 60000);
 	struct sb_consumer *c = caught_up();
 	struct timespec five_s = { 5, 0 };
 	struct sb_arm a;
@@ -630,8 +640,8 @@ Test(serve, arm_sent_after_a_store_it_missed_is_rung_by_the_recheck)
 		     "nobody was armed: the store kicked no one");
 	/* C3: the arm goes out with the positions C2 saw; M4 must find the store. */
 	cr_assert_eq(sb__wake_arm_send(c->conn_fd, &a), 0);
-	cr_assert_eq(sb__futex_wait(&c->page->bell, g, &five_s) == -ETIMEDOUT, 0,
-		     "C4 was not rung");
+	int r = sb__futex_wait(&c->page->bell, g, &five_s); /* C4 */
+	cr_assert_neq(r, -ETIMEDOUT, "the bell was not rung");
 	cr_assert_neq(sb__wake_bell(c->page), g, "M4 rang the bell");
 	sb_consumer_close(c);
 	sb_bridge_destroy(b);

@@ -212,9 +212,11 @@ int sb_bridge_serve(struct sb_bridge *bridge, const struct sb_serve_config *cfg)
 int sb_bridge_consumer_socket(struct sb_bridge *bridge, int *fd_out);
 
 /*
- * The attached consumers, from the serving thread's own table: up to cap
- * of them into out, and *n = how many are attached (may exceed cap); 0
- * when the bridge does not serve. Whether each waits, and how, is the
+ * The consumers attached through the serving thread (over the socket or
+ * a hand-over; a consumer of a plain data descriptor is not known to the
+ * coordinator), from its own table: up to cap of them into out, and *n =
+ * how many are attached (may exceed cap); 0 when the bridge does not
+ * serve. Whether each waits, and how, is the
  * table's; cursor and heartbeat are each consumer's claims about itself:
  * see struct sb_consumer_info.
  */

@@ -54,13 +54,14 @@
  *
  * Waiting: sb_consumer_wait() sleeps until the writer publishes, the
  * coordinator closes or dies, or a deadline; sb_consumer_pollfd() gives
- * a descriptor for an epoll loop instead. A consumer learns of a
- * publication at once when it sleeps on its bell; the hard bound, should
- * a wake-up ever be lost, is one heartbeat period (100 ms by default)
- * for both a sleeping and a polling consumer, and 50 ms for a sleeping one
- * (its liveness slice). A consumer with nobody to ring it (plain
- * descriptor, attach by pid to a coordinator that does not serve, or
- * hung up on) looks every 10 ms.
+ * a descriptor for an epoll loop instead. A waiting consumer is rung at
+ * once, by the coordinator's waker thread. Bounds that hold even if a
+ * ring were lost, and whatever other consumers do: a consumer asleep in
+ * sb_consumer_wait() looks again within 50 ms (its liveness slice); a
+ * polling one is rung within one heartbeat period (100 ms by default) by
+ * the serving thread's safety net. A consumer with nobody to ring it (a
+ * plain descriptor, attached by pid to a coordinator that does not
+ * serve, or hung up on) looks every 10 ms.
  *
  * Thread safety: a consumer handle is used by one thread at a time.
  * Consumers never write to the data region and never block the writer.
