@@ -8,9 +8,9 @@
  *      stores/s and in stores per CPU-second of the storing thread.
  *   4. store latency under hostile consumers: each store of a paced
  *      stream timed alone (p50, p99.9), with no consumer, with 3 honest
- *      sleepers, with one consumer holding 10,000 threads asleep on every
- *      word of the data region's hot page and on its own bell, and with
- *      one consumer sending arms as fast as it can.
+ *      sleepers, with one consumer holding 10,000 threads asleep on words
+ *      of the data region and on its own bell, and with one consumer
+ *      sending arms as fast as it can.
  *
  * Coordinators store a warm-up (a log's worth) before consumers attach,
  * so page faults of a fresh log are not timed; consumers attach at the
@@ -70,11 +70,16 @@
 #define PROBE_WARMUP  1000
 #define MAX_CONSUMERS 3
 /* Store latency: stores timed one by one, paced so that sleepers get to sleep. */
-#define LAT_STORES	    50000
+#define LAT_STORES	    200000
 #define LAT_STORES_QUICK    10000
 #define LAT_PACE_EVERY	    64 /* stores between two pauses */
 #define LAT_PACE_NS	    100000
 #define HOSTILE_THREADS	    10000
+/*
+ * Repetitions of each latency case: its p99.9 swings between two levels
+ * with the machine's other load, so the median needs more of them.
+ */
+#define LAT_REPS 9
 #define HOSTILE_STACK_BYTES (32u << 10)
 
 /* ---- what the processes of a writer run share -------------------------------------- */
@@ -94,7 +99,7 @@ struct shared {
 /* What a hostile consumer of a latency run does. */
 enum hostile {
 	HOSTILE_NONE = 0,
-	HOSTILE_SLEEPERS, /* HOSTILE_THREADS threads asleep on every hot word and its bell */
+	HOSTILE_SLEEPERS, /* HOSTILE_THREADS threads asleep on data-region words and its bell */
 	HOSTILE_ARMS,	  /* arms with positions that are always behind, as fast as it can */
 };
 
@@ -599,9 +604,9 @@ static void *sleep_on(void *arg)
 }
 
 /*
- * The hostile consumer: HOSTILE_THREADS threads asleep on every 32-bit
- * word of the hot page and on its own bell while it waits like an honest
- * sleeper, or arms in a loop with positions that are always behind.
+ * The hostile consumer: HOSTILE_THREADS threads asleep on words of the
+ * data region and on its own bell while it waits like an honest sleeper,
+ * or arms in a loop with positions that are always behind.
  */
 static int hostile_consumer(void *arg, int idx)
 {
@@ -634,13 +639,23 @@ static int hostile_consumer(void *arg, int idx)
 				_exit(0); /* the coordinator closed */
 		}
 	}
-	const uint32_t *hot = (const uint32_t *)c->hot;
-	size_t nhot = sizeof(struct sb_hot) / 4;
+	/*
+	 * Words no store rewrites, so the threads stay asleep: the header page
+	 * (its live line changes with the heartbeat only), the hot line where
+	 * the futex word of the design before this one was, and its own bell.
+	 * A thread on a word every store rewrites would not sleep but poll the
+	 * writer's lines, as any reader can; the spinning rows measure that.
+	 */
+	const uint32_t *hdr = (const uint32_t *)c->base;
+	const uint32_t *line = (const uint32_t *)c->hot->reserved_line;
+	size_t nhdr = SB_PAGE / 4, nline = SB_LINE / 4;
 	pthread_attr_init(&small);
 	pthread_attr_setstacksize(&small, HOSTILE_STACK_BYTES);
 	for (unsigned i = 0; i < HOSTILE_THREADS; i++) {
 		pthread_t t;
-		const uint32_t *w = i % 8 == 7 ? &c->page->bell : &hot[i % nhot];
+		const uint32_t *w = i % 8 == 7   ? &c->page->bell
+				    : i % 8 == 6 ? &line[i % nline]
+						 : &hdr[i % nhdr];
 		err = -pthread_create(&t, &small, sleep_on, (void *)w);
 		if (err)
 			return sbb_child_fail(&r->sh->err, idx, err, "thread %u of %u: %s", i,
@@ -661,7 +676,7 @@ struct latency_case {
 	const char *name;
 	unsigned sleepers; /* honest consumers that wait */
 	enum hostile hostile;
-	double p50[SBB_REPS], p999[SBB_REPS], wakes[SBB_REPS];
+	double p50[LAT_REPS], p999[LAT_REPS], wakes[LAT_REPS];
 	uint64_t hostile_arms;
 	bool ok;
 };
@@ -699,21 +714,21 @@ static int run_latency(struct run *r, struct latency_case *lc, unsigned rep)
 	lc->wakes[rep] = (double)r->sh->wakes;
 	lc->hostile_arms += r->sh->hostile_arms;
 	fprintf(stderr, "  %-14s rep %u/%u: p50 %6.0f ns  p99.9 %8.0f ns  %4.0f kicks\n", lc->name,
-		rep + 1, SBB_REPS, lc->p50[rep], lc->p999[rep], lc->wakes[rep]);
+		rep + 1, LAT_REPS, lc->p50[rep], lc->p999[rep], lc->wakes[rep]);
 	return 0;
 }
 
 static void print_latency_cases(FILE *json, uint64_t nstores, struct latency_case *lc,
 				unsigned ncases)
 {
-	struct sbb_spread base = sbb_spread_of(lc[0].p999, SBB_REPS);
+	struct sbb_spread base = sbb_spread_of(lc[0].p999, LAT_REPS);
 
 	printf("\nStore latency under hostile consumers: %" PRIu64 " stores of %d bytes, each "
 	       "timed alone,\n%d tags round-robin, a %d us pause every %d stores; ns, median "
 	       "[min..max] of %d\nrepetitions; \"vs 0\" = p99.9 median / p99.9 median of 0 "
 	       "consumers.\n\n",
 	       nstores, WRITER_REPORT_BYTES, WRITER_TAGS, LAT_PACE_NS / 1000, LAT_PACE_EVERY,
-	       SBB_REPS);
+	       LAT_REPS);
 	printf("  %-16s %26s %28s %6s %14s\n", "case", "p50 ns", "p99.9 ns", "vs 0",
 	       "kicks (median)");
 	for (unsigned i = 0; i < ncases; i++) {
@@ -721,9 +736,9 @@ static void print_latency_cases(FILE *json, uint64_t nstores, struct latency_cas
 			printf("  %-16s %26s\n", lc[i].name, "FAILED");
 			continue;
 		}
-		struct sbb_spread a = sbb_spread_of(lc[i].p50, SBB_REPS),
-				  z = sbb_spread_of(lc[i].p999, SBB_REPS),
-				  k = sbb_spread_of(lc[i].wakes, SBB_REPS);
+		struct sbb_spread a = sbb_spread_of(lc[i].p50, LAT_REPS),
+				  z = sbb_spread_of(lc[i].p999, LAT_REPS),
+				  k = sbb_spread_of(lc[i].wakes, LAT_REPS);
 		char p50[48], p999[48], vs[16] = "-";
 		snprintf(p50, sizeof(p50), "%.0f [%.0f..%.0f]", a.median, a.min, a.max);
 		snprintf(p999, sizeof(p999), "%.0f [%.0f..%.0f]", z.median, z.min, z.max);
@@ -735,12 +750,12 @@ static void print_latency_cases(FILE *json, uint64_t nstores, struct latency_cas
 			    json,
 			    "{\"measurement\":\"store_latency\",\"case\":\"%s\",\"stores\":%" PRIu64
 			    ",\"report_bytes\":%d,\"reps\":%d,",
-			    lc[i].name, nstores, WRITER_REPORT_BYTES, SBB_REPS);
-			json_spread(json, "p50_ns", lc[i].p50, SBB_REPS);
+			    lc[i].name, nstores, WRITER_REPORT_BYTES, LAT_REPS);
+			json_spread(json, "p50_ns", lc[i].p50, LAT_REPS);
 			fputc(',', json);
-			json_spread(json, "p999_ns", lc[i].p999, SBB_REPS);
+			json_spread(json, "p999_ns", lc[i].p999, LAT_REPS);
 			fputc(',', json);
-			json_spread(json, "kicks", lc[i].wakes, SBB_REPS);
+			json_spread(json, "kicks", lc[i].wakes, LAT_REPS);
 			if (lc[0].ok)
 				fprintf(json, ",\"p999_vs_0\":%.3f", z.median / base.median);
 			if (lc[i].hostile == HOSTILE_ARMS)
@@ -751,7 +766,7 @@ static void print_latency_cases(FILE *json, uint64_t nstores, struct latency_cas
 	for (unsigned i = 0; i < ncases; i++) {
 		if (!lc[0].ok || !lc[i].ok || lc[i].hostile != HOSTILE_SLEEPERS)
 			continue;
-		double v = sbb_spread_of(lc[i].p999, SBB_REPS).median / base.median;
+		double v = sbb_spread_of(lc[i].p999, LAT_REPS).median / base.median;
 		printf("\n  target \"%s\" p99.9 within 2x of 0 consumers: %.2f (%s)\n", lc[i].name,
 		       v, v <= 2.0 ? "met" : "NOT met");
 	}
@@ -779,8 +794,9 @@ static int probe_store(struct sb_bridge *b, const struct sb_report *rep, uint64_
 }
 
 /*
- * One bridge, one in-process consumer attached through the two descriptors
- * (so it has a control slot, but never waits), N stores between markers.
+ * One bridge, one in-process consumer attached through a handed-over socket
+ * (so it has a control page and a connection, but never waits), N stores
+ * between markers. The bridge serves hand-overs only (socket NULL).
  */
 static int syscall_probe(uint64_t n, bool unique)
 {
@@ -1027,11 +1043,11 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			"store latency: %" PRIu64 " timed stores x %d repetitions x %u cases "
 			"(cases interleaved)\n",
-			nlat, SBB_REPS, nlc);
+			nlat, LAT_REPS, nlc);
 		r.nstores = nlat;
 		for (unsigned i = 0; i < nlc; i++)
 			lc[i].ok = true;
-		for (unsigned rep = 0; rep < SBB_REPS; rep++)
+		for (unsigned rep = 0; rep < LAT_REPS; rep++)
 			for (unsigned i = 0; i < nlc; i++)
 				if (lc[i].ok && run_latency(&r, &lc[i], rep))
 					lc[i].ok = false;

@@ -87,7 +87,7 @@ struct sb_consumer {
 	int coord_final;     /* 0, or SB_COORD_CLOSED / SB_COORD_DEAD once known */
 };
 
-/* A zeroed consumer with every descriptor -1 and no control slot; NULL on ENOMEM. */
+/* A zeroed consumer with every descriptor -1 and no control page; NULL on ENOMEM. */
 struct sb_consumer *sb__consumer_new(void);
 
 /* Validate the mapped header and set up the views; flags as sb_consumer_open_fd(). */
