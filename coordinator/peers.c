@@ -212,12 +212,23 @@ uint64_t sb__peers_arm_batch(struct sb_peer_table *t, uint64_t now)
 		p->has_next = false;
 		if (!live(p))
 			continue;
-		p->armed = p->next.mode; /* M1 */
 		p->arm = p->next;
+		/*
+		 * An arm that is behind already (its consumer drained before the
+		 * last publications, or lies) is rung at once and never marked:
+		 * it sets no bit, so it costs no store a kick and no membarrier.
+		 */
+		if (sb__wake_news(&t->view, &p->arm)) {
+			ring(p, p->arm.mode);
+			continue;
+		}
+		p->armed = p->arm.mode; /* M1 */
 		p->fresh = true;
 		chans |= p->arm.chans;
 	}
 	pthread_mutex_unlock(&t->lock);
+	if (!chans)
+		return 0;
 
 	sb__wake_arm_publish(&t->b->wake, chans); /* M2-M3 */
 

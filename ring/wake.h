@@ -34,8 +34,11 @@
  *         pairs with K1), and FUTEX_WAKE_PRIVATE(kick, 1) only if the waker
  *         was ASLEEP
  *   serving thread, for the arms that arrived in one batch
- *     M1  mark each consumer armed in the table (its mode, channels and
- *         positions)
+ *     M0  an arm that is behind already (something was published past its
+ *         positions) is rung at once (F2-F3) and goes no further: it sets
+ *         no bit, so it costs the store path nothing
+ *     M1  mark each other consumer armed in the table (its mode, channels
+ *         and positions)
  *     M2  fetch_or(armed, their channels) (release)    -- pairs with N4
  *     M3  membarrier(PRIVATE_EXPEDITED), or a seq_cst fence
  *     M4  for each consumer just marked: anything published past its
@@ -85,8 +88,9 @@
  * (its page is its own; the data region is read-only). It can send arms
  * as fast as it likes; the serving thread takes at most SB_ARM_MSGS
  * messages per connection per wake-up and marks arm batches at most
- * every SB_ARM_BATCH_NS, so it can make the store path kick the waker at
- * most once per batch, and its own bell rings are its own.
+ * every SB_ARM_BATCH_NS; an arm that is behind is rung at M0 and sets no
+ * bit, so only an arm that waits for news to come can make a store kick
+ * the waker - at most once per batch - and its own bell rings are its own.
  *
  * Safety nets: the serving thread rings, every heartbeat, each armed
  * consumer whose positions are behind what was published; a futex waiter

@@ -9,8 +9,9 @@
  *           (head), N1 commit it, N3 test armed's REC bit, N4 take it and
  *           kick the waker (fetch_or; wake it if it was ASLEEP).
  *   Server  receives an arm from either connection (the latest per
- *           consumer is kept), or runs a batch: M1 mark under the table
- *           lock, M2 set the batch's channel bits, M4 ring each marked
+ *           consumer is kept), or runs a batch: under the table lock, ring
+ *           an arm that is behind already, else M1 mark it; M2 set the
+ *           batch's channel bits, M4 ring each marked
  *           consumer with news, then keep only the bits some armed
  *           consumer still waits on. M3 (membarrier) is the sequential
  *           consistency SPIN assumes anyway.
@@ -141,11 +142,16 @@ proctype Writer()
 	od
 }
 
-/* M1 for peer i: its latest arm becomes the table's. */
+/* M1 for peer i: its latest arm becomes the table's, unless it is behind already: rung at once. */
 inline mark(i)
 {
 	if
-	:: has_next[i] ->
+	:: has_next[i] && NEWS(n_pos[i], n_chans[i]) ->
+		has_next[i] = 0;
+		ring(i);
+		n_chans[i] = 0;
+		n_pos[i] = 0
+	:: has_next[i] && !NEWS(n_pos[i], n_chans[i]) ->
 		has_next[i] = 0;
 		t_armed[i] = 1;
 		t_chans[i] = n_chans[i];
@@ -201,13 +207,19 @@ end:
 	:: (has_next[0] || has_next[1]) ->
 		/* M1, under the table lock (nobody but lock holders reads the table) */
 		atomic { lk == 0 -> lk = 1; mark(0); mark(1); lk = 0 };
+		if
+		:: chans == 0 -> goto done /* every arm was behind and rung: no M2-M4 */
+		:: else -> skip
+		fi;
 		atomic { armed = armed | chans; chans = 0 }; /* M2; M3 is SPIN's sequential consistency */
 		/* M4: each check is one step, so a store can land between them */
 		lock();
 		recheck(0);
 		recheck(1);
 		atomic { armed = armed & still; still = 0 };
-		unlock()
+		unlock();
+done:
+		skip
 	od
 }
 
