@@ -696,13 +696,11 @@ int sbx_resume_msg(const struct sbx_origin *o, const char *run, natsMsg **out)
 
 /*
  * A cursor over msgpack bytes from the stream. Nothing is allocated and
- * nothing is read past end; containers nest at most MP_DEPTH deep.
+ * nothing is read past end.
  */
 struct mp {
 	const uint8_t *p, *end;
 };
-
-#define MP_DEPTH 32
 
 static size_t mp_left(const struct mp *m)
 {
@@ -730,21 +728,22 @@ static bool mp_be(struct mp *m, size_t n, uint64_t *v)
 	return true;
 }
 
-/* Skip one object of any type. */
-static bool mp_skip(struct mp *m, int depth)
+/* Take one object's header and scalar bytes; *items: the objects nested in it. */
+static bool mp_skip_head(struct mp *m, uint64_t *items)
 {
 	const uint8_t *b;
-	uint64_t n = 0, items = 0;
+	uint64_t n = 0;
 
-	if (depth > MP_DEPTH || !mp_take(m, 1, &b))
+	*items = 0;
+	if (!mp_take(m, 1, &b))
 		return false;
 	uint8_t t = b[0];
 	if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
 		return true;
 	if ((t & 0xf0) == 0x80) {
-		items = 2ull * (t & 0x0f);
+		*items = 2ull * (t & 0x0f);
 	} else if ((t & 0xf0) == 0x90) {
-		items = t & 0x0f;
+		*items = t & 0x0f;
 	} else if ((t & 0xe0) == 0xa0) {
 		n = t & 0x1f;
 		return mp_take(m, n, &b);
@@ -802,33 +801,43 @@ static bool mp_skip(struct mp *m, int depth)
 		case 0xd8:
 			return mp_take(m, 17, &b);
 		case 0xdc:
-			if (!mp_be(m, 2, &items))
-				return false;
-			break;
+			return mp_be(m, 2, items);
 		case 0xdd:
-			if (!mp_be(m, 4, &items))
-				return false;
-			break;
+			return mp_be(m, 4, items);
 		case 0xde:
-			if (!mp_be(m, 2, &items))
+			if (!mp_be(m, 2, items))
 				return false;
-			items *= 2;
-			break;
+			*items *= 2;
+			return true;
 		case 0xdf:
-			if (!mp_be(m, 4, &items))
+			if (!mp_be(m, 4, items))
 				return false;
-			items *= 2;
-			break;
+			*items *= 2;
+			return true;
 		default:
 			return false; /* 0xc1: never used */
 		}
 	}
-	/* Each item takes a byte at least: a count beyond the bytes left is a lie. */
-	if (items > mp_left(m))
-		return false;
-	for (uint64_t i = 0; i < items; i++)
-		if (!mp_skip(m, depth + 1))
+	return true;
+}
+
+/*
+ * Skip one object of any type. Iterative, like sb_msgpack_check(): the
+ * region accepts a report nested at any depth, so its copy must read back.
+ */
+static bool mp_skip(struct mp *m)
+{
+	uint64_t pending = 1, items;
+
+	while (pending) {
+		pending--;
+		if (!mp_skip_head(m, &items))
 			return false;
+		/* Each item takes a byte at least: a count beyond the bytes left is a lie. */
+		if (pending + items > mp_left(m))
+			return false;
+		pending += items;
+	}
 	return true;
 }
 
@@ -1204,7 +1213,7 @@ static int decode_snap(struct dec *d, const char *tag_tok)
 		} else if (key_is(k, kl, "report") && !seen_r) {
 			seen_r = true;
 			const uint8_t *at = m.p;
-			if (!mp_skip(&m, 0))
+			if (!mp_skip(&m))
 				return bad(d, "the report is not one msgpack object");
 			e->report = at;
 			e->report_len = (size_t)(m.p - at);
@@ -1219,7 +1228,7 @@ static int decode_snap(struct dec *d, const char *tag_tok)
 					return bad(d, "stats absent but the envelope has some");
 				m.p++;
 			} else {
-				if (!mp_skip(&m, 0))
+				if (!mp_skip(&m))
 					return bad(d, "the stats are not one msgpack object");
 				e->stats.msgpack = at;
 				e->stats.msgpack_len = (size_t)(m.p - at);
@@ -1359,7 +1368,7 @@ static int decode_aux(struct dec *d)
 		} else if (it->kind == SB_AUX_KERNEL_OP && key_is(k, kl, "reply") && !seen_body) {
 			seen_body = true;
 			const uint8_t *at = m.p;
-			if (!mp_skip(&m, 0))
+			if (!mp_skip(&m))
 				return bad(d, "the reply is not one msgpack object");
 			it->msgpack = at;
 			it->msgpack_len = (size_t)(m.p - at);
