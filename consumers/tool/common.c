@@ -156,6 +156,24 @@ bool sb_tool_fancy_terminal(int fd)
 	return isatty(fd) && term && *term && strcmp(term, "dumb") != 0;
 }
 
+void sb_tool_watch_frame(uint64_t n)
+{
+	if (sb_tool_fancy_terminal(STDOUT_FILENO))
+		fputs("\033[H\033[2J", stdout);
+	else if (n > 1)
+		fputc('\n', stdout);
+}
+
+bool sb_tool_watch_pause(void)
+{
+	for (int i = 0; i < 10 && !sb_tool_stop; i++) {
+		struct timespec ts = { 0, 100000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	return !sb_tool_stop;
+}
+
 void sb_tool_print_version(FILE *out)
 {
 	struct sb_version_info v;

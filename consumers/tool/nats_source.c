@@ -330,7 +330,6 @@ int sb_nats_stat(const char *cmd, const struct sb_source *src, bool table, bool 
 		 uint64_t iterations)
 {
 	struct sbx_reader_config cfg = { target_of(src), src->host, false, 0 };
-	bool tty = isatty(STDOUT_FILENO);
 	int ret = 0;
 
 	sb_tool_catch_stop_signals();
@@ -347,10 +346,8 @@ int sb_nats_stat(const char *cmd, const struct sb_source *src, bool table, bool 
 			ret = sb_tool_fail(cmd, "out of memory");
 			break;
 		}
-		if (watch && table && tty)
-			fputs("\033[H\033[2J", stdout);
-		else if (watch && table && n > 1)
-			fputc('\n', stdout);
+		if (watch && table)
+			sb_tool_watch_frame(n);
 		int werr = 0;
 		if (table) {
 			print_stat_table(stdout, src->nats, j);
@@ -366,14 +363,7 @@ int sb_nats_stat(const char *cmd, const struct sb_source *src, bool table, bool 
 			ret = sb_tool_output_done(cmd, stdout, werr);
 			break;
 		}
-		if (!watch || (iterations && n >= iterations))
-			break;
-		for (int i = 0; i < 10 && !sb_tool_stop; i++) {
-			struct timespec ts = { 0, 100000000 };
-
-			nanosleep(&ts, NULL);
-		}
-		if (sb_tool_stop)
+		if (!watch || (iterations && n >= iterations) || !sb_tool_watch_pause())
 			break;
 	}
 	nats_Close();

@@ -101,6 +101,16 @@ const char *sb_tool_iso_time(char *buf, size_t n);
  */
 bool sb_tool_fancy_terminal(int fd);
 
+/*
+ * Before frame n (from 1) of a --watch table on stdout: home and clear
+ * where the terminal takes cursor controls, a blank line between frames
+ * otherwise (TERM=dumb, a pipe).
+ */
+void sb_tool_watch_frame(uint64_t n);
+
+/* The second between --watch frames, in slices: false once a stop signal came. */
+bool sb_tool_watch_pause(void);
+
 /* ---- attaching (common.c) --------------------------------------------------------- */
 
 /* Where a command reads from: exactly one of the three (or a NATS stream, below). */
