@@ -39,9 +39,8 @@ static int usage(FILE *to, int code)
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms)\n"
-		    "  --nats URL         a JetStream stream 'snapbridge export' writes: messages\n"
-		    "                     and accounting per host, and each exporter's lag;\n"
-		    "                     with --stream NAME, --host H, --subject-prefix P\n"
+		    SB_NATS_HELP("a JetStream stream 'snapbridge export' writes: messages\n"
+				 "                     and accounting per host, and each exporter's lag")
 		    "  --watch            redraw once a second, like top, until SIGINT or the\n"
 		    "                     coordinator closes, with the rates over each second:\n"
 		    "                     stores/s, log bytes/s, laps per consumer\n"

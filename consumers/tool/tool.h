@@ -246,6 +246,14 @@ enum { SB_OPT_NATS = 0x181, SB_OPT_STREAM, SB_OPT_HOST, SB_OPT_SUBJECT_PREFIX };
 		"subject-prefix", required_argument, NULL, SB_OPT_SUBJECT_PREFIX                   \
 	}
 
+/* The --help lines of the options above, for drain, events and stat (--nats's: what). */
+#define SB_NATS_HELP(what)                                                                         \
+	"  --nats URL         " what "\n"                                                        \
+	"  --stream NAME      with --nats: the stream (default snapbridge)\n"                     \
+	"  --host H           with --nats: only this host (default: every host)\n"                \
+	"  --subject-prefix P\n"                                                                   \
+	"                     with --nats: subjects start with P (default snapbridge)\n"
+
 /* drain/stat --nats: the stream's names and that no region source came with it. */
 int sb_nats_check_source(const char *cmd, const struct sb_source *src);
 
