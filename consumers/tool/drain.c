@@ -864,11 +864,17 @@ static bool write_failed(void *user)
 	return ((struct drain_state *)user)->write_err != 0;
 }
 
+static void nats_round(void *user)
+{
+	round_done(user);
+}
+
 static int run_nats(struct drain_opts *o)
 {
 	struct drain_state s = { .o = o, .out = stdout };
 	const struct sb_drain_sink sink = { &s, o->events_only ? NULL : on_entry,
-					    o->aux ? on_aux : NULL, take_event, write_failed };
+					    o->aux ? on_aux : NULL, take_event, write_failed,
+					    nats_round };
 	struct sb_nats_drain_result res = { 0 };
 
 	table_init(&s);

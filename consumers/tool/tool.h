@@ -273,6 +273,7 @@ struct sb_drain_sink {
 	int (*aux)(void *user, const struct sb_aux_item *it); /* non-zero: stop */
 	void (*event)(void *user, const struct sb_event *ev); /* counts it, prints if asked */
 	bool (*stopped)(void *user);			      /* a write failed */
+	void (*round)(void *user); /* a follower's round: what was printed goes out now */
 };
 
 /* The summary of drain --nats: the exporters' accounting with what was read. */
