@@ -1030,6 +1030,8 @@ Test(cli, drain_waits_for_a_coordinator_that_starts_later, .timeout = 120)
 	r = run_args((const char *const[]){ "stat", "--socket", sock, "--wait=200", NULL });
 	cr_assert_eq(r.status, 1, "%s", r.err);
 	cr_assert(one_line(r.err) && strstr(r.err, sock), "%s", r.err);
+	/* It says it waited, and does not tell a user who gave --wait to give it. */
+	cr_assert(strstr(r.err, "200 ms") && !strstr(r.err, "give --wait"), "%s", r.err);
 	run_free(&r);
 	remove_dir();
 }
