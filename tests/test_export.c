@@ -741,9 +741,9 @@ Test(export, drain_nats_prints_what_drain_prints_of_the_same_region, .init = mak
 
 	/* A follower's table rows come as they are read, not when it stops (as drain --socket). */
 	struct tool fl;
-	const char *t3[] = { "drain",  "--nats", srv.url,  "--stream", "S2",	  "--host",
-			     "img.h",  "--follow", "--format", "table", "--timeout-ms", "600000",
-			     NULL };
+	const char *t3[] = { "drain",	     "--nats", srv.url,	   "--stream", "S2",
+			     "--host",	     "img.h",  "--follow", "--format", "table",
+			     "--timeout-ms", "600000", NULL };
 	tool_start(&fl, "t3", t3);
 	uint64_t until = now_ms() + 60000;
 	bool rows = false;

@@ -320,7 +320,8 @@ static int socket_failure(const char *cmd, const struct sb_source *src, int err)
 			return sb_tool_fail(cmd,
 					    "%s (waited %llu ms for it; start one with 'snapbridge "
 					    "coordinator --socket %s')",
-					    sb_last_error(), (unsigned long long)src->wait_ms, path);
+					    sb_last_error(), (unsigned long long)src->wait_ms,
+					    path);
 		if (src->wait)
 			return sb_tool_fail(cmd, "%s (stopped while waiting for it)",
 					    sb_last_error());

@@ -38,10 +38,11 @@ static int usage(FILE *to, int code)
 		    "  --socket PATH      connect to a coordinator\n"
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
-		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms)\n"
-		    SB_NATS_HELP("a JetStream stream 'snapbridge export' writes: messages\n"
-				 "                     and accounting per host, and each exporter's lag")
-		    "  --watch            redraw once a second, like top, until SIGINT or the\n"
+		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms)\n");
+	fputs(SB_NATS_HELP("a JetStream stream 'snapbridge export' writes: messages\n"
+			   "                     and accounting per host, and each exporter's lag"),
+	      to);
+	fprintf(to, "  --watch            redraw once a second, like top, until SIGINT or the\n"
 		    "                     coordinator closes, with the rates over each second:\n"
 		    "                     stores/s, log bytes/s, laps per consumer\n"
 		    "  --iterations N     with --watch, stop after N redraws\n"

@@ -248,9 +248,9 @@ enum { SB_OPT_NATS = 0x181, SB_OPT_STREAM, SB_OPT_HOST, SB_OPT_SUBJECT_PREFIX };
 
 /* The --help lines of the options above, for drain, events and stat (--nats's: what). */
 #define SB_NATS_HELP(what)                                                                         \
-	"  --nats URL         " what "\n"                                                        \
-	"  --stream NAME      with --nats: the stream (default snapbridge)\n"                     \
-	"  --host H           with --nats: only this host (default: every host)\n"                \
+	"  --nats URL         " what "\n"                                                          \
+	"  --stream NAME      with --nats: the stream (default snapbridge)\n"                      \
+	"  --host H           with --nats: only this host (default: every host)\n"                 \
 	"  --subject-prefix P\n"                                                                   \
 	"                     with --nats: subjects start with P (default snapbridge)\n"
 
