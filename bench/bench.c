@@ -3,22 +3,30 @@
  * repetitions interleaved (so that machine noise hits every system
  * alike), then print the table, the targets, and write JSON and SVG.
  *
- *   store     one thread, sizes 64 B .. 256 KiB: snapbridge with unique
- *             tags (evicts past the cap) and with 32 tags round-robin
- *             (overwrites), memcpy, raw_ring, mutex_map (both tag
- *             patterns); pipe, unix_stream and iceoryx need a reader, so
- *             their store figure is the writer's rate of the end-to-end
- *             run. p50 / p99 / p99.9 per store at 64 B and 4 KiB.
+ *   store     one thread: snapbridge with unique tags (evicts past the
+ *             cap), with 32 tags round-robin (overwrites) and with its
+ *             msgpack check on (validated), memcpy, raw_ring, mutex_map
+ *             (both tag patterns); pipe, unix_stream and iceoryx need a
+ *             reader, so their store figure is the writer's rate of the
+ *             end-to-end run. p50 / p99 / p99.9 per store at 64 B and 4 KiB.
  *   e2e       delivered records/s to 1 consumer process (2 and 4 where
- *             the machine has a CPU for each, plus one for the writer).
+ *             the machine has a CPU for each, plus one for the writer);
+ *             snapbridge also with consumers that check the msgpack.
  *   wake      store-to-consumer-running latency vs a raw futex.
  *   parallel  2 and 4 writer threads, 4 KiB and 256 KiB.
+ *
+ * Every measurement runs for each report shape (harness.h: an opaque bin,
+ * a scheduler-state dump) at the shape's sizes, and reports the minor
+ * page faults of its timed phase: a row above one fault per thousand
+ * records is marked, since it measured the kernel's page allocator.
  */
 #define _GNU_SOURCE
 #include "bench.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +44,10 @@
 
 static const uint32_t sizes[] = { 64, 1024, 4096, 65536, 262144 };
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
+/* A dump is a document of many objects: below 4 KiB it would be a few CPUs' worth. */
+#define DUMP_MIN_SIZE 4096
+/* The validated rows: where a report is big enough to be a document. */
+#define VALIDATE_MIN_SIZE 4096
 
 static const char *const all_systems[] = { "snapbridge",  "memcpy",    "raw_ring", "pipe",
 					   "unix_stream", "mutex_map", "iceoryx",  "raw_futex" };
@@ -43,13 +55,17 @@ static const char *const all_systems[] = { "snapbridge",  "memcpy",    "raw_ring
 static const char *const all_benches[] = { "store", "e2e", "wake", "parallel", "export" };
 #define NBENCHES (sizeof(all_benches) / sizeof(all_benches[0]))
 
+/* Rows whose timed phase faulted more than this many pages per 1000 records are marked. */
+#define FAULT_MARK 1.0
+
 enum mode { MODE_FULL, MODE_QUICK, MODE_SMOKE };
 
 enum kind { K_STORE, K_STORE_VIA_E2E, K_E2E, K_WAKE, K_PARALLEL };
 
 struct msr {
 	enum kind kind;
-	const char *bench; /* JSON name: store, store_overwrite, e2e, wake, parallel */
+	/* JSON name: store, store_overwrite, store_validate, e2e, e2e_validate, wake, parallel */
+	const char *bench;
 	const char *system;
 	struct sbb_params p;
 	unsigned source; /* K_STORE_VIA_E2E: index of the e2e run whose writer rate this is */
@@ -57,7 +73,8 @@ struct msr {
 	double rate[SBB_REPS], wrate[SBB_REPS], crate[SBB_REPS];
 	double p50[SBB_REPS], p99[SBB_REPS], p999[SBB_REPS];
 	double lost[SBB_REPS];
-	bool has_lat, has_counts, failed;
+	double faults[SBB_REPS], cfaults[SBB_REPS]; /* timed phase: writer, consumers */
+	bool has_lat, has_counts, has_faults, has_cfaults, failed;
 	struct sb_drain_counts counts; /* summed over repetitions */
 	const char *skip;	       /* why it was not measured */
 };
@@ -67,11 +84,15 @@ struct plan {
 	unsigned n, cap;
 	enum mode mode;
 	unsigned reps;
-	bool sys_on[NSYSTEMS], bench_on[NBENCHES], size_on[NSIZES];
+	uint64_t ring_bytes;
+	bool sys_on[NSYSTEMS], bench_on[NBENCHES], size_on[NSIZES], shape_on[SBB_NSHAPES];
 	char iox_why[160];
 	bool iox_ok;
 	struct sbb_wake_result wake[2]; /* raw_futex, snapbridge */
 	unsigned wake_samples;
+	bool live;	    /* stderr is a terminal that can redraw one progress line */
+	bool line_open;	    /* a progress line is on the screen, not yet ended */
+	char plot_why[160]; /* why no SVG can be drawn, or "" */
 };
 
 /* ---- the plan ---------------------------------------------------------------------- */
@@ -92,6 +113,21 @@ static bool bench_on(const struct plan *pl, const char *name)
 	return false;
 }
 
+static bool size_on(const struct plan *pl, uint32_t size)
+{
+	for (unsigned s = 0; s < NSIZES; s++)
+		if (sizes[s] == size)
+			return pl->size_on[s];
+	return false;
+}
+
+/* Whether shape is measured at size. */
+static bool shaped(const struct plan *pl, enum sbb_shape shape, uint32_t size)
+{
+	return pl->shape_on[shape] && size_on(pl, size) &&
+	       (shape != SBB_SHAPE_DUMP || size >= DUMP_MIN_SIZE);
+}
+
 /* Timed records: about 64 MiB, between 256 and 100 000 records; fewer in quick modes. */
 static uint64_t count_for(const struct plan *pl, uint32_t size)
 {
@@ -100,17 +136,26 @@ static uint64_t count_for(const struct plan *pl, uint32_t size)
 	n = n < 256 ? 256 : n > 100000 ? 100000 : n;
 	if (pl->mode == MODE_QUICK)
 		n = n / 10 < 64 ? 64 : n / 10;
+	/* Enough that one stray page fault stays below the mark. */
 	if (pl->mode == MODE_SMOKE)
-		n = 200;
+		n = 1000;
 	return n;
 }
 
-/* Untimed records before timing: enough to have written the whole ring once. */
+/*
+ * Untimed records before timing, the same for every system: enough to
+ * write every ring in full, since no system's record takes fewer bytes
+ * of its ring than the record itself (an eighth more for good measure),
+ * and at least enough for snapbridge's event ring to go round once past
+ * the resident cap (every store past it records an event).
+ */
 static uint64_t warm_for(const struct plan *pl, uint32_t size)
 {
-	uint64_t w = SBB_RING_BYTES / (size + 128) + SBB_MAX_SNAPS;
+	uint64_t w = pl->ring_bytes / size;
+	uint64_t events = SBB_MAX_SNAPS + SBB_MAX_EVENTS + SBB_MAX_EVENTS / 8;
 
-	return pl->mode == MODE_SMOKE ? (w < 400 ? w : 400) : w;
+	w += w / 8;
+	return w > events ? w : events;
 }
 
 static uint64_t nlat_for(const struct plan *pl, uint32_t size)
@@ -120,25 +165,30 @@ static uint64_t nlat_for(const struct plan *pl, uint32_t size)
 	return pl->mode == MODE_FULL ? 50000 : pl->mode == MODE_QUICK ? 10000 : 100;
 }
 
+static struct sbb_params params(const struct plan *pl, enum sbb_shape shape, uint32_t size)
+{
+	return (struct sbb_params){ .size = size,
+				    .shape = shape,
+				    .ring_bytes = pl->ring_bytes,
+				    .n = count_for(pl, size),
+				    .warm = warm_for(pl, size),
+				    .threads = 1 };
+}
+
 static struct msr *add(struct plan *pl, enum kind kind, const char *bench, const char *system,
 		       struct sbb_params p)
 {
 	if (pl->n == pl->cap) {
-		pl->cap = pl->cap ? 2 * pl->cap : 64;
+		pl->cap = pl->cap ? 2 * pl->cap : 128;
 		struct msr *m = realloc(pl->m, pl->cap * sizeof(*m));
 		if (!m) {
-			fprintf(stderr, "bench: out of memory\n");
+			fprintf(stderr, "snapbridge bench: out of memory\n");
 			exit(1);
 		}
 		pl->m = m;
 	}
 	struct msr *m = &pl->m[pl->n++];
 	memset(m, 0, sizeof(*m));
-	for (unsigned s = 0; s < NSIZES; s++)
-		if (sizes[s] == p.size && !pl->size_on[s] && kind != K_WAKE) {
-			pl->n--;
-			return NULL;
-		}
 	m->kind = kind;
 	m->bench = bench;
 	m->system = system;
@@ -148,85 +198,103 @@ static struct msr *add(struct plan *pl, enum kind kind, const char *bench, const
 	return m;
 }
 
-static void make_plan(struct plan *pl)
+static void plan_e2e(struct plan *pl, enum sbb_shape shape, uint32_t size)
 {
-	static const char *const store_sys[] = { "memcpy", "raw_ring", "mutex_map", "snapbridge" };
 	static const char *const e2e_sys[] = { "raw_ring", "pipe", "unix_stream", "iceoryx",
 					       "snapbridge" };
-	static const char *const par_sys[] = { "memcpy", "mutex_map", "snapbridge" };
 	static const unsigned consumer_counts[] = { 1, 2, 4 };
+
+	for (unsigned c = 0; c < 3; c++) {
+		unsigned nc = consumer_counts[c];
+		/* A CPU for the writer and one per consumer, or the figure measures sharing. */
+		if (nc > 1 && (nc + 1 > sbb_ncpus() || !bench_on(pl, "e2e")))
+			continue;
+		for (unsigned i = 0; i < sizeof(e2e_sys) / sizeof(e2e_sys[0]); i++) {
+			const char *sys = e2e_sys[i];
+			bool streams = strcmp(sys, "snapbridge") && strcmp(sys, "raw_ring");
+			if (!sys_on(pl, sys))
+				continue;
+			/* Stream systems run for the store table even without e2e. */
+			if (!bench_on(pl, "e2e") && !streams)
+				continue;
+			struct sbb_params p = params(pl, shape, size);
+			p.threads = 0;
+			p.consumers = nc;
+			p.nlat = streams && nc == 1 ? nlat_for(pl, size) : 0;
+			add(pl, K_E2E, "e2e", sys, p);
+			if (!strcmp(sys, "snapbridge") && nc == 1 && size >= VALIDATE_MIN_SIZE) {
+				p.validate = true;
+				add(pl, K_E2E, "e2e_validate", sys, p);
+			}
+		}
+	}
+}
+
+static void plan_store(struct plan *pl, enum sbb_shape shape, uint32_t size, unsigned e2e_end)
+{
+	static const char *const store_sys[] = { "memcpy", "raw_ring", "mutex_map", "snapbridge" };
+
+	for (unsigned i = 0; i < sizeof(store_sys) / sizeof(store_sys[0]); i++) {
+		const char *sys = store_sys[i];
+		if (!sys_on(pl, sys))
+			continue;
+		struct sbb_params p = params(pl, shape, size);
+		p.nlat = nlat_for(pl, size);
+		add(pl, K_STORE, "store", sys, p);
+		if (!strcmp(sys, "mutex_map") || !strcmp(sys, "snapbridge")) {
+			p.overwrite = true;
+			add(pl, K_STORE, "store_overwrite", sys, p);
+			p.overwrite = false;
+		}
+		if (!strcmp(sys, "snapbridge") && size >= VALIDATE_MIN_SIZE) {
+			p.validate = true;
+			add(pl, K_STORE, "store_validate", sys, p);
+		}
+	}
+	for (unsigned j = 0; j < e2e_end; j++) {
+		const struct msr *e = &pl->m[j];
+		if (e->p.size != size || e->p.shape != shape || e->p.consumers != 1 ||
+		    !strcmp(e->system, "snapbridge") || !strcmp(e->system, "raw_ring"))
+			continue;
+		struct sbb_params p = e->p;
+		p.threads = 1;
+		struct msr *m = add(pl, K_STORE_VIA_E2E, "store", e->system, p);
+		m->source = j;
+		m->skip = e->skip;
+	}
+}
+
+static void make_plan(struct plan *pl)
+{
 	static const unsigned thread_counts[] = { 2, 4 };
 
 	/* e2e runs first in the array so that the store rows can point at them. */
-	for (unsigned s = 0; s < NSIZES && (bench_on(pl, "e2e") || bench_on(pl, "store")); s++) {
-		for (unsigned c = 0; c < 3; c++) {
-			unsigned nc = consumer_counts[c];
-			/* A CPU for the writer and one per consumer, or the figure measures
-			 * sharing. */
-			if (nc > 1 && (nc + 1 > sbb_ncpus() || !bench_on(pl, "e2e")))
-				continue;
-			for (unsigned i = 0; i < sizeof(e2e_sys) / sizeof(e2e_sys[0]); i++) {
-				const char *sys = e2e_sys[i];
-				bool streams = strcmp(sys, "snapbridge") && strcmp(sys, "raw_ring");
-				if (!sys_on(pl, sys))
-					continue;
-				/* Stream systems run for the store table even without e2e. */
-				if (!bench_on(pl, "e2e") && !streams)
-					continue;
-				struct sbb_params p = {
-					.size = sizes[s],
-					.n = count_for(pl, sizes[s]),
-					.nlat = streams && nc == 1 ? nlat_for(pl, sizes[s]) : 0,
-					.warm = streams ? 64 : warm_for(pl, sizes[s]),
-					.consumers = nc,
-				};
-				add(pl, K_E2E, "e2e", sys, p);
-			}
-		}
-	}
+	for (unsigned sh = 0; sh < SBB_NSHAPES; sh++)
+		for (unsigned s = 0; s < NSIZES; s++)
+			if (shaped(pl, sh, sizes[s]) &&
+			    (bench_on(pl, "e2e") || bench_on(pl, "store")))
+				plan_e2e(pl, sh, sizes[s]);
 	unsigned e2e_end = pl->n;
-	for (unsigned s = 0; s < NSIZES && bench_on(pl, "store"); s++) {
-		for (unsigned i = 0; i < sizeof(store_sys) / sizeof(store_sys[0]); i++) {
-			const char *sys = store_sys[i];
-			if (!sys_on(pl, sys))
+	for (unsigned sh = 0; sh < SBB_NSHAPES; sh++)
+		for (unsigned s = 0; s < NSIZES; s++)
+			if (shaped(pl, sh, sizes[s]) && bench_on(pl, "store"))
+				plan_store(pl, sh, sizes[s], e2e_end);
+	for (unsigned sh = 0; sh < SBB_NSHAPES && bench_on(pl, "parallel"); sh++)
+		for (unsigned s = 0; s < NSIZES; s++) {
+			if ((sizes[s] != 4096 && sizes[s] != 262144) || !shaped(pl, sh, sizes[s]))
 				continue;
-			struct sbb_params p = { .size = sizes[s],
-						.n = count_for(pl, sizes[s]),
-						.nlat = nlat_for(pl, sizes[s]),
-						.warm = warm_for(pl, sizes[s]),
-						.threads = 1 };
-			add(pl, K_STORE, "store", sys, p);
-			if (!strcmp(sys, "mutex_map") || !strcmp(sys, "snapbridge")) {
-				p.overwrite = true;
-				add(pl, K_STORE, "store_overwrite", sys, p);
+			for (unsigned t = 0; t < 2; t++) {
+				static const char *const par_sys[] = { "memcpy", "mutex_map",
+								       "snapbridge" };
+				for (unsigned i = 0; i < 3; i++) {
+					if (!sys_on(pl, par_sys[i]))
+						continue;
+					struct sbb_params p = params(pl, sh, sizes[s]);
+					p.threads = thread_counts[t];
+					add(pl, K_PARALLEL, "parallel", par_sys[i], p);
+				}
 			}
 		}
-		for (unsigned j = 0; j < e2e_end; j++) {
-			struct msr *e = &pl->m[j];
-			if (e->p.size != sizes[s] || e->p.consumers != 1 ||
-			    !strcmp(e->system, "snapbridge") || !strcmp(e->system, "raw_ring"))
-				continue;
-			struct sbb_params p = e->p;
-			p.threads = 1;
-			struct msr *m = add(pl, K_STORE_VIA_E2E, "store", e->system, p);
-			if (m)
-				m->source = j;
-		}
-	}
-	for (unsigned s = 0; s < NSIZES && bench_on(pl, "parallel"); s++) {
-		if (sizes[s] != 4096 && sizes[s] != 262144)
-			continue;
-		for (unsigned t = 0; t < 2; t++)
-			for (unsigned i = 0; i < sizeof(par_sys) / sizeof(par_sys[0]); i++) {
-				if (!sys_on(pl, par_sys[i]))
-					continue;
-				struct sbb_params p = { .size = sizes[s],
-							.n = count_for(pl, sizes[s]),
-							.warm = warm_for(pl, sizes[s]),
-							.threads = thread_counts[t] };
-				add(pl, K_PARALLEL, "parallel", par_sys[i], p);
-			}
-	}
 	if (bench_on(pl, "wake")) {
 		struct sbb_params p = { .size = 64, .consumers = 1 };
 		if (sys_on(pl, "raw_futex"))
@@ -234,6 +302,37 @@ static void make_plan(struct plan *pl)
 		if (sys_on(pl, "snapbridge"))
 			add(pl, K_WAKE, "wake", "snapbridge", p);
 	}
+}
+
+/* ---- progress ------------------------------------------------------------------------ */
+
+/*
+ * One line per finished repetition when stderr is a file, a pipe or a
+ * dumb terminal; on a terminal, one line redrawn in place.
+ */
+__attribute__((format(printf, 2, 3))) static void progress(struct plan *pl, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (pl->live)
+		fputs("\r\033[K", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (pl->live) {
+		pl->line_open = true;
+	} else {
+		fputc('\n', stderr);
+	}
+	fflush(stderr);
+}
+
+/* End the redrawn line, so that other output starts on a line of its own. */
+static void progress_break(struct plan *pl)
+{
+	if (pl->line_open)
+		fputc('\n', stderr);
+	pl->line_open = false;
 }
 
 /* ---- running ----------------------------------------------------------------------- */
@@ -259,20 +358,34 @@ static void si(double v, char *buf, size_t len)
 		snprintf(buf, len, "%.1f", v);
 }
 
+/* "snapbridge", "snapbridge (overwrite)", "pipe *": the system as the table names it. */
+static void display_name(const struct msr *m, char *buf, size_t len)
+{
+	const char *variant =
+	    !strcmp(m->bench, "store_overwrite") ? " (overwrite)"
+	    : !strcmp(m->bench, "store_validate") || !strcmp(m->bench, "e2e_validate")
+		? " (validated)"
+		: "";
+
+	snprintf(buf, len, "%s%s%s", m->system, variant, m->kind == K_STORE_VIA_E2E ? " *" : "");
+}
+
 static const char *describe(const struct msr *m, char *buf, size_t len)
 {
-	char sz[16];
+	char sz[16], name[48];
 
 	size_label(m->p.size, sz, sizeof(sz));
-	if (m->kind == K_E2E)
-		snprintf(buf, len, "%s %s %s, %u consumer%s", m->bench, m->system, sz,
-			 m->p.consumers, m->p.consumers > 1 ? "s" : "");
-	else if (m->kind == K_PARALLEL)
-		snprintf(buf, len, "%s %s %s, %u threads", m->bench, m->system, sz, m->p.threads);
-	else if (m->kind == K_WAKE)
+	display_name(m, name, sizeof(name));
+	if (m->kind == K_WAKE)
 		snprintf(buf, len, "wake %s", m->system);
+	else if (m->kind == K_E2E)
+		snprintf(buf, len, "e2e %s %s %s, %u consumer%s", name, sbb_shape_name(m->p.shape),
+			 sz, m->p.consumers, m->p.consumers > 1 ? "s" : "");
+	else if (m->kind == K_PARALLEL)
+		snprintf(buf, len, "parallel %s %s %s, %u threads", name,
+			 sbb_shape_name(m->p.shape), sz, m->p.threads);
 	else
-		snprintf(buf, len, "%s %s %s", m->bench, m->system, sz);
+		snprintf(buf, len, "store %s %s %s", name, sbb_shape_name(m->p.shape), sz);
 	return buf;
 }
 
@@ -337,6 +450,7 @@ static int run_one(struct plan *pl, struct msr *m, unsigned rep)
 	case K_WAKE: {
 		bool raw = !strcmp(m->system, "raw_futex");
 		struct sbb_wake_result *w = &pl->wake[raw ? 0 : 1];
+		progress_break(pl); /* sbb_wake_run prints a line of its own */
 		err = sbb_wake_run(raw, pl->wake_samples, rep, pl->reps, w);
 		memset(&s, 0, sizeof(s));
 		if (!err) {
@@ -355,7 +469,9 @@ static int run_one(struct plan *pl, struct msr *m, unsigned rep)
 		m->p50[rep] = e->p50[rep];
 		m->p99[rep] = e->p99[rep];
 		m->p999[rep] = e->p999[rep];
+		m->faults[rep] = e->faults[rep];
 		m->has_lat = e->has_lat;
+		m->has_faults = e->has_faults;
 		m->reps = rep + 1;
 		return 0;
 	}
@@ -372,6 +488,10 @@ static int run_one(struct plan *pl, struct msr *m, unsigned rep)
 	m->p999[rep] = s.p999;
 	m->has_lat = s.has_lat;
 	m->lost[rep] = (double)(s.stores - s.delivered);
+	m->faults[rep] = (double)s.faults;
+	m->cfaults[rep] = (double)s.consumer_faults;
+	m->has_faults = m->kind != K_WAKE;
+	m->has_cfaults = s.has_consumer_faults;
 	if (s.has_counts) {
 		m->has_counts = true;
 		m->counts.stores += s.counts.stores;
@@ -397,10 +517,16 @@ static bool run_all(struct plan *pl)
 	for (unsigned rep = 0; rep < pl->reps; rep++) {
 		for (unsigned i = 0; i < pl->n; i++) {
 			struct msr *m = &pl->m[i];
-			char what[96], r[16];
+			char what[128], r[16];
 
 			if (m->skip || m->failed)
 				continue;
+			if (m->kind != K_STORE_VIA_E2E && m->kind != K_WAKE && pl->live) {
+				describe(m, what, sizeof(what));
+				progress(pl, "[%3u/%u] %s, rep %u/%u ... (%.0f s)", done + 1, total,
+					 what, rep + 1, pl->reps,
+					 (double)(sb__mono_ns() - t0) / 1e9);
+			}
 			int err = run_one(pl, m, rep);
 			if (m->kind == K_STORE_VIA_E2E) {
 				m->failed = err != 0;
@@ -409,6 +535,7 @@ static bool run_all(struct plan *pl)
 			done++;
 			describe(m, what, sizeof(what));
 			if (err) {
+				progress_break(pl);
 				fprintf(stderr, "[%3u/%u] %s: FAILED (%s)\n", done, total, what,
 					strerror(-err));
 				m->failed = true;
@@ -418,11 +545,12 @@ static bool run_all(struct plan *pl)
 			if (m->kind == K_WAKE)
 				continue; /* sbb_wake_run printed its own line */
 			si(m->rate[rep], r, sizeof(r));
-			fprintf(stderr, "[%3u/%u] %-48s rep %u/%u: %8s records/s  (%.0f s)\n", done,
-				total, what, rep + 1, pl->reps, r,
-				(double)(sb__mono_ns() - t0) / 1e9);
+			progress(pl, "[%3u/%u] %-52s rep %u/%u: %8s records/s  (%.0f s)", done,
+				 total, what, rep + 1, pl->reps, r,
+				 (double)(sb__mono_ns() - t0) / 1e9);
 		}
 	}
+	progress_break(pl);
 	return ok;
 }
 
@@ -438,13 +566,15 @@ static bool usable(const struct msr *m)
 	return m && !m->skip && !m->failed && m->reps > 0;
 }
 
+/* The row of bench for system at this shape, size, consumer count (e2e) and thread count. */
 static const struct msr *find(const struct plan *pl, const char *bench, const char *system,
-			      uint32_t size, unsigned consumers, unsigned threads)
+			      enum sbb_shape shape, uint32_t size, unsigned consumers,
+			      unsigned threads)
 {
 	for (unsigned i = 0; i < pl->n; i++) {
 		const struct msr *m = &pl->m[i];
 		if (!strcmp(m->bench, bench) && !strcmp(m->system, system) && m->p.size == size &&
-		    (m->kind != K_E2E || m->p.consumers == consumers) &&
+		    m->p.shape == shape && (m->kind != K_E2E || m->p.consumers == consumers) &&
 		    (m->kind != K_PARALLEL || m->p.threads == threads))
 			return m;
 	}
@@ -460,7 +590,7 @@ static const struct msr *reference_of(const struct plan *pl, const struct msr *m
 		return NULL;
 	if (m->kind == K_STORE_VIA_E2E)
 		bench = "store";
-	return find(pl, bench, "snapbridge", m->p.size, m->p.consumers, m->p.threads);
+	return find(pl, bench, "snapbridge", m->p.shape, m->p.size, m->p.consumers, m->p.threads);
 }
 
 static double median_rate(const struct msr *m)
@@ -468,22 +598,44 @@ static double median_rate(const struct msr *m)
 	return spread(m, m->rate).median;
 }
 
+/*
+ * Faults of one repetition's timed phase per 1000 of its records, writer
+ * and consumers together.
+ */
+static double faults_per_k(const struct msr *m, unsigned rep)
+{
+	double f = m->faults[rep] + (m->has_cfaults ? m->cfaults[rep] : 0);
+
+	return m->p.n ? f * 1000.0 / (double)m->p.n : 0;
+}
+
+static struct sbb_spread fault_spread(const struct msr *m)
+{
+	double v[SBB_REPS];
+
+	for (unsigned r = 0; r < m->reps; r++)
+		v[r] = faults_per_k(m, r);
+	return sbb_spread_of(v, m->reps);
+}
+
+/* The mark: the median repetition faulted more than FAULT_MARK pages per 1000 records. */
+static bool over_mark(const struct msr *m)
+{
+	return usable(m) && m->has_faults && fault_spread(m).median > FAULT_MARK;
+}
+
 static void print_row(const struct plan *pl, const struct msr *m)
 {
-	char sz[16], sysname[40], rate[64], a[16], b[16], c[16], mbs[16], ratio[16] = "",
+	char sz[16], sysname[48], rate[64], a[16], b[16], c[16], mbs[16], ratio[16] = "",
 									  lat[48] = "";
-	char cpu[16] = "", cratio[16] = "";
+	char cpu[16] = "", cratio[16] = "", flt[16] = "";
 
 	size_label(m->p.size, sz, sizeof(sz));
-	snprintf(sysname, sizeof(sysname), "%s%s%s", m->system,
-		 !strcmp(m->bench, "store_overwrite") ? " (overwrite)" : "",
-		 m->kind == K_STORE_VIA_E2E ? " *" : "");
-	if (m->skip) {
-		printf("  %-7s %-26s skipped: %s\n", sz, sysname, m->skip);
-		return;
-	}
+	display_name(m, sysname, sizeof(sysname));
+	if (m->skip)
+		return; /* said once, under the table */
 	if (!usable(m)) {
-		printf("  %-7s %-26s FAILED\n", sz, sysname);
+		printf("  %-7s %-5s %-26s FAILED\n", sz, sbb_shape_name(m->p.shape), sysname);
 		return;
 	}
 	struct sbb_spread r = spread(m, m->rate);
@@ -492,6 +644,9 @@ static void print_row(const struct plan *pl, const struct msr *m)
 	si(r.max, c, sizeof(c));
 	snprintf(rate, sizeof(rate), "%s [%s..%s]", a, b, c);
 	snprintf(mbs, sizeof(mbs), "%.0f", r.median * m->p.size / 1e6);
+	if (m->has_faults)
+		snprintf(flt, sizeof(flt), "%.2f%s", fault_spread(m).median,
+			 over_mark(m) ? "!" : "");
 	const struct msr *ref = reference_of(pl, m);
 	if (usable(ref))
 		snprintf(ratio, sizeof(ratio), "%.2f", median_rate(ref) / r.median);
@@ -511,10 +666,46 @@ static void print_row(const struct plan *pl, const struct msr *m)
 		snprintf(lat, sizeof(lat), "%8.0f %8.0f %8.0f", spread(m, m->p50).median,
 			 spread(m, m->p99).median, spread(m, m->p999).median);
 	if (store)
-		printf("  %-7s %-26s %26s %7s %6s %8s %6s %s\n", sz, sysname, rate, mbs, ratio, cpu,
-		       cratio, lat);
+		printf("  %-7s %-5s %-26s %26s %7s %6s %8s %6s %7s %s\n", sz,
+		       sbb_shape_name(m->p.shape), sysname, rate, mbs, ratio, cpu, cratio, flt,
+		       lat);
 	else
-		printf("  %-7s %-26s %26s %7s %6s\n", sz, sysname, rate, mbs, ratio);
+		printf("  %-7s %-5s %-26s %26s %7s %6s %7s\n", sz, sbb_shape_name(m->p.shape),
+		       sysname, rate, mbs, ratio, flt);
+}
+
+static void print_accounting(const struct plan *pl)
+{
+	printf("\n  accounting (snapbridge consumers, all repetitions; every store gets one "
+	       "outcome):\n");
+	printf("  %-7s %-5s %-11s %9s %10s %10s %11s %9s %9s %5s\n", "size", "shape", "consumer",
+	       "consumers", "stores", "delivered", "superseded", "evicted", "lapped", "torn");
+	for (unsigned i = 0; i < pl->n; i++) {
+		const struct msr *m = &pl->m[i];
+		char sz[16];
+		if (m->kind != K_E2E || !m->has_counts)
+			continue;
+		size_label(m->p.size, sz, sizeof(sz));
+		printf("  %-7s %-5s %-11s %9u %10" PRIu64 " %10" PRIu64 " %11" PRIu64 " %9" PRIu64
+		       " %9" PRIu64 " %5" PRIu64 "\n",
+		       sz, sbb_shape_name(m->p.shape), m->p.validate ? "validating" : "default",
+		       m->p.consumers, m->counts.stores, m->counts.delivered, m->counts.superseded,
+		       m->counts.evicted, m->counts.lapped, m->counts.torn);
+	}
+	printf("  lost per repetition (median): snapbridge by its accounting (lapped + torn), "
+	       "raw_ring\n  and iceoryx by sequence gaps; pipe and unix_stream block the writer "
+	       "instead (0).\n");
+	for (unsigned i = 0; i < pl->n; i++) {
+		const struct msr *m = &pl->m[i];
+		char sz[16], name[48];
+		if (m->kind != K_E2E || !usable(m))
+			continue;
+		size_label(m->p.size, sz, sizeof(sz));
+		display_name(m, name, sizeof(name));
+		printf("  %-7s %-5s %-24s %u consumer(s): %.0f of %" PRIu64 " lost\n", sz,
+		       sbb_shape_name(m->p.shape), name, m->p.consumers, spread(m, m->lost).median,
+		       m->p.n * m->p.consumers);
+	}
 }
 
 static void print_table(const struct plan *pl)
@@ -529,82 +720,60 @@ static void print_table(const struct plan *pl)
 	};
 
 	printf("\nsnapbridge bench: median [min..max] of %u repetition%s; sb/x = snapbridge / "
-	       "that system\n(above 1: snapbridge is faster).\n",
-	       pl->reps, pl->reps > 1 ? "s" : "");
+	       "that system\n(above 1: snapbridge is faster); flt/k = minor page faults of the "
+	       "timed phase per 1000\nrecords (writer and consumers), '!' above %.0f.\n",
+	       pl->reps, pl->reps > 1 ? "s" : "", FAULT_MARK);
 	for (unsigned sct = 0; sct < 3; sct++) {
 		bool any = false;
 		for (unsigned i = 0; i < pl->n; i++)
-			any |= pl->m[i].kind == sections[sct].kinds[0] ||
-			       pl->m[i].kind == sections[sct].kinds[1];
+			any |= !pl->m[i].skip && (pl->m[i].kind == sections[sct].kinds[0] ||
+						  pl->m[i].kind == sections[sct].kinds[1]);
 		if (!any)
 			continue;
 		printf("\n%s\n", sections[sct].title);
 		if (sct == 0)
-			printf("  %-7s %-26s %26s %7s %6s %8s %6s %s\n", "size", "system",
-			       "records/s", "MB/s", "sb/x", "rec/CPUs", "sb/x",
+			printf("  %-7s %-5s %-26s %26s %7s %6s %8s %6s %7s %s\n", "size", "shape",
+			       "system", "records/s", "MB/s", "sb/x", "rec/CPUs", "sb/x", "flt/k",
 			       "  p50 ns   p99 ns p99.9 ns");
 		else
-			printf("  %-7s %-26s %26s %7s %6s\n", "size", "system", "records/s", "MB/s",
-			       "sb/x");
+			printf("  %-7s %-5s %-26s %26s %7s %6s %7s\n", "size", "shape", "system",
+			       "records/s", "MB/s", "sb/x", "flt/k");
 		static const unsigned groups[] = { 1, 2, 4 };
-		for (unsigned s = 0; s < NSIZES; s++)
-			for (unsigned g = 0; g < 3; g++) {
-				bool header = false;
-				for (unsigned i = 0; i < pl->n; i++) {
-					const struct msr *m = &pl->m[i];
-					unsigned grp = m->kind == K_E2E	       ? m->p.consumers
-						       : m->kind == K_PARALLEL ? m->p.threads
-									       : 1;
-					if (m->p.size != sizes[s] || grp != groups[g] ||
-					    (m->kind != sections[sct].kinds[0] &&
-					     m->kind != sections[sct].kinds[1]))
-						continue;
-					if (!header && (sct == 2 || g > 0))
-						printf("  (%u %s)\n", grp,
-						       sct == 1 ? "consumers" : "threads");
-					header = true;
-					print_row(pl, m);
+		for (unsigned sh = 0; sh < SBB_NSHAPES; sh++)
+			for (unsigned s = 0; s < NSIZES; s++)
+				for (unsigned g = 0; g < 3; g++) {
+					bool header = false;
+					for (unsigned i = 0; i < pl->n; i++) {
+						const struct msr *m = &pl->m[i];
+						unsigned grp = m->kind == K_E2E ? m->p.consumers
+							       : m->kind == K_PARALLEL
+								   ? m->p.threads
+								   : 1;
+						if (m->p.size != sizes[s] || m->p.shape != sh ||
+						    grp != groups[g] || m->skip ||
+						    (m->kind != sections[sct].kinds[0] &&
+						     m->kind != sections[sct].kinds[1]))
+							continue;
+						if (!header && (sct == 2 || g > 0))
+							printf("  (%u %s)\n", grp,
+							       sct == 1 ? "consumers" : "threads");
+						header = true;
+						print_row(pl, m);
+					}
 				}
-			}
 		if (sct == 0)
 			printf(
 			    "  records/s is wall clock; rec/CPUs is records per CPU-second of the "
 			    "storing process\n  (all its threads), which the machine's other "
-			    "users cannot inflate.\n"
+			    "users cannot inflate. validated: the\n  bridge checks each report's "
+			    "msgpack (SB_BRIDGE_VALIDATE_MSGPACK).\n"
 			    "  * pipe, unix_stream, iceoryx: the writer's rate while one consumer "
 			    "process drains\n    (from the end-to-end run); p50/p99/p99.9 are its "
 			    "per-record times there.\n");
 		if (sct == 1) {
-			printf("\n  accounting (snapbridge consumers, all repetitions; every store "
-			       "gets one outcome):\n");
-			printf("  %-7s %9s %10s %10s %11s %9s %9s %5s\n", "size", "consumers",
-			       "stores", "delivered", "superseded", "evicted", "lapped", "torn");
-			for (unsigned i = 0; i < pl->n; i++) {
-				const struct msr *m = &pl->m[i];
-				char sz[16];
-				if (m->kind != K_E2E || !m->has_counts)
-					continue;
-				size_label(m->p.size, sz, sizeof(sz));
-				printf("  %-7s %9u %10" PRIu64 " %10" PRIu64 " %11" PRIu64
-				       " %9" PRIu64 " %9" PRIu64 " %5" PRIu64 "\n",
-				       sz, m->p.consumers, m->counts.stores, m->counts.delivered,
-				       m->counts.superseded, m->counts.evicted, m->counts.lapped,
-				       m->counts.torn);
-			}
-			printf(
-			    "  lost per repetition (median), other systems: raw_ring and iceoryx "
-			    "by sequence gaps;\n  pipe and unix_stream block the writer instead "
-			    "(0).\n");
-			for (unsigned i = 0; i < pl->n; i++) {
-				const struct msr *m = &pl->m[i];
-				char sz[16];
-				if (m->kind != K_E2E || !usable(m))
-					continue;
-				size_label(m->p.size, sz, sizeof(sz));
-				printf("  %-7s %-12s %u consumer(s): %.0f of %" PRIu64 " lost\n",
-				       sz, m->system, m->p.consumers, spread(m, m->lost).median,
-				       m->p.n * m->p.consumers);
-			}
+			printf("  validated: the consumer checks each report's msgpack "
+			       "(SB_CONSUMER_VALIDATE_MSGPACK).\n");
+			print_accounting(pl);
 		}
 	}
 	unsigned skipped = 0;
@@ -615,8 +784,10 @@ static void print_table(const struct plan *pl)
 		       "CPUs (a writer and\n  n consumers need n + 1, or the figure measures CPU "
 		       "sharing).\n",
 		       sbb_ncpus());
-	const struct msr *wr = find(pl, "wake", "raw_futex", 64, 1, 0);
-	const struct msr *ws = find(pl, "wake", "snapbridge", 64, 1, 0);
+	if (sys_on(pl, "iceoryx") && !pl->iox_ok)
+		printf("\n  iceoryx: not measured: %s.\n", pl->iox_why);
+	const struct msr *wr = find(pl, "wake", "raw_futex", SBB_SHAPE_BIN, 64, 1, 0);
+	const struct msr *ws = find(pl, "wake", "snapbridge", SBB_SHAPE_BIN, 64, 1, 0);
 	if (wr || ws) {
 		printf("\nwake: store to consumer running, %u wake-ups per repetition, ns median "
 		       "[min..max]\n",
@@ -637,11 +808,21 @@ static void print_table(const struct plan *pl)
 			printf("  %-12s %28s %28s\n", w[i]->system, x, y);
 		}
 	}
+	unsigned marked = 0;
+	for (unsigned i = 0; i < pl->n; i++)
+		marked += over_mark(&pl->m[i]);
+	if (marked)
+		printf("\n  %u row%s faulted more than %.0f page per 1000 records in the timed "
+		       "phase ('!'):\n  their figure includes the kernel's page allocator.\n",
+		       marked, marked > 1 ? "s" : "", FAULT_MARK);
 }
 
 struct target {
 	const char *what;
-	const char *bench, *other;
+	const char *bench;	 /* snapbridge's row */
+	const char *other_bench; /* the other system's */
+	const char *other;
+	enum sbb_shape shape;
 	uint32_t size;
 	double min; /* snapbridge / other at least; for wake: at most */
 };
@@ -650,15 +831,26 @@ struct target {
 static void print_targets(const struct plan *pl, FILE *text, FILE *json)
 {
 	static const struct target t[] = {
-		{ "store 64 B unique tags >= 10x pipe", "store", "pipe", 64, 10 },
-		{ "store 64 B unique tags >= 3x mutex_map", "store", "mutex_map", 64, 3 },
-		{ "store 64 B unique tags >= 0.2x raw_ring", "store", "raw_ring", 64, 0.2 },
-		{ "store 4 KB >= 0.6x raw_ring", "store", "raw_ring", 4096, 0.6 },
-		{ "store 256 KB >= 0.8x raw_ring", "store", "raw_ring", 262144, 0.8 },
-		{ "e2e 1 consumer 4 KB >= 0.5x raw_ring", "e2e", "raw_ring", 4096, 0.5 },
-		{ "e2e 1 consumer 256 KB >= 0.7x raw_ring", "e2e", "raw_ring", 262144, 0.7 },
-		{ "e2e 1 consumer 4 KB >= 2x iceoryx", "e2e", "iceoryx", 4096, 2 },
-		{ "wake p50 <= 1.5x raw_futex", "wake", "raw_futex", 64, 1.5 },
+		{ "store 64 B unique tags >= 0.15x raw_ring", "store", "store", "raw_ring",
+		  SBB_SHAPE_BIN, 64, 0.15 },
+		{ "store 64 B unique tags >= 3x mutex_map", "store", "store", "mutex_map",
+		  SBB_SHAPE_BIN, 64, 3 },
+		{ "store 64 B overwrites >= 0.25x raw_ring", "store_overwrite", "store", "raw_ring",
+		  SBB_SHAPE_BIN, 64, 0.25 },
+		{ "store 4 KB bin >= 0.8x raw_ring", "store", "store", "raw_ring", SBB_SHAPE_BIN,
+		  4096, 0.8 },
+		{ "store 256 KB bin >= 0.9x raw_ring", "store", "store", "raw_ring", SBB_SHAPE_BIN,
+		  262144, 0.9 },
+		{ "store dump 64 KB >= 0.5x raw_ring", "store", "store", "raw_ring", SBB_SHAPE_DUMP,
+		  65536, 0.5 },
+		{ "store dump 256 KB >= 0.5x raw_ring", "store", "store", "raw_ring",
+		  SBB_SHAPE_DUMP, 262144, 0.5 },
+		{ "e2e 1 consumer 4 KB bin >= 0.7x raw_ring", "e2e", "e2e", "raw_ring",
+		  SBB_SHAPE_BIN, 4096, 0.7 },
+		{ "e2e 1 consumer dump 64 KB >= 0.5x raw_ring", "e2e", "e2e", "raw_ring",
+		  SBB_SHAPE_DUMP, 65536, 0.5 },
+		{ "wake p50 <= 1.5x raw_futex", "wake", "wake", "raw_futex", SBB_SHAPE_BIN, 64,
+		  1.5 },
 	};
 
 	if (text)
@@ -666,8 +858,10 @@ static void print_targets(const struct plan *pl, FILE *text, FILE *json)
 	if (json)
 		fprintf(json, ",\n\"targets\":[");
 	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		const struct msr *sb = find(pl, t[i].bench, "snapbridge", t[i].size, 1, 0);
-		const struct msr *o = find(pl, t[i].bench, t[i].other, t[i].size, 1, 0);
+		const struct msr *sb =
+		    find(pl, t[i].bench, "snapbridge", t[i].shape, t[i].size, 1, 0);
+		const struct msr *o =
+		    find(pl, t[i].other_bench, t[i].other, t[i].shape, t[i].size, 1, 0);
 		bool wake = !strcmp(t[i].bench, "wake");
 		double ratio = 0;
 		const char *verdict = "n/a";
@@ -679,9 +873,9 @@ static void print_targets(const struct plan *pl, FILE *text, FILE *json)
 			    (wake ? ratio <= t[i].min : ratio >= t[i].min) ? "met" : "NOT met";
 		}
 		if (text && ratio > 0)
-			fprintf(text, "  %-44s %6.2f  %s\n", t[i].what, ratio, verdict);
+			fprintf(text, "  %-46s %6.2f  %s\n", t[i].what, ratio, verdict);
 		else if (text)
-			fprintf(text, "  %-44s %6s  %s\n", t[i].what, "-", verdict);
+			fprintf(text, "  %-46s %6s  %s\n", t[i].what, "-", verdict);
 		if (json) {
 			fprintf(json, "%s\n {\"target\":\"%s\",", i ? "," : "", t[i].what);
 			if (ratio > 0)
@@ -745,11 +939,14 @@ static void json_machine(FILE *f, const struct plan *pl)
 	fprintf(f, ",\"cores\":%ld,\"cpus_allowed\":%u,\"kernel\":", sysconf(_SC_NPROCESSORS_ONLN),
 		sbb_ncpus());
 	json_string(f, u.release);
-	fprintf(f, ",\"date\":\"%s\",\"mode\":\"%s\",\"repetitions\":%u}", date,
+	fprintf(f,
+		",\"date\":\"%s\",\"mode\":\"%s\",\"repetitions\":%u,\"ring_bytes\":%" PRIu64
+		",\"fault_mark_per_1000\":%.1f}",
+		date,
 		pl->mode == MODE_FULL	 ? "full"
 		: pl->mode == MODE_QUICK ? "quick"
 					 : "smoke",
-		pl->reps);
+		pl->reps, pl->ring_bytes, FAULT_MARK);
 }
 
 static void json_msr(FILE *f, const struct msr *m)
@@ -758,8 +955,9 @@ static void json_msr(FILE *f, const struct msr *m)
 	struct sbb_spread r = ok ? spread(m, m->rate) : (struct sbb_spread){ 0, 0, 0 };
 
 	fprintf(f,
-		"{\"bench\":\"%s\",\"system\":\"%s\",\"size\":%u,\"consumers\":%u,\"threads\":%u",
-		m->bench, m->system, m->p.size,
+		"{\"bench\":\"%s\",\"system\":\"%s\",\"shape\":\"%s\",\"size\":%u,\"consumers\":%u,"
+		"\"threads\":%u",
+		m->bench, m->system, sbb_shape_name(m->p.shape), m->p.size,
 		m->kind == K_E2E || m->kind == K_STORE_VIA_E2E || m->kind == K_WAKE ? m->p.consumers
 										    : 0,
 		m->kind == K_WAKE ? 0
@@ -783,6 +981,17 @@ static void json_msr(FILE *f, const struct msr *m)
 		fprintf(f, ",\"%s\":%.1f",
 			m->kind == K_E2E ? "writer_records_per_cpu_s" : "records_per_cpu_s",
 			spread(m, m->crate).median);
+	if (ok && m->has_faults) {
+		struct sbb_spread fk = fault_spread(m);
+		fprintf(f, ",\"records_timed\":%" PRIu64 ",\"faults\":%.0f", m->p.n,
+			spread(m, m->faults).median);
+		if (m->has_cfaults)
+			fprintf(f, ",\"consumer_faults\":%.0f", spread(m, m->cfaults).median);
+		fprintf(
+		    f,
+		    ",\"faults_per_1000\":%.3f,\"faults_per_1000_max\":%.3f,\"over_fault_mark\":%s",
+		    fk.median, fk.max, over_mark(m) ? "true" : "false");
+	}
 	if (ok && m->kind == K_WAKE) {
 		struct sbb_spread a = spread(m, m->p50);
 		fprintf(f, ",\"p50_ns_min\":%.1f,\"p50_ns_max\":%.1f", a.min, a.max);
@@ -813,7 +1022,7 @@ static int write_json(const struct plan *pl, const char *path)
 	FILE *f = fopen(path, "w");
 
 	if (!f) {
-		fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "snapbridge bench: %s: %s\n", path, strerror(errno));
 		return -errno;
 	}
 	fprintf(f, "{");
@@ -828,7 +1037,7 @@ static int write_json(const struct plan *pl, const char *path)
 	sbb_export_json(f);
 	fprintf(f, "}\n");
 	if (fclose(f) != 0) {
-		fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "snapbridge bench: %s: %s\n", path, strerror(errno));
 		return -EIO;
 	}
 	return 0;
@@ -836,34 +1045,38 @@ static int write_json(const struct plan *pl, const char *path)
 
 /* ---- SVG through gnuplot ----------------------------------------------------------- */
 
-/* Whether m is a line of the panel of kinds k1/k2; if so, its line's name. */
-static bool plotted(const struct msr *m, enum kind k1, enum kind k2, char *name, size_t len)
+/* Whether m is a line of the panel of kinds k1/k2 and shape; if so, its line's name. */
+static bool plotted(const struct msr *m, enum kind k1, enum kind k2, enum sbb_shape shape,
+		    char *name, size_t len)
 {
-	if ((m->kind != k1 && m->kind != k2) || !usable(m) ||
+	if ((m->kind != k1 && m->kind != k2) || !usable(m) || m->p.shape != shape ||
 	    (m->kind == K_E2E && m->p.consumers != 1))
 		return false;
-	snprintf(name, len, "%s%s", m->system,
-		 !strcmp(m->bench, "store_overwrite") ? " (overwrite)" : "");
+	display_name(m, name, len);
 	return true;
 }
 
 static void plot_panel(FILE *g, const struct plan *pl, enum kind k1, enum kind k2,
-		       const char *title)
+		       enum sbb_shape shape, const char *title)
 {
-	char names[16][48], name[48];
+	char names[24][48], name[48];
 	unsigned n = 0;
 
-	/* One line per system (and per tag pattern), in plan order. */
+	/* One line per system (and per variant), in plan order. */
 	for (unsigned i = 0; i < pl->n; i++) {
 		bool seen = false;
-		if (!plotted(&pl->m[i], k1, k2, name, sizeof(name)))
+		if (!plotted(&pl->m[i], k1, k2, shape, name, sizeof(name)))
 			continue;
 		for (unsigned j = 0; j < n; j++)
 			seen |= !strcmp(names[j], name);
-		if (!seen && n < 16)
+		if (!seen && n < 24)
 			memcpy(names[n++], name, sizeof(name));
 	}
-	fprintf(g, "set title '%s'\n", title);
+	fprintf(g, "set title '%s, %s reports'\n", title, sbb_shape_name(shape));
+	if (!n) {
+		fprintf(g, "plot NaN notitle\n");
+		return;
+	}
 	fprintf(g, "plot ");
 	for (unsigned j = 0; j < n; j++)
 		fprintf(g, "%s'-' using 1:2 with linespoints lw %d title '%s'", j ? ", " : "",
@@ -872,7 +1085,8 @@ static void plot_panel(FILE *g, const struct plan *pl, enum kind k1, enum kind k
 	for (unsigned j = 0; j < n; j++) {
 		for (unsigned i = 0; i < pl->n; i++) {
 			const struct msr *m = &pl->m[i];
-			if (plotted(m, k1, k2, name, sizeof(name)) && !strcmp(name, names[j]))
+			if (plotted(m, k1, k2, shape, name, sizeof(name)) &&
+			    !strcmp(name, names[j]))
 				fprintf(g, "%u %.0f\n", m->p.size, median_rate(m) * m->p.size);
 		}
 		fprintf(g, "e\n");
@@ -881,72 +1095,119 @@ static void plot_panel(FILE *g, const struct plan *pl, enum kind k1, enum kind k
 
 static int write_svg(const struct plan *pl, const char *path)
 {
-	char cmd[64];
-	FILE *g;
+	unsigned rows = 0;
+	FILE *g = popen("gnuplot", "w");
 
-	snprintf(cmd, sizeof(cmd), "gnuplot");
-	g = popen(cmd, "w");
 	if (!g) {
-		fprintf(stderr, "bench: cannot run gnuplot (Debian package gnuplot-nox): %s\n",
-			strerror(errno));
+		fprintf(stderr, "snapbridge bench: cannot run gnuplot: %s\n", strerror(errno));
 		return -errno;
 	}
-	fprintf(g, "set terminal svg size 1100,480 dynamic noenhanced font 'sans,11'\n");
+	for (unsigned sh = 0; sh < SBB_NSHAPES; sh++)
+		rows += pl->shape_on[sh];
+	fprintf(g, "set terminal svg size 1100,%u dynamic noenhanced font 'sans,11'\n",
+		480 * (rows ? rows : 1));
 	fprintf(g, "set output '%s'\n", path);
 	fprintf(
 	    g,
 	    "set logscale xy\nset grid\nset key bottom right font ',9'\nset xrange [40:400000]\n");
 	fprintf(g, "set xlabel 'record size (bytes)'\nset ylabel 'bytes/s'\n");
 	fprintf(g, "set xtics ('64' 64, '1K' 1024, '4K' 4096, '64K' 65536, '256K' 262144)\n");
-	fprintf(g, "set multiplot layout 1,2\n");
-	plot_panel(g, pl, K_STORE, K_STORE_VIA_E2E, "store, one thread");
-	plot_panel(g, pl, K_E2E, K_E2E, "end-to-end, 1 consumer process");
+	fprintf(g, "set multiplot layout %u,2\n", rows ? rows : 1);
+	for (unsigned sh = 0; sh < SBB_NSHAPES; sh++) {
+		if (!pl->shape_on[sh])
+			continue;
+		plot_panel(g, pl, K_STORE, K_STORE_VIA_E2E, sh, "store, one thread");
+		plot_panel(g, pl, K_E2E, K_E2E, sh, "end-to-end, 1 consumer process");
+	}
 	fprintf(g, "unset multiplot\n");
 	int rc = pclose(g);
 	if (rc != 0) {
-		fprintf(stderr, "bench: gnuplot failed (exit %d); is gnuplot-nox installed?\n", rc);
+		fprintf(stderr, "snapbridge bench: gnuplot failed (exit status %d) writing %s\n",
+			rc, path);
 		return -EIO;
 	}
 	return 0;
 }
 
-/* ---- main -------------------------------------------------------------------------- */
+/* ---- the command line -------------------------------------------------------------- */
 
-static void usage(FILE *f, const char *name)
+static const char *const cmd = "bench";
+
+static void usage(FILE *f)
 {
 	fprintf(
-	    f,
-	    "usage: %s [--quick] [--json FILE] [--svg FILE] [--only NAME,...]\n"
-	    "\n"
-	    "  --quick        a tenth of the records, 3 repetitions (under a minute)\n"
-	    "  --smoke        a fraction of a second, 1 repetition: proves it runs, figures "
-	    "mean nothing\n"
-	    "  --json FILE    one object per measurement, a \"machine\" object, the targets\n"
-	    "  --svg FILE     throughput against record size, log-log (needs gnuplot)\n"
-	    "  --only LIST    systems (snapbridge memcpy raw_ring pipe unix_stream mutex_map\n"
-	    "                 iceoryx raw_futex) and/or measurements (store e2e wake parallel)\n"
-	    "  --sizes LIST   record sizes to measure, of 64,1024,4096,65536,262144 (for "
-	    "profiling)\n"
-	    "  (--only export: the export to NATS JetStream alone; it needs nats-server)\n",
-	    name);
+	    f, "usage: snapbridge bench [--quick | --smoke] [--json FILE] [--svg FILE]\n"
+	       "                        [--only NAME,...] [--sizes LIST] [--shape LIST]\n"
+	       "\n"
+	       "Measure snapbridge next to memcpy, a minimal ring, pipes, sockets, a mutex map\n"
+	       "and iceoryx, side by side in one run (docs/BENCHMARKS.md).\n"
+	       "\n"
+	       "  --quick        a tenth of the records, 3 repetitions\n"
+	       "  --smoke        a fraction of a second, 1 repetition: proves it runs, figures "
+	       "mean nothing\n"
+	       "  --json FILE    one object per measurement, a \"machine\" object, the targets\n"
+	       "  --svg FILE     throughput against record size, log-log (gnuplot; skipped with "
+	       "a note\n"
+	       "                 when it is not installed)\n"
+	       "  --only LIST    systems (snapbridge memcpy raw_ring pipe unix_stream mutex_map\n"
+	       "                 iceoryx raw_futex) and/or measurements (store e2e wake parallel\n"
+	       "                 export: the export to NATS JetStream, which needs nats-server)\n"
+	       "  --sizes LIST   record sizes, of 64,1024,4096,65536,262144\n"
+	       "  --shape LIST   report shapes, of bin (one msgpack bin) and dump (a "
+	       "scheduler-state\n"
+	       "                 dump, 4096 bytes and up); both by default\n"
+	       "  --version      print the version\n"
+	       "  -h, --help     this text\n"
+	       "\n"
+	       "examples:\n"
+	       "  snapbridge bench --quick\n"
+	       "  snapbridge bench --json out.json --svg out.svg\n"
+	       "  snapbridge bench --only store,snapbridge,raw_ring --sizes 64 --shape bin\n"
+	       "  snapbridge bench --only e2e --shape dump --sizes 65536\n");
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "snapbridge %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'snapbridge %s --help')\n", cmd);
+	return 2;
+}
+
+/* A comma list of names, each one of names[n]: on[i] for those given, the rest off. */
+static int parse_names(char *list, const char *const *names, unsigned n, bool *on, const char *opt,
+		       const char *choices)
+{
+	memset(on, 0, n * sizeof(*on));
+	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		bool known = false;
+		for (unsigned i = 0; i < n; i++)
+			if (!strcmp(tok, names[i]))
+				known = on[i] = true;
+		if (!known)
+			return usage_error("%s: '%s' is not one of %s", opt, tok, choices);
+	}
+	return 0;
 }
 
 static int parse_sizes(struct plan *pl, char *list)
 {
-	memset(pl->size_on, 0, sizeof(pl->size_on));
-	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		bool known = false;
-		for (unsigned s = 0; s < NSIZES; s++)
-			if ((unsigned long)sizes[s] == strtoul(tok, NULL, 10))
-				known = pl->size_on[s] = true;
-		if (!known) {
-			fprintf(stderr, "bench: --sizes: %s is not one of the measured sizes\n",
-				tok);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	static const char *const names[NSIZES] = { "64", "1024", "4096", "65536", "262144" };
+
+	return parse_names(list, names, NSIZES, pl->size_on, "--sizes",
+			   "64,1024,4096,65536,262144");
+}
+
+static int parse_shapes(struct plan *pl, char *list)
+{
+	static const char *const names[SBB_NSHAPES] = { "bin", "dump" };
+
+	return parse_names(list, names, SBB_NSHAPES, pl->shape_on, "--shape", "bin,dump");
 }
 
 static int parse_only(struct plan *pl, char *list)
@@ -968,18 +1229,95 @@ static int parse_only(struct plan *pl, char *list)
 					memset(pl->bench_on, 0, sizeof(pl->bench_on));
 				any_bench = known = pl->bench_on[i] = true;
 			}
-		if (!known) {
-			fprintf(stderr,
-				"bench: --only: '%s' is neither a system nor a measurement\n", tok);
-			return -EINVAL;
-		}
+		if (!known)
+			return usage_error("--only: '%s' is neither a system nor a measurement",
+					   tok);
 	}
 	return 0;
 }
 
+/* The option getopt_long refused, in one line. */
+static int bad_option(int c, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		return usage_error("option '%s' needs a value", arg);
+	if (optopt && optopt < 128 && !strchr(arg, '='))
+		return usage_error("unknown option '-%c'", optopt);
+	return usage_error("unknown option '%s'", arg);
+}
+
+/* 0 to run, 1 when --help or --version was answered, 2 for a usage error. */
+static int parse(int argc, char **argv, struct plan *pl, const char **json, const char **svg)
+{
+	static const struct option longopts[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "smoke", no_argument, NULL, 'S' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "svg", required_argument, NULL, 'g' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "sizes", required_argument, NULL, 'z' },
+		{ "shape", required_argument, NULL, 's' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c, err = 0;
+
+	optind = 1;
+	opterr = 0;
+	while (!err && (c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			pl->mode = MODE_QUICK;
+			break;
+		case 'S':
+			pl->mode = MODE_SMOKE;
+			break;
+		case 'j':
+			*json = optarg;
+			break;
+		case 'g':
+			*svg = optarg;
+			break;
+		case 'o':
+			err = parse_only(pl, optarg);
+			break;
+		case 'z':
+			err = parse_sizes(pl, optarg);
+			break;
+		case 's':
+			err = parse_shapes(pl, optarg);
+			break;
+		case 'V':
+			printf("snapbridge bench %s\n", SNAPBRIDGE_VERSION);
+			return 1;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			return bad_option(c, argv);
+		}
+	}
+	if (err)
+		return err;
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/* Whether stderr can carry a redrawn progress line. */
+static bool live_terminal(void)
+{
+	const char *term = getenv("TERM");
+
+	return isatty(STDERR_FILENO) && term && *term && strcmp(term, "dumb") != 0;
+}
+
 int sb_bench_main(int argc, char **argv)
 {
-	const char *json = NULL, *svg = NULL, *name = argc > 0 ? argv[0] : "bench";
+	const char *json = NULL, *svg = NULL;
 	struct plan pl = { .mode = MODE_FULL };
 	bool ok;
 
@@ -989,32 +1327,26 @@ int sb_bench_main(int argc, char **argv)
 		pl.bench_on[i] = true;
 	for (unsigned i = 0; i < NSIZES; i++)
 		pl.size_on[i] = true;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			pl.mode = MODE_QUICK;
-		} else if (!strcmp(argv[i], "--smoke")) {
-			pl.mode = MODE_SMOKE;
-		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
-			json = argv[++i];
-		} else if (!strcmp(argv[i], "--svg") && i + 1 < argc) {
-			svg = argv[++i];
-		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
-			if (parse_only(&pl, argv[++i]))
-				return 2;
-		} else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
-			if (parse_sizes(&pl, argv[++i]))
-				return 2;
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout, name);
-			return 0;
-		} else {
-			usage(stderr, name);
-			return 2;
-		}
-	}
+	for (unsigned i = 0; i < SBB_NSHAPES; i++)
+		pl.shape_on[i] = true;
+	int rc = parse(argc, argv, &pl, &json, &svg);
+	if (rc)
+		return rc == 1 ? 0 : rc;
 	pl.reps = pl.mode == MODE_FULL ? SBB_REPS : pl.mode == MODE_QUICK ? 3 : 1;
 	pl.wake_samples = pl.mode == MODE_FULL ? 2000 : pl.mode == MODE_QUICK ? 400 : 20;
+	/*
+	 * The smoke run's rings are small, so that filling them all first takes
+	 * no time, and it measures the sizes of the small and the 4 KiB targets.
+	 */
+	pl.ring_bytes = pl.mode == MODE_SMOKE ? 1u << 20 : SBB_RING_BYTES;
+	for (unsigned s = 0; s < NSIZES && pl.mode == MODE_SMOKE; s++)
+		pl.size_on[s] &= sizes[s] == 64 || sizes[s] == 4096;
 	pl.wake[0].ok = pl.wake[1].ok = true;
+	pl.live = live_terminal();
+	if (svg && !sbb_on_path("gnuplot"))
+		snprintf(
+		    pl.plot_why, sizeof(pl.plot_why),
+		    "gnuplot is not on the PATH (Debian package gnuplot-nox; make bench-deps)");
 	sbb_block_sigchld();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -1033,13 +1365,13 @@ int sb_bench_main(int argc, char **argv)
 		 "built without the iceoryx C binding (make bench-deps, then rebuild)");
 #endif
 	make_plan(&pl);
-	fprintf(stderr, "snapbridge bench (%s): %u measurements x %u repetitions, %u CPUs%s%s\n",
+	fprintf(stderr, "snapbridge bench (%s): %u measurements x %u repetitions, %u CPUs\n",
 		pl.mode == MODE_FULL	? "full"
 		: pl.mode == MODE_QUICK ? "quick"
 					: "smoke",
-		pl.n, pl.reps, sbb_ncpus(),
-		pl.iox_ok || !sys_on(&pl, "iceoryx") ? "" : "; iceoryx: ",
-		pl.iox_ok || !sys_on(&pl, "iceoryx") ? "" : pl.iox_why);
+		pl.n, pl.reps, sbb_ncpus());
+	if (sys_on(&pl, "iceoryx") && !pl.iox_ok)
+		fprintf(stderr, "snapbridge bench: iceoryx skipped: %s\n", pl.iox_why);
 	uint64_t t0 = sb__mono_ns();
 	ok = run_all(&pl);
 #ifdef SBB_HAVE_IOX
@@ -1059,8 +1391,10 @@ int sb_bench_main(int argc, char **argv)
 	       sbb_ncpus(), (double)(sb__mono_ns() - t0) / 1e9);
 	if (json && write_json(&pl, json))
 		ok = false;
-	if (svg && write_svg(&pl, svg))
+	if (svg && !pl.plot_why[0] && write_svg(&pl, svg))
 		ok = false;
+	else if (svg && pl.plot_why[0])
+		fprintf(stderr, "snapbridge bench: %s not written: %s\n", svg, pl.plot_why);
 	free(pl.m);
 	return ok ? 0 : 1;
 }

@@ -7,9 +7,11 @@
 #define SB_BENCH_BENCH_H
 
 /*
- * snapbridge bench [--quick] [--json FILE] [--svg FILE] [--only NAME,...]
+ * snapbridge bench [--quick | --smoke] [--json FILE] [--svg FILE]
+ *                  [--only NAME,...] [--sizes LIST] [--shape LIST]
  * argv[0] is the command's name. Returns 0, 1 (a measurement failed or a
- * file could not be written) or 2 (usage).
+ * file could not be written) or 2 (usage). Without gnuplot, --svg is
+ * skipped with one line saying so and does not fail the run.
  */
 int sb_bench_main(int argc, char **argv);
 

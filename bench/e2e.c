@@ -3,25 +3,31 @@
  * drain as fast as they can, each ending with its own copy of every
  * record it got.
  *
- *   snapbridge   a served bridge (defaults: 64 snapshots, 18 MiB log),
+ *   snapbridge   a served bridge (64 snapshots, a log of p->ring_bytes),
  *                unique tags; consumers connect over the socket in
  *                all-versions mode (every record still in the log is
- *                delivered, as a ring would) and spin on sb_consumer_drain.
+ *                delivered, as a ring would) and spin on sb_consumer_drain;
+ *                with p->validate they also check each report's msgpack
+ *                (SB_CONSUMER_VALIDATE_MSGPACK).
  *   raw_ring     raw_ring.h; consumers map the sealed memfd read-only.
  *   pipe         one pipe per consumer (1 MiB buffer), one write() per
  *                record and consumer: [seq u64][len u32][pad u32][payload].
  *   unix_stream  the same over a SOCK_STREAM socketpair.
  *   iceoryx      bench/iceoryx.c (when built with it; RouDi already running).
  *
- * Phases of the writer: warm-up (untimed, before consumers attach; it
- * faults the ring in), then p->nlat records timed one by one (the store
- * latency of the systems whose store needs a consumer), then p->n records
- * timed as a whole, from t0. A consumer counts the records of that last
- * phase it got (by sequence number) and stops the clock when it has
- * accounted for the last one; delivered records per second is what it
- * got divided by (its end - t0). Whatever it did not get is reported as
- * lost, from its own accounting (snapbridge: lapped; raw_ring: sequence
- * gaps), and checked against stores - delivered.
+ * Phases of the writer, the same for every system: p->warm records before
+ * the consumers attach (a ring system's pages: the writer writes its whole
+ * ring), p->warm more once they are attached (every consumer reads a
+ * whole ring's worth: its mapping and buffers are faulted in), then
+ * p->nlat records timed one by one (the store latency of the systems whose
+ * store needs a consumer), then p->n records timed as a whole, from t0. A
+ * consumer counts the records of that last phase it got (by sequence
+ * number) and stops the clock when it has accounted for the last one;
+ * delivered records per second is what it got divided by (its end - t0).
+ * Whatever it did not get is reported as lost, from its own accounting
+ * (snapbridge: lapped; raw_ring: sequence gaps), and checked against
+ * stores - delivered. Minor page faults are counted over the timed phase
+ * in the writer and, from the moment it sees t0, in each consumer.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,16 +53,18 @@ struct e2e_consumer {
 	uint64_t delivered; /* records of the timed phase */
 	uint64_t lost;	    /* by the consumer's own accounting */
 	uint64_t t_end;
+	uint64_t faults;	       /* minor page faults from seeing t0 to t_end */
 	struct sb_drain_counts counts; /* snapbridge */
 };
 
 struct e2e_shared {
 	_Alignas(64) uint32_t served; /* the writer is ready: consumers may attach */
 	uint32_t ready;		      /* consumers attached */
+	uint32_t caught;	      /* consumers that read past the last untimed record */
 	uint32_t done;		      /* consumers finished */
 	uint32_t finished;	      /* the writer stored its last record */
 	_Alignas(64) uint64_t t0;     /* start of the timed phase */
-	uint64_t writer_ns, writer_cpu_ns;
+	uint64_t writer_ns, writer_cpu_ns, writer_faults;
 	struct e2e_consumer c[SBB_MAX_CONSUMERS];
 	sbb_errtab err;
 	uint64_t lat[]; /* the writer's per-record latencies */
@@ -153,10 +161,10 @@ static int e2e_writer(void *arg, int idx)
 			close(r->fds[k][0]);
 	memset(frame, 0, off);
 	((struct frame *)frame)->len = p->size;
-	sbb_make_report(frame + off, p->size);
+	sbb_make_shaped(p->shape, frame + off, p->size);
 	sbb_tags_init(&tags, "periodic_");
 	if (!strcmp(r->system, "snapbridge")) {
-		err = sbb_serve_bridge(r->socket, SBB_MAX_SNAPS, SBB_RING_BYTES, &bridge);
+		err = sbb_serve_bridge(r->socket, SBB_MAX_SNAPS, p->ring_bytes, &bridge);
 		if (err) {
 			err = sbb_child_fail(&sh->err, idx, err, "serving: %s", sb_last_error());
 			goto out;
@@ -169,14 +177,14 @@ static int e2e_writer(void *arg, int idx)
 	}
 #endif
 	/*
-	 * Pipes hold only what the consumers read, and an iceoryx publisher
-	 * without subscribers drops everything, so their warm-up waits for them.
+	 * A ring's pages, before anyone attaches. Pipes hold only what the
+	 * consumers read, and an iceoryx publisher without subscribers drops
+	 * everything, so theirs have nothing to fault in here.
 	 */
-	bool late_warm = framed || iox;
-	if (!late_warm) {
-		for (; seq < p->warm && !err; seq++)
-			err = put_record(r, bridge, frame, seq + 1, &tags);
-	}
+	sbb_prefault_shared(); /* the ring or the chunk pools, whatever this system maps */
+	uint64_t warm_end = framed || iox ? 0 : p->warm;
+	for (; seq < warm_end && !err; seq++)
+		err = put_record(r, bridge, frame, seq + 1, &tags);
 	sb_store_release(&sh->served, 1); /* pairs with the consumers' acquire */
 	if (!err)
 		err = sbb_await_count(&sh->ready, p->consumers, SBB_STEP_TIMEOUT_MS);
@@ -185,19 +193,28 @@ static int e2e_writer(void *arg, int idx)
 				     bridge ? sb_last_error() : strerror(-err));
 		goto out;
 	}
-	for (; seq < p->warm && late_warm && !err; seq++)
+	/* A ring's worth again, every system alike: the consumers' side warms up. */
+	for (warm_end += p->warm; seq < warm_end && !err; seq++)
 		err = put_record(r, bridge, frame, seq + 1, &tags);
 	for (uint64_t i = 0; i < p->nlat && !err; i++, seq++) {
 		uint64_t t = sb__mono_ns();
 		err = put_record(r, bridge, frame, seq + 1, &tags);
 		sh->lat[i] = sb__mono_ns() - t;
 	}
-	uint64_t c0 = sbb_process_cpu_ns(), t0 = sb__mono_ns();
+	/* No backlog from the untimed phases may count against the timed one. */
+	if (!err && sbb_await_count(&sh->caught, p->consumers, SBB_STEP_TIMEOUT_MS)) {
+		err = sbb_child_fail(&sh->err, idx, -ETIMEDOUT,
+				     "consumers did not catch up with the warm-up");
+		goto out;
+	}
+	sbb_touch_clocks();
+	uint64_t f0 = sbb_minflt(), c0 = sbb_process_cpu_ns(), t0 = sb__mono_ns();
 	sb_store_release(&sh->t0, t0);
 	for (uint64_t i = 0; i < p->n && !err; i++, seq++)
 		err = put_record(r, bridge, frame, seq + 1, &tags);
 	sh->writer_ns = sb__mono_ns() - t0;
 	sh->writer_cpu_ns = sbb_process_cpu_ns() - c0;
+	sh->writer_faults = sbb_minflt() - f0;
 	sb_store_release(&sh->finished, 1); /* after the last record: pairs with the consumers */
 	if (err) {
 		err = sbb_child_fail(&sh->err, idx, err, "record %llu: %s", (unsigned long long)seq,
@@ -227,6 +244,35 @@ static void consumer_done(struct e2e_run *r)
 	sb_fetch_add_release(&r->sh->done, 1); /* pairs with the writer's sbb_await_count */
 }
 
+/* Say once that this consumer has read past the untimed records (seq is the last it read). */
+static void caught_up(const struct e2e_run *r, bool *said, uint64_t seq)
+{
+	if (!*said && seq + 1 >= r->first) {
+		sb_fetch_add_release(&r->sh->caught, 1); /* pairs with the writer's await */
+		*said = true;
+	}
+}
+
+/* A consumer's faults are counted from the moment it sees the timed phase begin. */
+struct fault_window {
+	uint64_t start;
+	bool open;
+};
+
+static void window_check(struct fault_window *fw, const struct e2e_shared *sh)
+{
+	if (!fw->open && sb_load_acquire(&sh->t0) != 0) { /* pairs with the writer's release */
+		sbb_touch_clocks();
+		fw->start = sbb_minflt();
+		fw->open = true;
+	}
+}
+
+static uint64_t window_close(struct fault_window *fw)
+{
+	return fw->open ? sbb_minflt() - fw->start : 0;
+}
+
 struct sb_tally {
 	const struct e2e_run *r;
 	uint64_t delivered;
@@ -251,18 +297,34 @@ static int snapbridge_consumer(struct e2e_run *r, int idx)
 	struct e2e_shared *sh = r->sh;
 	struct e2e_consumer *me = &sh->c[consumer_of(idx)];
 	struct sb_tally t = { .r = r };
+	struct fault_window fw = { 0, false };
 	struct sb_consumer *c;
 	uint64_t cursor = 0;
 	int err;
 
-	err = sbb_connect_when(&sh->served, r->socket,
-			       SB_CONSUMER_START_AT_END | SB_CONSUMER_ALL_VERSIONS, &c);
+	err = sbb_connect_when(
+	    &sh->served, r->socket,
+	    SB_CONSUMER_ALL_VERSIONS | (r->p->validate ? SB_CONSUMER_VALIDATE_MSGPACK : 0), &c);
 	if (err)
 		return sbb_child_fail(&sh->err, idx, err, "connect: %s", sb_last_error());
-	err = sb_consumer_drain(c, on_entry, &t, NULL);
+	/*
+	 * Read the whole log the writer filled before we came (it waits for us
+	 * meanwhile): every page of the mapping and the copy buffer at its size.
+	 */
+	uint64_t stores = 0;
+	err = sb_consumer_store_count(c, &stores);
+	while (!err && cursor < stores) {
+		err = sb_consumer_drain(c, on_entry, &t, NULL);
+		if (!err)
+			err = sb_consumer_cursor(c, &cursor);
+	}
+	sbb_prefault_shared();
 	sb_fetch_add_release(&sh->ready, 1);
 	uint64_t deadline = sbb_deadline_after_ms(SBB_RUN_TIMEOUT_MS);
+	bool said = false;
 	for (unsigned i = 1; !err && cursor < r->last; i++) {
+		window_check(&fw, sh);
+		caught_up(r, &said, cursor);
 		err = sb_consumer_drain(c, on_entry, &t, NULL);
 		if (!err)
 			err = sb_consumer_cursor(c, &cursor);
@@ -270,14 +332,19 @@ static int snapbridge_consumer(struct e2e_run *r, int idx)
 			err = -ETIMEDOUT;
 	}
 	me->t_end = sb__mono_ns();
+	me->faults = window_close(&fw);
 	if (err) {
 		err = sbb_child_fail(&sh->err, idx, err, "draining: %s",
 				     err == -ETIMEDOUT ? "timed out" : sb_last_error());
 	} else {
 		sb_consumer_totals(c, &me->counts);
 		me->delivered = t.delivered;
-		/* All-versions mode: superseded and evicted records are delivered too. */
-		me->lost = me->counts.lapped + me->counts.torn;
+		/*
+		 * All-versions mode: superseded and evicted records are delivered
+		 * too, so what the timed phase did not deliver was lapped (or torn);
+		 * the totals, warm-ups included, must still add up (checked later).
+		 */
+		me->lost = r->last - r->first + 1 - t.delivered;
 	}
 	sb_consumer_close(c);
 	consumer_done(r);
@@ -297,11 +364,17 @@ static int poll_source(struct e2e_run *r, int idx, take_fn take, void *src, uint
 	struct e2e_shared *sh = r->sh;
 	struct e2e_consumer *me = &sh->c[consumer_of(idx)];
 	uint64_t deadline = sbb_deadline_after_ms(SBB_RUN_TIMEOUT_MS);
+	struct fault_window fw = { 0, false };
 	uint64_t seq = 0;
 	int err = 0;
 
+	bool said = false;
+
+	sbb_prefault_shared();
 	sb_fetch_add_release(&sh->ready, 1);
 	for (unsigned i = 1; seq < r->last; i++) {
+		window_check(&fw, sh);
+		caught_up(r, &said, seq);
 		bool finished =
 		    sb_load_acquire(&sh->finished); /* pairs with the writer's release */
 		long got = take(src, buf, r->p->size, &seq);
@@ -321,6 +394,7 @@ static int poll_source(struct e2e_run *r, int idx, take_fn take, void *src, uint
 		}
 	}
 	me->t_end = sb__mono_ns();
+	me->faults = window_close(&fw);
 	me->lost = r->last - r->first + 1 - me->delivered;
 	return err;
 }
@@ -341,6 +415,7 @@ static int raw_ring_consumer(struct e2e_run *r, int idx)
 
 	if (!buf)
 		return sbb_child_fail(&sh->err, idx, -ENOMEM, "out of memory");
+	memset(buf, 0x5a, r->p->size); /* its pages now, not at the first record */
 	/* The inherited writable mapping is the writer's: read through a read-only one. */
 	munmap(r->ring.map, 4096 + r->ring.size);
 	err = sbb_await_count(&sh->served, 1, SBB_STEP_TIMEOUT_MS);
@@ -363,12 +438,16 @@ static int stream_consumer(struct e2e_run *r, int idx)
 	unsigned k = consumer_of(idx);
 	struct e2e_consumer *me = &sh->c[k];
 	uint8_t *buf = malloc(READ_BUF);
+	struct fault_window fw = { 0, false };
 	size_t have = 0;
 	uint64_t seq = 0;
 	int fd = r->fds[k][0], err = 0;
 
 	if (!buf)
 		return sbb_child_fail(&sh->err, idx, -ENOMEM, "out of memory");
+	memset(buf, 0x5a,
+	       READ_BUF); /* its pages now (a zero fill may become calloc, which skips them) */
+	sbb_prefault_shared();
 	for (unsigned j = 0; j < SBB_MAX_CONSUMERS; j++) {
 		if (r->fds[j][1] >= 0)
 			close(r->fds[j][1]);
@@ -376,7 +455,10 @@ static int stream_consumer(struct e2e_run *r, int idx)
 			close(r->fds[j][0]);
 	}
 	sb_fetch_add_release(&sh->ready, 1);
+	bool said = false;
 	while (seq < r->last) {
+		window_check(&fw, sh);
+		caught_up(r, &said, seq);
 		ssize_t got = read(fd, buf + have, READ_BUF - have);
 		if (got < 0 && errno == EINTR)
 			continue;
@@ -410,6 +492,7 @@ static int stream_consumer(struct e2e_run *r, int idx)
 	}
 out:
 	me->t_end = sb__mono_ns();
+	me->faults = window_close(&fw);
 	me->lost = 0; /* a stream blocks the writer instead of dropping */
 	close(fd);
 	free(buf);
@@ -434,6 +517,7 @@ static int iceoryx_consumer(struct e2e_run *r, int idx)
 
 	if (!buf)
 		return sbb_child_fail(&sh->err, idx, -ENOMEM, "out of memory");
+	memset(buf, 0x5a, r->p->size); /* its pages now, not at the first record */
 	err = sbb_await_count(&sh->served, 1, SBB_STEP_TIMEOUT_MS);
 	if (!err)
 		err = sbb_iox_sub_open(r->instance, &x);
@@ -507,15 +591,19 @@ int sbb_e2e_run(const char *system, const struct sbb_params *p, struct sbb_sampl
 	for (unsigned k = 0; k < SBB_MAX_CONSUMERS; k++)
 		r.fds[k][0] = r.fds[k][1] = -1;
 	r.ring.fd = -1;
-	r.first = p->warm + p->nlat + 1;
-	r.last = p->warm + p->nlat + p->n;
+	/* Sequence numbers: what the writer's phases put before the timed one. */
+	uint64_t before =
+	    (!strcmp(system, "snapbridge") || !strcmp(system, "raw_ring") ? 2 : 1) * p->warm +
+	    p->nlat;
+	r.first = before + 1;
+	r.last = before + p->n;
 	r.sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (r.sh == MAP_FAILED)
 		return -errno;
 	sbb_socket_name(r.socket, sizeof(r.socket));
 	snprintf(r.instance, sizeof(r.instance), "%.60s", r.socket + 1);
 	if (!strcmp(system, "raw_ring"))
-		err = rr_create(SBB_RING_BYTES, &r.ring);
+		err = rr_create(p->ring_bytes, &r.ring);
 	else if (!strcmp(system, "pipe") || !strcmp(system, "unix_stream"))
 		err = make_streams(&r);
 	snprintf(label, sizeof(label), "%s end-to-end, %u bytes, %u consumer(s)", system, p->size,
@@ -546,6 +634,7 @@ int sbb_e2e_run(const char *system, const struct sbb_params *p, struct sbb_sampl
 		const struct e2e_consumer *c = &sh->c[k];
 
 		t_end = c->t_end > t_end ? c->t_end : t_end;
+		out->consumer_faults += c->faults;
 		out->delivered += c->delivered;
 		out->stores += p->n;
 		if (c->delivered + c->lost != p->n) {
@@ -576,6 +665,8 @@ int sbb_e2e_run(const char *system, const struct sbb_params *p, struct sbb_sampl
 	out->rate = (double)out->delivered / p->consumers * 1e9 / (double)(t_end - sh->t0);
 	out->writer_rate = (double)p->n * 1e9 / (double)sh->writer_ns;
 	out->cpu_rate = (double)p->n * 1e9 / (double)sh->writer_cpu_ns;
+	out->faults = sh->writer_faults;
+	out->has_consumer_faults = true;
 	sbb_latency_fill(sh->lat, p->nlat, out);
 out:
 	if (r.ring.map)

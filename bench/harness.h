@@ -32,6 +32,20 @@ uint64_t sbb_thread_cpu_ns(void);
 /* CPU time of every thread of this process (a bridge's own threads included). */
 uint64_t sbb_process_cpu_ns(void);
 void sbb_sleep_ns(uint64_t ns);
+/* Minor page faults of this process so far, all its threads (getrusage). */
+uint64_t sbb_minflt(void);
+/*
+ * Call every clock and counter a timed phase reads once, so that their
+ * first use after fork (the vDSO's data page) is not counted in it.
+ */
+void sbb_touch_clocks(void);
+/*
+ * Read one byte of every page of every shared mapping of this process
+ * (a memfd ring, iceoryx's chunk pools...), so that a process that just
+ * mapped them takes no page fault for them later. Every multi-process
+ * run calls it in each process before its warm-up, every system alike.
+ */
+void sbb_prefault_shared(void);
 uint64_t sbb_deadline_after_ms(uint64_t ms);
 
 /* ---- statistics -------------------------------------------------------------------- */
@@ -49,12 +63,34 @@ struct sbb_spread sbb_spread_of(const double *v, unsigned n);
 
 /* ---- payloads ---------------------------------------------------------------------- */
 
+/* bench/shape.c: the report shapes the benchmark stores. */
+enum sbb_shape {
+	SBB_SHAPE_BIN = 0, /* one msgpack bin: opaque bytes */
+	SBB_SHAPE_DUMP,	   /* a scheduler-state dump: per-CPU maps of small values */
+};
+#define SBB_NSHAPES 2
+
+/* "bin", "dump". */
+const char *sbb_shape_name(enum sbb_shape shape);
+
 /*
  * A msgpack bin of exactly len bytes (len >= 8), body filled with a fixed
  * pattern; returns the offset of the body, where a stamp or a sequence
  * number can go.
  */
 size_t sbb_make_report(uint8_t *buf, size_t len);
+
+/*
+ * A scheduler-state dump of exactly len bytes (a bin when len is too small
+ * for one): the same bytes for the same len. Returns its msgpack objects.
+ */
+uint64_t sbb_make_dump(uint8_t *buf, size_t len);
+
+/* A report of the shape, exactly len bytes. Returns its msgpack objects. */
+uint64_t sbb_make_shaped(enum sbb_shape shape, uint8_t *buf, size_t len);
+
+/* Whether an executable called name is on the PATH. */
+bool sbb_on_path(const char *name);
 
 /* ---- CPUs -------------------------------------------------------------------------- */
 

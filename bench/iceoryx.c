@@ -44,16 +44,8 @@ static char dir[64];
 bool sbb_iox_available(char *why, size_t len)
 {
 	/* The binding is linked in; RouDi must be on the PATH (package iceoryx). */
-	const char *path = getenv("PATH");
-	char buf[512];
-
-	for (const char *p = path ? path : "/usr/bin"; *p;) {
-		const char *end = strchrnul(p, ':');
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)(end - p), p, ROUDI);
-		if (access(buf, X_OK) == 0)
-			return true;
-		p = *end ? end + 1 : end;
-	}
+	if (sbb_on_path(ROUDI))
+		return true;
 	snprintf(why, len, "%s is not on the PATH (Debian package iceoryx)", ROUDI);
 	return false;
 }

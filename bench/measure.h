@@ -15,6 +15,8 @@
 
 #include <snapbridge/snapbridge.h>
 
+#include "harness.h"
+
 /* The record log of the snapbridge runs (the default) and the ring size of raw_ring / memcpy. */
 #define SBB_RING_BYTES	   SB_DEFAULT_LOG_BYTES
 #define SBB_MAX_SNAPS	   SB_DEFAULT_MAX_SNAPSHOTS
@@ -23,13 +25,24 @@
 #define SBB_MAX_CONSUMERS  4
 
 struct sbb_params {
-	uint32_t size;	    /* record (report) bytes */
-	uint64_t n;	    /* timed records, over all threads */
-	uint64_t nlat;	    /* records timed one by one for p50/p99/p99.9; 0: none */
-	uint64_t warm;	    /* untimed records first (fault the ring in) */
+	uint32_t size;	      /* record (report) bytes */
+	enum sbb_shape shape; /* what the report holds (harness.h) */
+	uint64_t
+	    ring_bytes; /* snapbridge's log, raw_ring's ring, memcpy's ring: one size for all */
+	uint64_t n;	/* timed records, over all threads */
+	uint64_t nlat;	/* records timed one by one for p50/p99/p99.9; 0: none */
+	/*
+	 * Untimed records first, enough to write every ring in full: every
+	 * page of every system's memory is faulted in before timing. In an
+	 * end-to-end run they go once before the consumers attach (the
+	 * writer's pages) and once after (the consumers' mappings and buffers).
+	 */
+	uint64_t warm;
 	unsigned threads;   /* writer threads (parallel runs) */
 	unsigned consumers; /* consumer processes (end-to-end runs) */
 	bool overwrite;	    /* tags reused round-robin instead of unique tags */
+	/* snapbridge: stores check their msgpack (store, parallel), or consumers do (e2e). */
+	bool validate;
 };
 
 struct sbb_sample {
@@ -47,6 +60,14 @@ struct sbb_sample {
 	uint64_t delivered; /* e2e: records delivered, over consumers */
 	bool has_counts;    /* snapbridge e2e: the consumers' outcomes */
 	struct sb_drain_counts counts;
+	/*
+	 * Minor page faults of the timed phase (getrusage): the storing or
+	 * writing process, all its threads; in e2e runs also every consumer
+	 * process, summed, from the writer's first timed record to its last.
+	 */
+	uint64_t faults;
+	uint64_t consumer_faults;
+	bool has_consumer_faults;
 };
 
 /* In-process, one thread: memcpy, raw_ring, mutex_map, snapbridge. -ENOENT: unknown here. */

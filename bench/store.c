@@ -6,21 +6,25 @@
  *               snapbridge's log, at advancing offsets: the floor of a store.
  *   raw_ring    rr_append into a memfd ring as big as the log (raw_ring.h).
  *   mutex_map   mm_store (mutex_map.h), unique or round-robin tags.
- *   snapbridge  sb_bridge_store into a default bridge (64 snapshots, 18 MiB
- *               log), unique tags (every store past the cap evicts and
- *               records an event) or round-robin tags (overwrites).
+ *   snapbridge  sb_bridge_store into a bridge with the default 64 snapshots
+ *               and a log of p->ring_bytes, unique tags (every store past
+ *               the cap evicts and records an event) or round-robin tags
+ *               (overwrites); with p->validate, SB_BRIDGE_VALIDATE_MSGPACK.
  *
- * Each run warms up first (p->warm records, enough to fault the whole
- * ring in), then times p->n records as a whole, then p->nlat records one
- * by one with CLOCK_MONOTONIC around each.
+ * Each run warms up first (p->warm records, enough to write every ring in
+ * full), then times p->n records as a whole, counting the minor page
+ * faults of that phase, then p->nlat records one by one with
+ * CLOCK_MONOTONIC around each.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../ring/atomics.h"
 #include "../ring/clock.h"
@@ -107,24 +111,40 @@ static int snapbridge_store(void *ctx, const char *tag, const uint8_t *rec, uint
 /* One system's shared state; copy rings are per thread and made by open_thread. */
 struct instance {
 	const char *system;
+	uint64_t ring_bytes; /* the size of a memcpy ring */
 	struct rr_ring ring;
 	struct mm_map *map;
 	struct sb_bridge *bridge;
 };
 
-static int instance_open(struct instance *in, const char *system)
+static int instance_open(struct instance *in, const char *system, const struct sbb_params *p)
 {
 	memset(in, 0, sizeof(*in));
 	in->system = system;
 	in->ring.fd = -1;
+	in->ring_bytes = p->ring_bytes;
 	if (!strcmp(system, "memcpy"))
 		return 0;
 	if (!strcmp(system, "raw_ring"))
-		return rr_create(SBB_RING_BYTES, &in->ring);
-	if (!strcmp(system, "mutex_map"))
+		return rr_create(p->ring_bytes, &in->ring);
+	if (!strcmp(system, "mutex_map")) {
+		/*
+		 * Keep what it frees: left to glibc's defaults, a 256 KiB copy
+		 * comes from mmap or a heap top that is trimmed back, and every
+		 * store pays page faults no warm-up can prevent. This child
+		 * process runs nothing else.
+		 */
+		mallopt(M_MMAP_THRESHOLD, 64 << 20);
+		mallopt(M_TRIM_THRESHOLD, INT32_MAX);
 		return mm_create(SBB_MAX_SNAPS, SBB_MAX_EVENTS, &in->map);
+	}
 	if (!strcmp(system, "snapbridge")) {
-		int err = sb_bridge_create(NULL, NULL, &in->bridge);
+		struct sb_config cfg;
+
+		sb_config_default(&cfg);
+		cfg.log_bytes = p->ring_bytes;
+		cfg.flags = p->validate ? SB_BRIDGE_VALIDATE_MSGPACK : 0;
+		int err = sb_bridge_create(&cfg, NULL, &in->bridge);
 		if (err)
 			fprintf(stderr, "bench: creating a bridge: %s\n", sb_last_error());
 		return err;
@@ -145,7 +165,7 @@ static void instance_close(struct instance *in)
 static int writer_for(struct instance *in, struct copy_ring *copy, struct writer *w)
 {
 	if (!strcmp(in->system, "memcpy")) {
-		copy->size = SBB_RING_BYTES;
+		copy->size = in->ring_bytes;
 		copy->off = 0;
 		copy->base = malloc(copy->size);
 		if (!copy->base)
@@ -159,6 +179,33 @@ static int writer_for(struct instance *in, struct copy_ring *copy, struct writer
 		*w = (struct writer){ raw_ring_store, &in->ring };
 	}
 	return 0;
+}
+
+/*
+ * mutex_map's memory is malloc's: take twice its resident set at once from
+ * this thread's arena, write it, and give it back (it is kept, see
+ * instance_open), so that the heap the stores come and go in is faulted
+ * in like every other system's ring, with room for the churn of blocks
+ * other threads free into it.
+ */
+static int prefault_heap(const struct instance *in, uint32_t size)
+{
+	enum { BLOCKS = 2 * SBB_MAX_SNAPS };
+	void *block[BLOCKS];
+	int err = 0;
+
+	if (!in->map)
+		return 0;
+	for (unsigned i = 0; i < BLOCKS; i++) {
+		block[i] = malloc(size + 256);
+		if (!block[i])
+			err = -ENOMEM;
+		else
+			memset(block[i], 0x5a, size + 256);
+	}
+	for (unsigned i = 0; i < BLOCKS; i++)
+		free(block[i]);
+	return err;
 }
 
 /* ---- the loop ---------------------------------------------------------------------- */
@@ -209,12 +256,12 @@ static int store_loop(const struct writer *w, struct tag_source *tags, const uin
 	return 0;
 }
 
-static uint8_t *make_record(uint32_t size)
+static uint8_t *make_record(const struct sbb_params *p)
 {
-	uint8_t *rec = malloc(size);
+	uint8_t *rec = malloc(p->size);
 
 	if (rec)
-		sbb_make_report(rec, size);
+		sbb_make_shaped(p->shape, rec, p->size);
 	return rec;
 }
 
@@ -224,7 +271,7 @@ int sbb_store_run(const char *system, const struct sbb_params *p, struct sbb_sam
 	struct copy_ring copy = { 0 };
 	struct tag_source tags;
 	struct writer w = { 0 };
-	uint8_t *rec = make_record(p->size);
+	uint8_t *rec = make_record(p);
 	uint64_t *lat = p->nlat ? malloc(p->nlat * sizeof(*lat)) : NULL;
 	int err;
 
@@ -235,7 +282,7 @@ int sbb_store_run(const char *system, const struct sbb_params *p, struct sbb_sam
 		return -ENOMEM;
 	}
 	sbb_pin(0);
-	err = instance_open(&in, system);
+	err = instance_open(&in, system, p);
 	if (err) {
 		free(rec);
 		free(lat);
@@ -244,11 +291,14 @@ int sbb_store_run(const char *system, const struct sbb_params *p, struct sbb_sam
 	err = writer_for(&in, &copy, &w);
 	tags_open(&tags, p->overwrite, 0);
 	if (!err)
+		err = prefault_heap(&in, p->size);
+	if (!err)
 		err = store_loop(&w, &tags, rec, p->size, p->warm, NULL);
-	uint64_t c0 = sbb_process_cpu_ns(), t0 = sb__mono_ns();
+	sbb_touch_clocks();
+	uint64_t f0 = sbb_minflt(), c0 = sbb_process_cpu_ns(), t0 = sb__mono_ns();
 	if (!err)
 		err = store_loop(&w, &tags, rec, p->size, p->n, NULL);
-	uint64_t t1 = sb__mono_ns(), c1 = sbb_process_cpu_ns();
+	uint64_t t1 = sb__mono_ns(), c1 = sbb_process_cpu_ns(), f1 = sbb_minflt();
 	if (!err && lat)
 		err = store_loop(&w, &tags, rec, p->size, p->nlat, lat);
 	if (err) {
@@ -257,6 +307,7 @@ int sbb_store_run(const char *system, const struct sbb_params *p, struct sbb_sam
 	} else {
 		out->rate = (double)p->n * 1e9 / (double)(t1 - t0);
 		out->cpu_rate = (double)p->n * 1e9 / (double)(c1 - c0);
+		out->faults = f1 - f0;
 		sbb_latency_fill(lat, p->nlat, out);
 	}
 	free(copy.base);
@@ -283,8 +334,16 @@ struct worker {
 	struct gate *gate;
 	const uint8_t *rec;
 	uint64_t t0, t1;
+	uint64_t faults; /* of its timed loop (RUSAGE_THREAD) */
 	int err;
 };
+
+static uint64_t thread_minflt(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? (uint64_t)ru.ru_minflt : 0;
+}
 
 static void *worker_main(void *arg)
 {
@@ -297,16 +356,25 @@ static void *worker_main(void *arg)
 	sbb_pin(wk->idx);
 	wk->err = writer_for(wk->in, &copy, &w);
 	tags_open(&tags, wk->p->overwrite, wk->idx);
-	/* Each thread faults in its own copy ring; the shared structures were warmed already. */
-	if (!wk->err && copy.base)
+	/*
+	 * Every thread warms up on its own too: its copy ring, its malloc
+	 * arena (mutex_map), its stack, on top of the shared structure.
+	 */
+	if (!wk->err)
+		wk->err = prefault_heap(wk->in, wk->p->size);
+	if (!wk->err)
 		wk->err = store_loop(&w, &tags, wk->rec, wk->p->size, wk->p->warm, NULL);
+	sbb_touch_clocks();
+	(void)thread_minflt();
 	sb_fetch_add_release(&wk->gate->arrived, 1);
 	while (!sb_load_acquire(&wk->gate->open)) /* pairs with the opener's release */
 		sched_yield();
+	uint64_t f0 = thread_minflt();
 	wk->t0 = sb__mono_ns();
 	if (!wk->err && !sb_load_relaxed(&wk->gate->abandon))
 		wk->err = store_loop(&w, &tags, wk->rec, wk->p->size, n, NULL);
 	wk->t1 = sb__mono_ns();
+	wk->faults = thread_minflt() - f0;
 	free(copy.base);
 	return NULL;
 }
@@ -317,14 +385,14 @@ int sbb_parallel_run(const char *system, const struct sbb_params *p, struct sbb_
 	struct instance in;
 	struct gate gate = { 0, 0, 0 };
 	unsigned nt = p->threads < 16 ? p->threads : 16;
-	uint8_t *rec = make_record(p->size);
+	uint8_t *rec = make_record(p);
 	int err;
 
 	memset(out, 0, sizeof(*out));
 	if (!rec)
 		return -ENOMEM;
 	sbb_pin(0);
-	err = instance_open(&in, system);
+	err = instance_open(&in, system, p);
 	if (err) {
 		free(rec);
 		return err;
@@ -361,6 +429,7 @@ int sbb_parallel_run(const char *system, const struct sbb_params *p, struct sbb_
 			err = wk[i].err;
 		t0 = wk[i].t0 < t0 ? wk[i].t0 : t0;
 		t1 = wk[i].t1 > t1 ? wk[i].t1 : t1;
+		out->faults += wk[i].faults;
 	}
 	if (err)
 		fprintf(stderr, "bench: %s with %u threads, %u bytes: %s\n", system, nt, p->size,

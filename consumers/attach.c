@@ -65,7 +65,8 @@ struct sb_consumer *sb__consumer_new(void)
 
 static int check_flags(uint32_t flags)
 {
-	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END))
+	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END |
+				SB_CONSUMER_VALIDATE_MSGPACK))
 		return sb__fail(-EINVAL, "unknown consumer flags 0x%x", flags);
 	return 0;
 }
@@ -457,7 +458,7 @@ int sb_consumer_peers(struct sb_consumer *c, struct sb_consumer_info *out, size_
 	if (!c->ctl)
 		return sb__fail(-EOPNOTSUPP, "this consumer has no control page (an image, or "
 					     "opened without one)");
-	uint64_t stores = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
+	uint64_t stores = sb_load_acquire(&c->hot->store_seq); /* pairs with W3s */
 	*n = sb__ctl_list(c->ctl, stores, sb__mono_ns(), out, cap);
 	return 0;
 }

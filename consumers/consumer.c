@@ -57,7 +57,7 @@ int sb__consumer_attach(struct sb_consumer *c, uint32_t flags)
 		 * every record at or after this head has a store_seq above this one,
 		 * and any store in between counts as lapped.
 		 */
-		c->cursor = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
+		c->cursor = sb_load_acquire(&c->hot->store_seq); /* pairs with W3s */
 		c->pos = sb_load_acquire(&c->hot->log_head);	 /* R1: pairs with W3 */
 		c->gap_ok = true;
 		c->ev_cursor = sb__event_head(&c->events);
@@ -81,7 +81,8 @@ int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer 
 	if (!out || !path)
 		return sb__fail(-EINVAL, "sb_consumer_open_image: NULL argument");
 	*out = NULL;
-	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END))
+	if (flags & ~(uint32_t)(SB_CONSUMER_ALL_VERSIONS | SB_CONSUMER_START_AT_END |
+				SB_CONSUMER_VALIDATE_MSGPACK))
 		return sb__fail(-EINVAL, "unknown consumer flags 0x%x", flags);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -211,8 +212,12 @@ void sb__walk_begin(struct sb_walk *w, const struct sb_log *log, uint64_t *pos, 
 {
 	*w = (struct sb_walk){ log, pos, gap_ok, what, 0, 0 };
 	w->head = sb_load_acquire(log->head); /* R1: pairs with W3 */
-	/* A hostile head may promise 2^64 bytes: read at most one ring's worth per call. */
-	w->budget = log->size / SB_REC_ALIGN + 1;
+	/*
+	 * A hostile head may promise 2^64 bytes: read at most one ring's worth
+	 * per call, in bytes (a count of records would let small records run
+	 * to several rings' worth behind a writer that laps us).
+	 */
+	w->budget = log->size;
 }
 
 int sb__walk_next(struct sb_walk *w, struct sb_buf *buf, uint32_t *fate)
@@ -235,8 +240,8 @@ int sb__walk_next(struct sb_walk *w, struct sb_buf *buf, uint32_t *fate)
 			*w->gap_ok = true;
 			continue;
 		}
-		w->budget--;
 		const struct sb_rec *rec = (const struct sb_rec *)buf->p;
+		w->budget -= rec->len < w->budget ? rec->len : w->budget;
 		if (rec->kind == SB_REC_PAD) {
 			*w->pos += rec->len;
 			continue;
@@ -348,9 +353,11 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 			continue;
 		}
 		ret = sb__rec_parse(rec, &view, c->text);
-		if (ret == 0 && (sb__msgpack_check(view.report, view.report_len) ||
-				 (view.stats.kind == SB_STATS_OK &&
-				  sb__msgpack_check(view.stats.msgpack, view.stats.msgpack_len))))
+		/* Report and stats bytes are the caller's to interpret; checked only when asked. */
+		if (ret == 0 && (c->flags & SB_CONSUMER_VALIDATE_MSGPACK) &&
+		    (sb__msgpack_check(view.report, view.report_len) ||
+		     (view.stats.kind == SB_STATS_OK &&
+		      sb__msgpack_check(view.stats.msgpack, view.stats.msgpack_len))))
 			ret = sb__fail(-EBADMSG, "record %llu (%s) holds invalid msgpack: %s",
 				       (unsigned long long)rec->seq, view.tag, sb__msgpack_error());
 		if (ret)
@@ -393,7 +400,7 @@ int sb_consumer_store_count(const struct sb_consumer *c, uint64_t *out)
 {
 	if (!c || !out)
 		return sb__fail(-EINVAL, "sb_consumer_store_count: NULL argument");
-	*out = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
+	*out = sb_load_acquire(&c->hot->store_seq); /* pairs with W3s */
 	return 0;
 }
 

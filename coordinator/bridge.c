@@ -9,9 +9,10 @@
  * the record stops being resident (superseded, evicted, drained); that is
  * what lets a consumer classify every store exactly.
  *
- * Locking: b->lock covers reservation, the index, the fate words, events
- * and the private state below it. Payload copies run outside the lock;
- * the record stays BUSY until its copy is committed. has() takes no lock.
+ * Locking: b->lock (coordinator/lock.h) covers reservation, the index,
+ * the fate words, events and the private state below it. Payload copies
+ * run outside the lock; the record stays BUSY until its copy is
+ * committed. has() takes no lock.
  */
 #define _GNU_SOURCE
 #include "bridge_internal.h"
@@ -67,8 +68,9 @@ static int check_config(struct sb_config *cfg)
 	if (cfg->max_watch > SB_MAX_WATCH_LIMIT)
 		return sb__fail(-EINVAL, "max_watch is %u: it must be 0..%u", cfg->max_watch,
 				SB_MAX_WATCH_LIMIT);
-	if (cfg->reserved != 0)
-		return sb__fail(-EINVAL, "config.reserved must be 0");
+	if (cfg->flags & ~(uint32_t)SB_BRIDGE_VALIDATE_MSGPACK)
+		return sb__fail(-EINVAL, "config.flags has unknown bits 0x%x",
+				cfg->flags & ~(uint32_t)SB_BRIDGE_VALIDATE_MSGPACK);
 	int err = check_ring_bytes("log_bytes", &cfg->log_bytes);
 	return err ? err : check_ring_bytes("aux_bytes", &cfg->aux_bytes);
 }
@@ -124,7 +126,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	b->cfg = cfg;
 	if (ops)
 		b->ops = *ops;
-	pthread_mutex_init(&b->lock, NULL);
+	sb__lock_init(&b->lock);
 	sb__aux_init(b);
 	b->free_slots = malloc(sizeof(uint32_t) * cfg.max_snapshots);
 	if (!b->free_slots) {
@@ -181,7 +183,6 @@ fail:
 	sb__tagindex_fini(&b->index);
 	free(b->free_slots);
 	sb__aux_fini(b);
-	pthread_mutex_destroy(&b->lock);
 	free(b);
 	return err;
 }
@@ -206,7 +207,6 @@ void sb_bridge_destroy(struct sb_bridge *b)
 	sb__shm_destroy(&b->ctl_shm);
 	free(b->free_slots);
 	sb__aux_fini(b);
-	pthread_mutex_destroy(&b->lock);
 	free(b);
 }
 
@@ -274,7 +274,7 @@ int sb_bridge_consumers(struct sb_bridge *b, struct sb_consumer_info *out, size_
 {
 	if (!b || !n || (cap && !out))
 		return sb__fail(-EINVAL, "sb_bridge_consumers: NULL argument");
-	uint64_t stores = sb_load_acquire(&b->hot->store_seq); /* pairs with P1 */
+	uint64_t stores = sb_load_acquire(&b->hot->store_seq); /* pairs with W3s */
 	*n = sb__ctl_list(b->ctl, stores, sb__mono_ns(), out, cap);
 	return 0;
 }
@@ -330,8 +330,8 @@ static bool is_resident_record(const struct sb_bridge *b, const struct sb_rec *r
 	return sb_load_relaxed(&rec->fate) == SB_FATE_RESIDENT && slot_holds(b, rec);
 }
 
-static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate, const char *new_tag,
-		  size_t new_tag_len)
+static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate,
+		  const struct sb_tag *new_tag)
 {
 	const struct sb_slot *s = &b->slots[rec->slot];
 	bool by_bytes = fate == SB_FATE_EVICTED_BYTES;
@@ -339,8 +339,9 @@ static void evict(struct sb_bridge *b, struct sb_rec *rec, enum sb_fate fate, co
 	sb_store_relaxed(&rec->fate, (uint32_t)fate);
 	unresident(b, rec->slot); /* clears the slot's flags; its tag stays until reused */
 	bump(by_bytes ? &b->hot->evicted_bytes : &b->hot->evicted_cap);
-	sb__event_push_n(&b->events, SB_EVENT_EVICTION, s->tag, s->tag_len, new_tag, new_tag_len,
-			 b->cfg.max_snapshots, 0, by_bytes ? SB_EVICT_BYTES : SB_EVICT_CAP);
+	sb__event_eviction(&b->events, s->tag, s->tag_len, (const char *)new_tag->word,
+			   new_tag->len, b->cfg.max_snapshots,
+			   by_bytes ? SB_EVICT_BYTES : SB_EVICT_CAP);
 }
 
 /*
@@ -357,7 +358,7 @@ static void clear_after_cap_violation(struct sb_bridge *b)
 
 		if (!(s->flags & SB_F_RESIDENT))
 			continue;
-		struct sb_rec *rec = sb__log_rec(&b->log, s->record_pos);
+		struct sb_rec *rec = sb__log_wrec(&b->log, s->record_pos);
 		if (slot_holds(b, rec))
 			sb_store_relaxed(&rec->fate, (uint32_t)SB_FATE_EVICTED_CAP);
 		clear_slot(b, i);
@@ -367,44 +368,54 @@ static void clear_after_cap_violation(struct sb_bridge *b)
 	b->nfree = b->cfg.max_snapshots;
 	b->resident = 0;
 	sb_store_relaxed(&b->hot->resident, 0);
-	sb__event_push(&b->events, SB_EVENT_CAP_INVARIANT_VIOLATION, NULL, NULL,
-		       b->cfg.max_snapshots, n, SB_EVICT_CAP);
+	sb__event_cap_violation(&b->events, n, b->cfg.max_snapshots);
 }
 
 /*
- * Make room at the cap for new_tag by evicting the oldest resident report.
- * Returns false when no resident report is in FIFO order: the reference
- * then pops the new tag itself off its order list, so the caller stores
- * the new record already evicted.
+ * Make room at the cap for new_tag, as the reference's loop does after it
+ * inserts the new tag: while the reports resident with it would be more
+ * than the cap, pop the FIFO front and evict it (one Eviction each). When
+ * nothing older is left in FIFO order, the front is the new tag itself: it
+ * is evicted (Eviction{new, new}), and if more reports than the cap are
+ * still resident after that (an invariant the API cannot break), all of
+ * them are cleared with CapInvariantViolation. Returns false when the new
+ * tag was popped: the caller stores its record already evicted.
  */
-static bool make_room(struct sb_bridge *b, const char *new_tag, size_t new_tag_len)
+static bool make_room(struct sb_bridge *b, const struct sb_tag *new_tag)
 {
 	uint64_t head = sb_load_relaxed(&b->hot->log_head);
 	uint64_t tail = sb_load_relaxed(&b->hot->log_tail);
 	uint64_t pos = (int64_t)(b->resident_cursor - tail) < 0 ? tail : b->resident_cursor;
 
 	/* Each record is passed over at most once: the cursor only moves forward. */
-	for (; pos != head; pos += sb__log_rec(&b->log, pos)->len) {
-		struct sb_rec *rec = sb__log_rec(&b->log, pos);
+	while (b->resident >= b->cfg.max_snapshots) {
+		struct sb_rec *rec = NULL;
 
-		if (is_resident_record(b, rec)) {
-			evict(b, rec, SB_FATE_EVICTED_CAP, new_tag, new_tag_len);
-			b->resident_cursor = pos + rec->len;
-			return true;
+		for (; pos != head; pos += rec->len) {
+			rec = sb__log_wrec(&b->log, pos);
+			if (is_resident_record(b, rec))
+				break;
 		}
+		if (pos == head)
+			break;
+		evict(b, rec, SB_FATE_EVICTED_CAP, new_tag);
+		pos += rec->len;
 	}
-	b->resident_cursor = head;
-	if (b->resident > b->cfg.max_snapshots) {
-		clear_after_cap_violation(b);
+	b->resident_cursor = pos;
+	if (b->resident < b->cfg.max_snapshots)
 		return true;
-	}
+	bump(&b->hot->evicted_cap);
+	sb__event_eviction(&b->events, (const char *)new_tag->word, new_tag->len,
+			   (const char *)new_tag->word, new_tag->len, b->cfg.max_snapshots,
+			   SB_EVICT_CAP);
+	if (b->resident > b->cfg.max_snapshots)
+		clear_after_cap_violation(b);
 	return false;
 }
 
 struct reclaim_ctx {
 	struct sb_bridge *b;
-	const char *new_tag;
-	size_t new_tag_len;
+	const struct sb_tag *new_tag;
 	int64_t replacing; /* the slot this store overwrites, or -1 */
 };
 
@@ -419,15 +430,16 @@ static void reclaim_record(void *arg, struct sb_rec *rec, uint64_t pos)
 	 * until the store refills it: that record is superseded, not evicted.
 	 */
 	if (slot_holds(ctx->b, rec) && (int64_t)rec->slot != ctx->replacing)
-		evict(ctx->b, rec, SB_FATE_EVICTED_BYTES, ctx->new_tag, ctx->new_tag_len);
+		evict(ctx->b, rec, SB_FATE_EVICTED_BYTES, ctx->new_tag);
 }
 
 /* ---- store -------------------------------------------------------------- */
 
+/* A store's arguments, checked, with the tag and schema padded to whole words. */
 struct store_args {
-	const char *tag;
-	size_t tag_len;
+	struct sb_tag tag;
 	const struct sb_report *report;
+	uint64_t schema[SB_TAG_WORDS]; /* zero-padded words: copied 64 bytes at a time */
 	size_t schema_len;
 	const void *stats;
 	size_t stats_len;
@@ -437,17 +449,32 @@ struct store_args {
 	uint16_t step_index;
 };
 
+_Static_assert(sizeof(((struct sb_slot *)0)->tag) == sizeof(((struct sb_tag *)0)->word) &&
+		       sizeof(((struct sb_slot *)0)->schema) == SB_TAG_WORDS * 8 &&
+		       SB_SCHEMA_MAX == SB_TAG_MAX,
+	       "slot tags and schemas are copied as whole padded buffers");
+
+/* With SB_BRIDGE_VALIDATE_MSGPACK: bytes that must be one msgpack object. */
+static int check_msgpack(const struct sb_bridge *b, const char *what, const char *tag,
+			 const void *p, size_t len)
+{
+	if (!(b->cfg.flags & SB_BRIDGE_VALIDATE_MSGPACK) || sb__msgpack_check(p, len) == 0)
+		return 0;
+	return sb__fail(-EINVAL, "%s for %s is not one msgpack object: %s", what, tag,
+			sb__msgpack_error());
+}
+
 static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report *report,
 		   const struct sb_stats *stats, struct store_args *a, uint8_t *missing_buf)
 {
+	size_t tag_len;
 	int err;
 
 	if (!b)
 		return sb__fail(-EINVAL, "bridge is NULL");
-	err = sb__check_tag(tag, &a->tag_len);
-	if (err)
-		return err;
-	a->tag = tag;
+	tag_len = tag ? strnlen(tag, SB_TAG_MAX + 1) : 0;
+	if (tag_len == 0 || tag_len > SB_TAG_MAX)
+		return sb__check_tag(tag, &tag_len); /* it says which rule the tag breaks */
 	if (!report)
 		return sb__fail(-EINVAL, "report for %s is NULL", tag);
 	a->report = report;
@@ -458,10 +485,9 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 	if (!report->msgpack && report->msgpack_len)
 		return sb__fail(-EINVAL, "report for %s has %zu bytes at NULL", tag,
 				report->msgpack_len);
-	err = sb__msgpack_check(report->msgpack, report->msgpack_len);
+	err = check_msgpack(b, "report", tag, report->msgpack, report->msgpack_len);
 	if (err)
-		return sb__fail(err, "report for %s is not one msgpack object: %s", tag,
-				sb__msgpack_error());
+		return err;
 	a->flags = report->placeholder ? SB_F_PLACEHOLDER : 0;
 	a->stats = NULL;
 	a->stats_len = 0;
@@ -469,10 +495,9 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 		if (!stats->msgpack && stats->msgpack_len)
 			return sb__fail(-EINVAL, "stats for %s have %zu bytes at NULL", tag,
 					stats->msgpack_len);
-		err = sb__msgpack_check(stats->msgpack, stats->msgpack_len);
+		err = check_msgpack(b, "stats", tag, stats->msgpack, stats->msgpack_len);
 		if (err)
-			return sb__fail(err, "stats for %s are not one msgpack object: %s", tag,
-					sb__msgpack_error());
+			return err;
 		a->stats = stats->msgpack;
 		a->stats_len = stats->msgpack_len;
 		a->flags |= SB_F_HAS_STATS | SB_F_STATS_OK;
@@ -486,114 +511,154 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 	} else if (stats && stats->kind != SB_STATS_ABSENT) {
 		return sb__fail(-EINVAL, "stats kind %d for %s is unknown", (int)stats->kind, tag);
 	}
+	/* Every check passed: only now the copies the locked steps work from. */
+	sb__tag_make(&a->tag, tag, tag_len);
+	sb__words_make(a->schema, report->schema, a->schema_len);
 	return 0;
 }
 
-static int store_prepared(struct sb_bridge *b, const struct store_args *a)
+/*
+ * Under the lock, before W1: the slot the new record will fill. An
+ * overwrite supersedes the tag's record (event Overwrite); a new tag takes
+ * a free slot, evicting the oldest resident tag at the cap. Returns
+ * UINT32_MAX when nothing in FIFO order could be evicted: the record is
+ * stored already evicted, as the reference pops the new tag itself.
+ */
+static uint32_t pick_slot(struct sb_bridge *b, const struct store_args *a, bool overwrite,
+			  uint32_t found)
 {
-	size_t payload = a->tag_len + a->schema_len + a->report->msgpack_len + a->stats_len;
-	uint64_t hash = sb__tag_hash(a->tag, a->tag_len);
-
-	/* A record may take at most half the ring, so it can always be placed after a pad. */
-	if (payload > b->log.size / 2 - sizeof(struct sb_rec))
-		return sb__fail(-E2BIG,
-				"%s: a %zu-byte record can never fit a %llu-byte log (limit: half "
-				"the log); raise log_bytes",
-				a->tag, payload, (unsigned long long)b->log.size);
-	uint32_t len = sb__rec_len(payload);
-
-	pthread_mutex_lock(&b->lock);
-	int64_t found = sb__tagindex_find_held(&b->index, a->tag, a->tag_len, hash);
-	uint64_t seq = sb_load_relaxed(&b->hot->store_seq) + 1;
-	bool self_evicted = false;
-	uint32_t slot;
-
-	if (found >= 0) {
+	if (overwrite) {
 		const struct sb_slot *s = &b->slots[found];
 
-		slot = (uint32_t)found;
-		sb_store_relaxed(&sb__log_rec(&b->log, s->record_pos)->fate,
+		sb_store_relaxed(&sb__log_wrec(&b->log, s->record_pos)->fate,
 				 (uint32_t)SB_FATE_SUPERSEDED);
 		bump(&b->hot->overwrites);
-		/* The slot still holds the prior schema: it is rewritten below. */
-		sb__event_push_n(&b->events, SB_EVENT_OVERWRITE, a->tag, a->tag_len, s->schema,
-				 s->schema_len, 0, 0, SB_EVICT_CAP);
-	} else if (b->resident >= b->cfg.max_snapshots && !make_room(b, a->tag, a->tag_len)) {
-		self_evicted = true;
-		slot = UINT32_MAX;
-	} else {
-		slot = b->free_slots[--b->nfree];
+		/* The slot still holds the prior schema: it is rewritten at S1-S2. */
+		sb__event_overwrite(&b->events, (const char *)a->tag.word, a->tag.len, s->schema,
+				    s->schema_len);
+		return found;
 	}
+	if (b->resident >= b->cfg.max_snapshots && !make_room(b, &a->tag))
+		return UINT32_MAX;
+	return b->free_slots[--b->nfree];
+}
 
-	struct reclaim_ctx ctx = { b, a->tag, a->tag_len, found };
-	uint64_t pos = sb__log_reserve(&b->log, len, reclaim_record, &ctx);
-	struct sb_rec *rec = sb__log_rec(&b->log, pos);
+/*
+ * W1-W3 (ring/log.h), then W3s: reserve the record (reclaiming, and
+ * evicting by bytes, what it overwrites), write its header, publish the
+ * head and then the store sequence.
+ */
+static struct sb_rec *reserve_record(struct sb_bridge *b, const struct store_args *a,
+				     uint32_t len, uint64_t seq, uint32_t slot, int64_t replacing,
+				     uint64_t *pos_out)
+{
+	struct reclaim_ctx ctx = { b, &a->tag, replacing };
+	uint64_t pos = sb__log_reserve(&b->log, len, reclaim_record, &ctx); /* W1-W2 */
+	struct sb_rec *rec = sb__log_wrec(&b->log, pos);
 
-	sb_store_relaxed(&rec->fate,
-			 (uint32_t)(self_evicted ? SB_FATE_EVICTED_CAP : SB_FATE_RESIDENT));
+	sb_store_relaxed(&rec->fate, (uint32_t)(slot == UINT32_MAX ? SB_FATE_EVICTED_CAP
+								   : SB_FATE_RESIDENT));
 	rec->kind = SB_REC_SNAPSHOT;
 	rec->flags = a->flags;
 	rec->seq = seq;
 	rec->slot = slot;
-	rec->tag_len = (uint16_t)a->tag_len;
+	rec->tag_len = (uint16_t)a->tag.len;
 	rec->schema_len = (uint16_t)a->schema_len;
 	rec->report_len = (uint32_t)a->report->msgpack_len;
 	rec->stats_len = (uint32_t)a->stats_len;
 	rec->elapsed_ms = a->elapsed_ms;
 	rec->boundary_offset_ms = a->boundary_offset_ms;
 	rec->step_index = a->step_index;
-	sb__log_publish(&b->log, pos + len);
-	/* P1: after W3, so a reader that sees seq finds its header below the head. */
+	sb__log_publish(&b->log, pos + len); /* W3 */
+	/* W3s: after W3, so a reader that loads store_seq finds that store's header below the head. */
 	sb_store_release(&b->hot->store_seq, seq);
+	*pos_out = pos;
+	return rec;
+}
 
-	if (self_evicted) {
-		bump(&b->hot->evicted_cap);
-		sb__event_push_n(&b->events, SB_EVENT_EVICTION, a->tag, a->tag_len, a->tag,
-				 a->tag_len, b->cfg.max_snapshots, 0, SB_EVICT_CAP);
-		goto unlock;
-	}
+/* S1-S2: the slot names the new record; a new tag is indexed after it. */
+static void fill_slot(struct sb_bridge *b, const struct store_args *a, uint32_t slot,
+		      bool new_tag, uint64_t seq, uint64_t pos)
+{
 	struct sb_slot *s = &b->slots[slot];
-	sb__slot_write_begin(s);
+
+	sb__slot_write_begin(s); /* S1 */
 	s->flags = SB_F_RESIDENT | a->flags;
 	s->store_seq = seq;
 	s->record_pos = pos;
 	s->elapsed_ms = a->elapsed_ms;
 	s->boundary_offset_ms = a->boundary_offset_ms;
 	s->step_index = a->step_index;
-	s->report_len = rec->report_len;
-	s->stats_len = rec->stats_len;
-	if (found < 0) {
-		memset(s->tag, 0, sizeof(s->tag));
-		memcpy(s->tag, a->tag, a->tag_len);
-		s->tag_len = (uint16_t)a->tag_len;
+	s->report_len = (uint32_t)a->report->msgpack_len;
+	s->stats_len = (uint32_t)a->stats_len;
+	if (new_tag) {
+		memcpy(s->tag, a->tag.word, sizeof(s->tag));
+		s->tag_len = (uint16_t)a->tag.len;
 	}
-	memset(s->schema, 0, sizeof(s->schema));
-	if (a->schema_len)
-		memcpy(s->schema, a->report->schema, a->schema_len);
+	memcpy(s->schema, a->schema, sizeof(s->schema));
 	s->schema_len = (uint16_t)a->schema_len;
-	sb__slot_write_end(s);
-
-	if (found < 0) {
-		sb__tagindex_add_held(&b->index, a->tag, a->tag_len, hash, slot);
+	sb__slot_write_end(s); /* S2 */
+	if (new_tag) {
+		sb__tagindex_add_held(&b->index, &a->tag, slot);
 		b->resident++;
 		sb_store_relaxed(&b->hot->resident, b->resident);
 	}
-unlock:
-	pthread_mutex_unlock(&b->lock);
+}
 
-	/* The copy runs unlocked: other stores proceed while this one fills its record. */
+/* Unlocked: the record's body. Its header says it is BUSY until W4. */
+static void copy_body(struct sb_rec *rec, uint32_t len, const struct store_args *a)
+{
 	uint8_t *body = (uint8_t *)(rec + 1);
-	memcpy(body, a->tag, a->tag_len);
-	body += a->tag_len;
-	if (a->schema_len)
-		memcpy(body, a->report->schema, a->schema_len);
+	size_t room = len - sizeof(*rec);
+
+	/*
+	 * Tag and schema as whole 64-byte blocks (fixed-size copies, no call):
+	 * what lands past each is overwritten by what comes next. The body is
+	 * a multiple of 64 holding at least the tag, so the tag's block always
+	 * fits; the schema's only where the record has that much room after it.
+	 */
+	memcpy(body, a->tag.word, sizeof(a->tag.word));
+	body += a->tag.len;
+	if (a->tag.len + sizeof(a->schema) <= room)
+		memcpy(body, a->schema, sizeof(a->schema));
+	else if (a->schema_len)
+		memcpy(body, a->schema, a->schema_len);
 	body += a->schema_len;
 	if (a->report->msgpack_len)
 		memcpy(body, a->report->msgpack, a->report->msgpack_len);
 	body += a->report->msgpack_len;
 	if (a->stats_len)
 		memcpy(body, a->stats, a->stats_len);
-	sb__rec_commit(rec);
+}
+
+static int store_prepared(struct sb_bridge *b, const struct store_args *a)
+{
+	size_t payload = a->tag.len + a->schema_len + a->report->msgpack_len + a->stats_len;
+	uint32_t found, slot;
+	uint64_t pos;
+
+	/* A record may take at most half the ring, so it can always be placed after a pad. */
+	if (payload > b->log.size / 2 - sizeof(struct sb_rec))
+		return sb__fail(-E2BIG,
+				"%s: a %zu-byte record can never fit a %llu-byte log (limit: half "
+				"the log); raise log_bytes",
+				(const char *)a->tag.word, payload,
+				(unsigned long long)b->log.size);
+	uint32_t len = sb__rec_len(payload);
+
+	sb__lock(&b->lock);
+	bool overwrite = sb__tagindex_find_held(&b->index, &a->tag, &found) == 0;
+	uint64_t seq = sb_load_relaxed(&b->hot->store_seq) + 1;
+	slot = pick_slot(b, a, overwrite, found);
+	struct sb_rec *rec =
+	    reserve_record(b, a, len, seq, slot, overwrite ? (int64_t)found : -1, &pos);
+	if (slot != UINT32_MAX)
+		fill_slot(b, a, slot, !overwrite, seq, pos);
+	sb__unlock(&b->lock);
+
+	/* The copy runs unlocked: other stores proceed while this one fills its record. */
+	copy_body(rec, len, a);
+	sb__rec_commit(rec); /* W4 */
 	sb__bridge_notify(b);
 	return 0;
 }
@@ -602,24 +667,17 @@ static int store_full(struct sb_bridge *b, const char *tag, const struct sb_repo
 		      const struct sb_stats *stats, const uint64_t *elapsed_ms,
 		      const uint64_t *boundary_offset_ms, const uint16_t *step_index)
 {
-	struct store_args a = { 0 };
+	struct store_args a; /* every field set below: no clearing of its padded buffers */
 	uint8_t missing_buf[SB_MISSING_ENC_MAX];
 	int err = prepare(b, tag, report, stats, &a, missing_buf);
 
 	if (err)
 		return err;
-	if (elapsed_ms) {
-		a.flags |= SB_F_HAS_ELAPSED;
-		a.elapsed_ms = *elapsed_ms;
-	}
-	if (boundary_offset_ms) {
-		a.flags |= SB_F_HAS_BOUNDARY;
-		a.boundary_offset_ms = *boundary_offset_ms;
-	}
-	if (step_index) {
-		a.flags |= SB_F_HAS_STEP;
-		a.step_index = *step_index;
-	}
+	a.flags |= (elapsed_ms ? SB_F_HAS_ELAPSED : 0) | (boundary_offset_ms ? SB_F_HAS_BOUNDARY : 0) |
+		   (step_index ? SB_F_HAS_STEP : 0);
+	a.elapsed_ms = elapsed_ms ? *elapsed_ms : 0;
+	a.boundary_offset_ms = boundary_offset_ms ? *boundary_offset_ms : 0;
+	a.step_index = step_index ? *step_index : 0;
 	return store_prepared(b, &a);
 }
 
@@ -655,11 +713,10 @@ static int capture(struct sb_bridge *b, const char *tag, const uint16_t *step, b
 		return err;
 	*stored = false;
 	if (!b->ops.capture || b->ops.capture(b->ops.user, tag, &report) != 1) {
-		pthread_mutex_lock(&b->lock);
+		sb__lock(&b->lock);
 		bump(&b->hot->capture_unavailable);
-		sb__event_push(&b->events, SB_EVENT_CAPTURE_UNAVAILABLE, tag, NULL, 0, 0,
-			       SB_EVICT_CAP);
-		pthread_mutex_unlock(&b->lock);
+		sb__event_capture_unavailable(&b->events, tag, len);
+		sb__unlock(&b->lock);
 		sb__bridge_notify(b);
 		return 0;
 	}
@@ -709,15 +766,17 @@ int sb_bridge_has(struct sb_bridge *b, const char *tag, bool *out)
 	err = sb__check_tag(tag, &len);
 	if (err)
 		return err;
-	uint64_t hash = sb__tag_hash(tag, len);
-	int64_t slot = sb__tagindex_find(&b->index, tag, len, hash);
-	if (slot == -EAGAIN) {
+	struct sb_tag t;
+	uint32_t slot;
+	sb__tag_make(&t, tag, len);
+	err = sb__tagindex_find(&b->index, &t, &slot);
+	if (err == -EAGAIN) {
 		/* A key stayed mid-update: its writer holds the lock, so wait for it there. */
-		pthread_mutex_lock(&b->lock);
-		slot = sb__tagindex_find_held(&b->index, tag, len, hash);
-		pthread_mutex_unlock(&b->lock);
+		sb__lock(&b->lock);
+		err = sb__tagindex_find_held(&b->index, &t, &slot);
+		sb__unlock(&b->lock);
 	}
-	*out = slot >= 0;
+	*out = err == 0;
 	return 0;
 }
 
@@ -728,7 +787,7 @@ int sb_bridge_periodic_real_count(struct sb_bridge *b, uint32_t *out)
 
 	if (!b || !out)
 		return sb__fail(-EINVAL, "sb_bridge_periodic_real_count: NULL argument");
-	pthread_mutex_lock(&b->lock);
+	sb__lock(&b->lock);
 	for (uint32_t i = 0; i < b->cfg.max_snapshots; i++) {
 		const struct sb_slot *s = &b->slots[i];
 
@@ -737,7 +796,7 @@ int sb_bridge_periodic_real_count(struct sb_bridge *b, uint32_t *out)
 		slot_name(s, tag);
 		n += sb_tag_is_periodic(tag);
 	}
-	pthread_mutex_unlock(&b->lock);
+	sb__unlock(&b->lock);
 	*out = n;
 	return 0;
 }
@@ -785,9 +844,8 @@ static size_t collect_resident(struct sb_bridge *b, uint64_t *pos_out, size_t *n
 	uint64_t pos = (int64_t)(b->resident_cursor - tail) < 0 ? tail : b->resident_cursor;
 	size_t n = 0;
 
-	for (; pos != head; pos += sb__log_rec(&b->log, pos)->len) {
-		struct sb_rec *rec = sb__log_rec(&b->log, pos);
-
+	for (struct sb_rec *rec; pos != head; pos += rec->len) {
+		rec = sb__log_wrec(&b->log, pos);
 		if (is_resident_record(b, rec)) {
 			seen[rec->slot] = 1;
 			pos_out[n++] = pos;
@@ -799,7 +857,7 @@ static size_t collect_resident(struct sb_bridge *b, uint64_t *pos_out, size_t *n
 
 		/* Reclaim evicts what a slot holds, so the record is still in the log. */
 		if ((b->slots[i].flags & SB_F_RESIDENT) && !seen[i] && at - tail < head - tail &&
-		    slot_holds(b, sb__log_rec(&b->log, at)))
+		    slot_holds(b, sb__log_wrec(&b->log, at)))
 			pos_out[n++] = at;
 	}
 	return n;
@@ -827,27 +885,27 @@ static int drain(struct sb_bridge *b, enum drain_variant v, struct sb_entries *o
 		goto out;
 	}
 
-	pthread_mutex_lock(&b->lock);
+	sb__lock(&b->lock);
 	n = collect_resident(b, positions, &n_ordered, seen);
 	for (; copied < n && !err; copied++)
-		err = copy_record(sb__log_rec(&b->log, positions[copied]), v, &items[copied]);
+		err = copy_record(sb__log_wrec(&b->log, positions[copied]), v, &items[copied]);
 	if (!err) {
 		/* Everything is copied: only now does the drain remove anything. */
 		for (size_t i = 0; i < n; i++) {
-			sb_store_relaxed(&sb__log_rec(&b->log, positions[i])->fate,
+			sb_store_relaxed(&sb__log_wrec(&b->log, positions[i])->fate,
 					 (uint32_t)SB_FATE_DRAINED);
 			bump(&b->hot->drained);
 			if (i >= n_ordered && v != DRAIN_PLAIN)
-				sb__event_push(&b->events,
-					       SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION,
-					       items[i].tag, variant_names[v], 0, 0, SB_EVICT_CAP);
+				sb__event_drain_ordering_violation(&b->events, items[i].tag,
+								   strlen(items[i].tag),
+								   variant_names[v]);
 		}
 		for (uint32_t i = 0; i < b->cfg.max_snapshots; i++)
 			if (b->slots[i].flags & SB_F_RESIDENT)
 				unresident(b, i);
 		b->resident_cursor = sb_load_relaxed(&b->hot->log_head);
 	}
-	pthread_mutex_unlock(&b->lock);
+	sb__unlock(&b->lock);
 	if (!err && n)
 		sb__bridge_notify(b); /* fates changed, and maybe events were pushed */
 out:
@@ -884,7 +942,7 @@ int sb_bridge_drain_events(struct sb_bridge *b, struct sb_events *out)
 		return sb__fail(-EINVAL, "sb_bridge_drain_events: NULL argument");
 	out->count = 0;
 	out->items = NULL;
-	pthread_mutex_lock(&b->lock);
+	sb__lock(&b->lock);
 	uint64_t head = sb_load_relaxed(&b->hot->event_seq);
 	uint64_t first = b->events_drained + 1;
 
@@ -894,7 +952,7 @@ int sb_bridge_drain_events(struct sb_bridge *b, struct sb_events *out)
 	size_t n = (size_t)(head + 1 - first) + (dropped > 0);
 	struct sb_event *items = calloc(n ? n : 1, sizeof(*items));
 	if (!items) {
-		pthread_mutex_unlock(&b->lock);
+		sb__unlock(&b->lock);
 		return sb__fail(-ENOMEM, "out of memory for %zu events", n);
 	}
 	size_t k = 0;
@@ -907,7 +965,7 @@ int sb_bridge_drain_events(struct sb_bridge *b, struct sb_events *out)
 		k++;
 	}
 	b->events_drained = head;
-	pthread_mutex_unlock(&b->lock);
+	sb__unlock(&b->lock);
 	out->items = items;
 	out->count = k;
 	return 0;
@@ -917,9 +975,9 @@ int sb_bridge_event_count(struct sb_bridge *b, size_t *out)
 {
 	if (!b || !out)
 		return sb__fail(-EINVAL, "sb_bridge_event_count: NULL argument");
-	pthread_mutex_lock(&b->lock);
+	sb__lock(&b->lock);
 	uint64_t pending = sb_load_relaxed(&b->hot->event_seq) - b->events_drained;
-	pthread_mutex_unlock(&b->lock);
+	sb__unlock(&b->lock);
 	*out = pending > b->cfg.max_events ? b->cfg.max_events : (size_t)pending;
 	return 0;
 }
@@ -928,9 +986,9 @@ int sb_bridge_event_count(struct sb_bridge *b, size_t *out)
 
 void sb__bridge_debug_inflate_resident(struct sb_bridge *b)
 {
-	pthread_mutex_lock(&b->lock);
+	sb__lock(&b->lock);
 	b->resident++;
-	pthread_mutex_unlock(&b->lock);
+	sb__unlock(&b->lock);
 }
 
 int sb__bridge_debug_desync(struct sb_bridge *b, const char *tag)
@@ -940,11 +998,14 @@ int sb__bridge_debug_desync(struct sb_bridge *b, const char *tag)
 
 	if (err)
 		return err;
-	pthread_mutex_lock(&b->lock);
-	int64_t slot = sb__tagindex_find_held(&b->index, tag, len, sb__tag_hash(tag, len));
-	if (slot >= 0)
-		sb_store_relaxed(&sb__log_rec(&b->log, b->slots[slot].record_pos)->fate,
+	struct sb_tag t;
+	uint32_t slot;
+	sb__tag_make(&t, tag, len);
+	sb__lock(&b->lock);
+	err = sb__tagindex_find_held(&b->index, &t, &slot);
+	if (err == 0)
+		sb_store_relaxed(&sb__log_wrec(&b->log, b->slots[slot].record_pos)->fate,
 				 (uint32_t)SB_FATE_SUPERSEDED);
-	pthread_mutex_unlock(&b->lock);
-	return slot >= 0 ? 0 : sb__fail(-ENOENT, "tag %s is not resident", tag);
+	sb__unlock(&b->lock);
+	return err == 0 ? 0 : sb__fail(-ENOENT, "tag %s is not resident", tag);
 }

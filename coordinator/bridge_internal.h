@@ -15,6 +15,7 @@
 #include "../ring/layout.h"
 #include "../ring/log.h"
 #include "../shm/shm.h"
+#include "lock.h"
 #include "tagindex.h"
 
 struct sb_server;
@@ -48,7 +49,7 @@ struct sb_bridge {
 	struct sb_config cfg;
 	struct sb_bridge_ops ops;
 
-	pthread_mutex_t lock; /* covers everything below, and every store to the region */
+	struct sb_lock lock; /* covers everything below, and every store to the region */
 	struct sb_tagindex index;
 	uint32_t *free_slots;
 	uint32_t nfree;

@@ -31,8 +31,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <snapbridge/types.h>
+
 struct sb_tagtable;
 struct sb_tagkey;
+
+/* Words of a tag zero-padded to whole words, with room for a zero word after SB_TAG_MAX. */
+#define SB_TAG_WORDS ((SB_TAG_MAX + 8) / 8)
+
+/*
+ * A tag as the index compares it: its bytes zero-padded to whole words
+ * (so keys compare and copy a word at a time), its length and its hash.
+ * The coordinator builds one per store and uses it for the index, the
+ * slot, the events and the record.
+ */
+struct sb_tag {
+	uint64_t word[SB_TAG_WORDS];
+	uint64_t hash;
+	uint32_t len;
+};
 
 struct sb_tagindex {
 	struct sb_tagtable *table; /* the current version, published with release */
@@ -48,25 +65,32 @@ struct sb_tagindex {
 int sb__tagindex_init(struct sb_tagindex *idx, uint32_t nslots);
 void sb__tagindex_fini(struct sb_tagindex *idx);
 
+/* The len (<= SB_TAG_MAX) bytes at s as zero-padded words, reading no byte past s + len. */
+void sb__words_make(uint64_t word[SB_TAG_WORDS], const char *s, size_t len);
+
+/* Fill t from len (<= SB_TAG_MAX) bytes at s: the padded words, the length, the hash. */
+void sb__tag_make(struct sb_tag *t, const char *s, size_t len);
+
+/* The hash sb__tag_make() computes. */
 uint64_t sb__tag_hash(const char *tag, size_t len);
 
 /*
- * Any thread, no lock: the slot holding tag, -1 when it is not resident,
- * or -EAGAIN when a slot to compare stayed mid-update for a while (its
- * writer was preempted): the caller asks again under the bridge lock.
+ * Any thread, no lock: 0 with *slot holding tag, -ENOENT when it is not
+ * resident, or -EAGAIN when a slot to compare stayed mid-update for a
+ * while (its writer was preempted): the caller asks again under the
+ * bridge lock.
  */
-int64_t sb__tagindex_find(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash);
+int sb__tagindex_find(struct sb_tagindex *idx, const struct sb_tag *tag, uint32_t *slot);
 
-/* The writer's calls, under the bridge lock. */
-int64_t sb__tagindex_find_held(const struct sb_tagindex *idx, const char *tag, size_t len,
-			       uint64_t hash);
+/* The writer's calls, under the bridge lock. 0 with *slot, or -ENOENT. */
+int sb__tagindex_find_held(const struct sb_tagindex *idx, const struct sb_tag *tag,
+			   uint32_t *slot);
 /*
  * Index tag (not already indexed) in slot. Never fails: a rebuild that
  * cannot get memory is put off (lookups only get longer; the table has
  * room for every slot without one).
  */
-void sb__tagindex_add_held(struct sb_tagindex *idx, const char *tag, size_t len, uint64_t hash,
-			   uint32_t slot);
+void sb__tagindex_add_held(struct sb_tagindex *idx, const struct sb_tag *tag, uint32_t slot);
 /* Unindex slot's tag; nothing when the slot is not indexed. */
 void sb__tagindex_del_held(struct sb_tagindex *idx, uint32_t slot);
 

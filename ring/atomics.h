@@ -19,6 +19,9 @@
 #define sb_store_release(p, v)	   __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define sb_fetch_add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 #define sb_fetch_add_release(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELEASE)
+/* Exchanges: taking a lock (acquire), handing an object between threads (acq_rel). */
+#define sb_exchange_acquire(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQUIRE)
+#define sb_exchange_acq_rel(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
 
 /*
  * Sequentially consistent accesses, for the one place that needs them:

@@ -69,6 +69,9 @@ uint64_t sb__layout_hash(void)
 		SB_REC_BUSY,
 		SB_REC_COMMITTED,
 		SB_F_KNOWN,
+		SB_EVICT_NONE,
+		SB_EVICT_CAP,
+		SB_EVICT_BYTES,
 	};
 	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
 

@@ -41,60 +41,6 @@ void sb__rec_wait_committed(const struct sb_rec *rec)
 		sched_yield();
 }
 
-uint64_t sb__log_reserve(struct sb_log *log, uint32_t len, sb_reclaim_fn fn, void *arg)
-{
-	uint64_t head = sb_load_relaxed(log->head); /* only lock holders store it */
-	uint64_t tail = sb_load_relaxed(log->tail);
-	uint64_t room_to_end = log->size - head % log->size;
-	uint64_t pad = room_to_end < len ? room_to_end : 0;
-	uint64_t moved = tail;
-
-	while (head + pad + len - tail > log->size) {
-		struct sb_rec *old = sb__log_rec(log, tail);
-
-		/* Its bytes are about to be reused: it must be complete first. */
-		sb__rec_wait_committed(old);
-		if (old->kind != SB_REC_PAD)
-			fn(arg, old, tail);
-		tail += old->len;
-	}
-	if (tail != moved)
-		sb_store_relaxed(log->tail, tail);
-	/*
-	 * W1: readers see the tail before any reclaimed byte changes. The fence
-	 * runs even when this call moved nothing: the bytes about to be written
-	 * may have been reclaimed by an earlier store on another thread, and the
-	 * ordering must not rest on the mutex alone.
-	 */
-	sb_fence_release();
-	if (pad) {
-		struct sb_rec *p = sb__log_rec(log, head);
-
-		memset(p, 0, sizeof(*p));
-		p->len = (uint32_t)pad;
-		p->kind = SB_REC_PAD;
-		sb_store_relaxed(&p->commit, SB_REC_COMMITTED);
-		head += pad;
-	}
-	struct sb_rec *rec = sb__log_rec(log, head);
-	memset(rec, 0, sizeof(*rec));
-	sb_store_relaxed(&rec->commit, SB_REC_BUSY);
-	rec->len = len;
-	return head;
-}
-
-void sb__log_publish(struct sb_log *log, uint64_t new_head)
-{
-	/* W3: pairs with R1; the headers below new_head are written. */
-	sb_store_release(log->head, new_head);
-}
-
-void sb__rec_commit(struct sb_rec *rec)
-{
-	/* W4: pairs with R2; the payload is complete. */
-	sb_store_release(&rec->commit, SB_REC_COMMITTED);
-}
-
 bool sb__log_lapped(const struct sb_log *log, uint64_t pos)
 {
 	/* R3: pairs with W1's tail store and release fence. */

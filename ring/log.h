@@ -28,7 +28,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "atomics.h"
 #include "layout.h"
 
 struct sb_log {
@@ -36,6 +38,12 @@ struct sb_log {
 	uint64_t size; /* bytes, a multiple of SB_REC_ALIGN */
 	uint64_t *head;
 	uint64_t *tail;
+	/*
+	 * The writer's own: *tail % size, kept as the tail moves so that the
+	 * writer finds a record without dividing (a log need not be a power
+	 * of two). Unused by readers.
+	 */
+	uint64_t tail_off;
 };
 
 /* A growable private buffer a reader copies records into. */
@@ -51,6 +59,18 @@ static inline struct sb_rec *sb__log_rec(const struct sb_log *log, uint64_t pos)
 	return (struct sb_rec *)(log->base + pos % log->size);
 }
 
+/*
+ * The writer's record at pos, for tail <= pos <= tail + size (every
+ * record the writer holds: the tail moves only under its lock). No
+ * division: the offset is counted from the tail's.
+ */
+static inline struct sb_rec *sb__log_wrec(const struct sb_log *log, uint64_t pos)
+{
+	uint64_t off = log->tail_off + (pos - sb_load_relaxed(log->tail)); /* its own store */
+
+	return (struct sb_rec *)(log->base + (off >= log->size ? off - log->size : off));
+}
+
 static inline uint32_t sb__rec_len(size_t payload)
 {
 	return (uint32_t)((sizeof(struct sb_rec) + payload + SB_REC_ALIGN - 1) &
@@ -63,23 +83,79 @@ static inline uint32_t sb__rec_len(size_t payload)
  */
 typedef void (*sb_reclaim_fn)(void *arg, struct sb_rec *rec, uint64_t pos);
 
+/* Wait until a record some thread is copying has been committed (W4 pairs). */
+void sb__rec_wait_committed(const struct sb_rec *rec);
+
 /*
  * W1-W2: make room for a record of len bytes (a multiple of SB_REC_ALIGN,
  * at most the ring size) and return its position. The caller fills the
  * header (commit is already BUSY) and then calls sb__log_publish().
  * Waits for an older record that another thread is still copying if its
- * bytes are needed. Caller holds the writer lock.
+ * bytes are needed. Caller holds the writer lock. Inline: the store path
+ * runs it once per store, with fn known at the call.
  */
-uint64_t sb__log_reserve(struct sb_log *log, uint32_t len, sb_reclaim_fn fn, void *arg);
+static inline uint64_t sb__log_reserve(struct sb_log *log, uint32_t len, sb_reclaim_fn fn,
+				       void *arg)
+{
+	uint64_t head = sb_load_relaxed(log->head); /* only lock holders store it */
+	uint64_t tail = sb_load_relaxed(log->tail);
+	uint64_t head_off = log->tail_off + (head - tail);
+
+	head_off = head_off >= log->size ? head_off - log->size : head_off;
+	uint64_t room_to_end = log->size - head_off;
+	uint64_t pad = room_to_end < len ? room_to_end : 0;
+	uint64_t moved = tail;
+
+	while (head + pad + len - tail > log->size) {
+		struct sb_rec *old = (struct sb_rec *)(log->base + log->tail_off);
+
+		/* Its bytes are about to be reused: it must be complete first. */
+		if (sb_load_acquire(&old->commit) == SB_REC_BUSY) /* pairs with W4 */
+			sb__rec_wait_committed(old);
+		if (old->kind != SB_REC_PAD)
+			fn(arg, old, tail);
+		tail += old->len;
+		/* Records never cross the ring's end: the offset wraps only onto 0. */
+		log->tail_off =
+		    log->tail_off + old->len == log->size ? 0 : log->tail_off + old->len;
+	}
+	if (tail != moved)
+		sb_store_relaxed(log->tail, tail);
+	/*
+	 * W1: readers see the tail before any reclaimed byte changes. The fence
+	 * runs even when this call moved nothing: the bytes about to be written
+	 * may have been reclaimed by an earlier store on another thread, and the
+	 * ordering must not rest on the lock alone.
+	 */
+	sb_fence_release();
+	if (pad) {
+		struct sb_rec *p = (struct sb_rec *)(log->base + head_off);
+
+		memset(p, 0, sizeof(*p));
+		p->len = (uint32_t)pad;
+		p->kind = SB_REC_PAD;
+		sb_store_relaxed(&p->commit, SB_REC_COMMITTED);
+		head += pad;
+		head_off = 0;
+	}
+	struct sb_rec *rec = (struct sb_rec *)(log->base + head_off);
+	memset(rec, 0, sizeof(*rec));
+	sb_store_relaxed(&rec->commit, SB_REC_BUSY);
+	rec->len = len;
+	return head;
+}
 
 /* W3: publish every header written up to new_head. */
-void sb__log_publish(struct sb_log *log, uint64_t new_head);
+static inline void sb__log_publish(struct sb_log *log, uint64_t new_head)
+{
+	sb_store_release(log->head, new_head); /* W3: pairs with R1 */
+}
 
 /* W4: the record's bytes are complete. */
-void sb__rec_commit(struct sb_rec *rec);
-
-/* Wait until a record some thread is copying has been committed. */
-void sb__rec_wait_committed(const struct sb_rec *rec);
+static inline void sb__rec_commit(struct sb_rec *rec)
+{
+	sb_store_release(&rec->commit, SB_REC_COMMITTED); /* W4: pairs with R2 */
+}
 
 enum sb_read {
 	SB_READ_OK = 0,

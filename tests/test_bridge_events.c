@@ -4,6 +4,10 @@
  * event cap with its truncation marker, and capture / capture_with_step
  * with their release callback.
  */
+#include <unistd.h>
+
+#include <snapbridge/consumer.h>
+
 #include "bridge_fixtures.h"
 
 /* ------------------------------------------------------- capture fixture */
@@ -218,6 +222,54 @@ Test(bridge_events, cap_eviction_event_names_evicted_tag_new_tag_cap_and_cause, 
 	cr_assert_eq(x->cap, 2);
 	cr_assert_eq(x->cause, SB_EVICT_CAP);
 	sb_events_free(&ev);
+	sb_bridge_destroy(b);
+}
+
+/* ------------------------------------------------------- causes */
+
+/*
+ * Only an Eviction has a cause (cap or bytes); every other kind carries
+ * SB_EVICT_NONE, both from the coordinator's drain and from a consumer's.
+ */
+Test(bridge_events, only_evictions_carry_a_cause, .timeout = 10)
+{
+	struct capture_script s = { .ret = 0 };
+	struct sb_bridge *b = capture_bridge(&s, 0);
+	struct sb_consumer *c = NULL;
+	struct sb_events ev, cev;
+	bool stored;
+	int fd;
+
+	cr_assert_eq(sb_bridge_data_fd(b, &fd), 0);
+	cr_assert_eq(sb_consumer_open_fd(fd, 0, &c), 0, "%s", sb_last_error());
+	close(fd);
+	cr_assert_eq(sb_bridge_capture(b, "gone", &stored), 0); /* CaptureUnavailable */
+	fx_store_hi(b, "a");
+	fx_store_hi(b, "a"); /* Overwrite */
+	for (int i = 0; i < SB_DEFAULT_MAX_SNAPSHOTS; i++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "t%d", i);
+		fx_store_hi(b, tag); /* the last one evicts "a" by the cap */
+	}
+	cr_assert_eq(sb_consumer_drain_events(c, &cev), 0, "%s", sb_last_error());
+	fx_drain_events(b, &ev);
+	cr_assert_eq(ev.count, 3);
+	cr_assert_eq(cev.count, 3);
+	for (size_t i = 0; i < ev.count; i++) {
+		enum sb_evict_cause want =
+		    ev.items[i].kind == SB_EVENT_EVICTION ? SB_EVICT_CAP : SB_EVICT_NONE;
+		cr_assert_eq(ev.items[i].cause, want, "%s carries cause %d",
+			     sb_event_kind_name(ev.items[i].kind), ev.items[i].cause);
+		cr_assert_eq(cev.items[i].kind, ev.items[i].kind);
+		cr_assert_eq(cev.items[i].cause, want, "a consumer sees %s with cause %d",
+			     sb_event_kind_name(cev.items[i].kind), cev.items[i].cause);
+	}
+	cr_assert_eq(ev.items[0].kind, SB_EVENT_CAPTURE_UNAVAILABLE);
+	cr_assert_eq(ev.items[1].kind, SB_EVENT_OVERWRITE);
+	cr_assert_eq(ev.items[2].kind, SB_EVENT_EVICTION);
+	sb_events_free(&ev);
+	sb_events_free(&cev);
+	sb_consumer_close(c);
 	sb_bridge_destroy(b);
 }
 
@@ -560,8 +612,14 @@ Test(bridge_capture, capture_of_invalid_report_fails_like_store_and_still_releas
 {
 	static const uint8_t bad[] = { 0xc1 };
 	struct capture_script s = { .ret = 1, .schema = "cap", .doc = bad, .doc_len = sizeof(bad) };
-	struct sb_bridge *b = capture_bridge(&s, 0);
+	struct sb_bridge_ops ops = { .capture = scripted_capture, .release = scripted_release, .user = &s };
+	struct sb_config cfg;
+	struct sb_bridge *b = NULL;
 	bool stored = false;
+
+	sb_config_default(&cfg);
+	cfg.flags = SB_BRIDGE_VALIDATE_MSGPACK; /* the capture's store checks what it stores */
+	cr_assert_eq(sb_bridge_create(&cfg, &ops, &b), 0, "%s", sb_last_error());
 	cr_assert_eq(sb_bridge_capture(b, "a", &stored), -EINVAL);
 	fx_expect_error_message();
 	cr_assert_eq(s.releases, 1, "the produced report was never released");

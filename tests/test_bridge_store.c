@@ -27,7 +27,7 @@ Test(bridge_config, default_config_matches_documented_defaults, .timeout = 10)
 	cr_assert_eq(cfg.max_snapshots, SB_DEFAULT_MAX_SNAPSHOTS);
 	cr_assert_eq(cfg.max_events, SB_DEFAULT_MAX_EVENTS);
 	cr_assert_eq(cfg.max_watch, SB_DEFAULT_MAX_WATCH);
-	cr_assert_eq(cfg.reserved, 0);
+	cr_assert_eq(cfg.flags, 0, "no msgpack walk by default");
 	cr_assert_eq(cfg.log_bytes, SB_DEFAULT_LOG_BYTES);
 	cr_assert_eq(cfg.aux_bytes, SB_DEFAULT_AUX_BYTES);
 	cr_assert_eq(SB_DEFAULT_MAX_SNAPSHOTS, 64);
@@ -44,7 +44,7 @@ Test(bridge_config, null_config_creates_bridge_with_defaults, .timeout = 10)
 	cr_assert_eq(got.max_snapshots, SB_DEFAULT_MAX_SNAPSHOTS);
 	cr_assert_eq(got.max_events, SB_DEFAULT_MAX_EVENTS);
 	cr_assert_eq(got.max_watch, SB_DEFAULT_MAX_WATCH);
-	cr_assert_eq(got.reserved, 0);
+	cr_assert_eq(got.flags, 0);
 	cr_assert_eq(got.log_bytes, SB_DEFAULT_LOG_BYTES);
 	cr_assert_eq(got.aux_bytes, SB_DEFAULT_AUX_BYTES);
 	sb_bridge_destroy(b);
@@ -90,7 +90,7 @@ Test(bridge_config, accepts_values_at_the_lower_limits, .timeout = 10)
  * default config, and create must refuse it with -EINVAL and a message
  * naming the field.
  */
-enum cfg_field { F_MAX_SNAPSHOTS, F_MAX_EVENTS, F_MAX_WATCH, F_LOG_BYTES, F_AUX_BYTES, F_RESERVED };
+enum cfg_field { F_MAX_SNAPSHOTS, F_MAX_EVENTS, F_MAX_WATCH, F_LOG_BYTES, F_AUX_BYTES, F_FLAGS };
 
 /* No pointers: Criterion hands the case to a re-executed worker (another address space). */
 struct bad_config {
@@ -113,7 +113,7 @@ ParameterizedTestParameters(bridge_config, rejects_every_out_of_range_field)
 		{ F_LOG_BYTES, UINT64_MAX, "log_bytes" },
 		{ F_AUX_BYTES, 64, "aux_bytes" },
 		{ F_AUX_BYTES, (uint64_t)SB_LOG_BYTES_MAX + 1, "aux_bytes" },
-		{ F_RESERVED, 1, "reserved" },
+		{ F_FLAGS, SB_BRIDGE_VALIDATE_MSGPACK | 1u << 31, "flags" }, /* an unknown bit */
 	};
 	return cr_make_param_array(struct bad_config, cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -140,8 +140,8 @@ ParameterizedTest(struct bad_config *c, bridge_config, rejects_every_out_of_rang
 	case F_AUX_BYTES:
 		cfg.aux_bytes = c->value;
 		break;
-	case F_RESERVED:
-		cfg.reserved = (uint32_t)c->value;
+	case F_FLAGS:
+		cfg.flags = (uint32_t)c->value;
 		break;
 	}
 	expect_config_rejected(&cfg, c->name);
@@ -653,6 +653,20 @@ static struct sb_bridge *bridge_with_keep(void)
 	return b;
 }
 
+/* The same with SB_BRIDGE_VALIDATE_MSGPACK: stores check their msgpack. */
+static struct sb_bridge *validating_bridge_with_keep(void)
+{
+	struct sb_config cfg;
+	struct sb_bridge *b = NULL;
+
+	sb_config_default(&cfg);
+	cfg.max_snapshots = 4;
+	cfg.flags = SB_BRIDGE_VALIDATE_MSGPACK;
+	cr_assert_eq(sb_bridge_create(&cfg, NULL, &b), 0, "%s", sb_last_error());
+	fx_store(b, "keep", "s1", FX_DOC_HI, sizeof(FX_DOC_HI));
+	return b;
+}
+
 static void expect_unchanged(struct sb_bridge *b, const char *bad_tag)
 {
 	cr_assert_eq(fx_len(b), 1, "a rejected store changed len");
@@ -744,9 +758,9 @@ Test(bridge_errors, store_rejects_null_report, .timeout = 10)
 	sb_bridge_destroy(b);
 }
 
-Test(bridge_errors, store_rejects_report_that_is_not_msgpack, .timeout = 10)
+Test(bridge_errors, validating_store_rejects_report_that_is_not_msgpack, .timeout = 10)
 {
-	struct sb_bridge *b = bridge_with_keep();
+	struct sb_bridge *b = validating_bridge_with_keep();
 	static const uint8_t never_used[] = { 0xc1 };
 	struct sb_report r = fx_report("s", false, never_used, sizeof(never_used));
 	expect_store_fails(b, "a", &r, -EINVAL);
@@ -754,9 +768,9 @@ Test(bridge_errors, store_rejects_report_that_is_not_msgpack, .timeout = 10)
 	sb_bridge_destroy(b);
 }
 
-Test(bridge_errors, store_rejects_truncated_report, .timeout = 10)
+Test(bridge_errors, validating_store_rejects_truncated_report, .timeout = 10)
 {
-	struct sb_bridge *b = bridge_with_keep();
+	struct sb_bridge *b = validating_bridge_with_keep();
 	static const uint8_t short_bin[] = { 0xc4, 0x05, 0x01, 0x02 }; /* 5 promised, 2 given */
 	static const uint8_t short_str[] = { 0xa5, 'a', 'b' };
 	struct sb_report r = fx_report("s", false, short_bin, sizeof(short_bin));
@@ -767,9 +781,9 @@ Test(bridge_errors, store_rejects_truncated_report, .timeout = 10)
 	sb_bridge_destroy(b);
 }
 
-Test(bridge_errors, store_rejects_report_of_two_objects, .timeout = 10)
+Test(bridge_errors, validating_store_rejects_report_of_two_objects, .timeout = 10)
 {
-	struct sb_bridge *b = bridge_with_keep();
+	struct sb_bridge *b = validating_bridge_with_keep();
 	static const uint8_t two[] = { 0xa2, 'h', 'i', 0x01 };
 	struct sb_report r = fx_report("s", false, two, sizeof(two));
 	expect_store_fails(b, "a", &r, -EINVAL);
@@ -777,18 +791,37 @@ Test(bridge_errors, store_rejects_report_of_two_objects, .timeout = 10)
 	sb_bridge_destroy(b);
 }
 
-Test(bridge_errors, store_rejects_empty_report, .timeout = 10)
+Test(bridge_errors, validating_store_rejects_empty_report, .timeout = 10)
 {
-	struct sb_bridge *b = bridge_with_keep();
+	struct sb_bridge *b = validating_bridge_with_keep();
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, 0);
 	expect_store_fails(b, "a", &r, -EINVAL);
 	expect_unchanged(b, "a");
 	sb_bridge_destroy(b);
 }
 
-Test(bridge_errors, store_rejects_stats_that_are_not_one_msgpack_object, .timeout = 10)
+Test(bridge_errors, default_store_keeps_bytes_that_are_not_msgpack_as_given, .timeout = 10)
 {
 	struct sb_bridge *b = bridge_with_keep();
+	static const uint8_t never_used[] = { 0xc1, 0x00, 0xff };
+	static const uint8_t two[] = { 0x01, 0x02 };
+	struct sb_report r = fx_report("s", false, never_used, sizeof(never_used));
+	struct sb_stats st = { .kind = SB_STATS_OK, .msgpack = two, .msgpack_len = sizeof(two) };
+	struct sb_entries e;
+
+	cr_assert_eq(sb_bridge_store_with_stats(b, "raw", &r, &st, NULL), 0, "%s", sb_last_error());
+	fx_drain(b, FX_DRAIN_WITH_STATS, &e);
+	cr_assert_eq(e.count, 2);
+	fx_expect_report(&e.items[1], never_used, sizeof(never_used));
+	cr_assert_eq(e.items[1].stats.msgpack_len, sizeof(two));
+	cr_assert_eq(memcmp(e.items[1].stats.msgpack, two, sizeof(two)), 0);
+	sb_entries_free(&e);
+	sb_bridge_destroy(b);
+}
+
+Test(bridge_errors, validating_store_rejects_stats_that_are_not_one_msgpack_object, .timeout = 10)
+{
+	struct sb_bridge *b = validating_bridge_with_keep();
 	struct sb_report r = fx_report("s", false, FX_DOC_HI, sizeof(FX_DOC_HI));
 	static const uint8_t bad[] = { 0xc1 };
 	static const uint8_t two[] = { 0x01, 0x02 };
@@ -845,8 +878,7 @@ Test(bridge_errors, step_variant_validates_tag_like_store, .timeout = 10)
 
 Test(bridge_errors, rejected_overwrite_keeps_prior_report_and_position, .timeout = 10)
 {
-	struct sb_bridge *b = fx_bridge(4, 0, 0);
-	fx_store(b, "keep", "s1", FX_DOC_HI, sizeof(FX_DOC_HI));
+	struct sb_bridge *b = validating_bridge_with_keep();
 	fx_store(b, "other", "s", FX_DOC_HI, sizeof(FX_DOC_HI));
 	static const uint8_t bad[] = { 0xc1 };
 	struct sb_report r = fx_report("s9", true, bad, sizeof(bad));

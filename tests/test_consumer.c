@@ -354,6 +354,77 @@ Test(consumer, missing_reason_with_huge_container_counts_is_refused_without_allo
 		  sb_last_error());
 }
 
+/*
+ * Report bytes are the caller's to interpret: a default consumer hands over
+ * what the coordinator stored, one with SB_CONSUMER_VALIDATE_MSGPACK refuses
+ * a report (or stats) that is not exactly one msgpack object, and leaves its
+ * cursor and counts where they were.
+ */
+static void store_bytes(const char *tag, const uint8_t *bytes, size_t n, bool as_stats)
+{
+	static const uint8_t one = 0x01;
+	struct sb_report r = { .schema = "s", .msgpack = as_stats ? &one : bytes };
+	struct sb_stats st = { .kind = SB_STATS_OK, .msgpack = bytes, .msgpack_len = n };
+
+	r.msgpack_len = as_stats ? 1 : n;
+	cr_assert_eq(sb_bridge_store_with_stats(bridge, tag, &r, as_stats ? &st : NULL, NULL), 0,
+		     "%s", sb_last_error());
+}
+
+static int take_report(void *user, const struct sb_entry *e)
+{
+	struct seen *s = user;
+
+	memcpy(s->tags[s->n % 256], e->report, e->report_len < 8 ? e->report_len : 8);
+	s->n++;
+	return 0;
+}
+
+Test(consumer, default_consumer_delivers_report_bytes_as_stored, .timeout = 10, .fini = teardown)
+{
+	static const uint8_t not_msgpack[] = { 0xc1, 0xff, 0x00 };
+	struct seen s = { 0 };
+	struct sb_drain_counts d;
+
+	setup(8, 64, SB_LOG_BYTES_MIN);
+	open_consumer(0);
+	store_bytes("a", not_msgpack, sizeof(not_msgpack), false);
+	store_bytes("b", not_msgpack, sizeof(not_msgpack), true);
+	cr_assert_eq(sb_consumer_drain(consumer, take_report, &s, &d), 0, "%s", sb_last_error());
+	cr_assert_eq(d.delivered, 2);
+	cr_assert_eq(memcmp(s.tags[0], not_msgpack, sizeof(not_msgpack)), 0);
+}
+
+Test(consumer, validating_consumer_refuses_report_or_stats_that_is_not_msgpack, .timeout = 10,
+     .fini = teardown)
+{
+	static const uint8_t truncated[] = { 0xc4, 0x05, 0x01 }; /* bin of 5, 1 given */
+	static const uint8_t doc[] = { 0x81, 0xa1, 'k', 0x02 };
+	struct seen s = { 0 };
+	struct sb_drain_counts d;
+	uint64_t cursor;
+
+	setup(8, 64, SB_LOG_BYTES_MIN);
+	open_consumer(SB_CONSUMER_VALIDATE_MSGPACK);
+	store_bytes("ok", doc, sizeof(doc), false);
+	store_bytes("bad", truncated, sizeof(truncated), false);
+	cr_assert_eq(sb_consumer_drain(consumer, take_report, &s, &d), -EBADMSG);
+	cr_assert(strstr(sb_last_error(), "invalid msgpack"), "message: %s", sb_last_error());
+	cr_assert_eq(s.n, 1, "the record before the bad one was delivered");
+	cr_assert_eq(sb_consumer_cursor(consumer, &cursor), 0);
+	cr_assert_eq(cursor, 1, "the bad record moved the cursor");
+	cr_assert_eq(sb_consumer_drain(consumer, take_report, &s, &d), -EBADMSG,
+		     "the next drain meets the same record");
+	cr_assert_eq(d.stores, 0);
+
+	sb_consumer_close(consumer);
+	sb_bridge_destroy(bridge);
+	setup(8, 64, SB_LOG_BYTES_MIN);
+	open_consumer(SB_CONSUMER_VALIDATE_MSGPACK);
+	store_bytes("st", truncated, sizeof(truncated), true);
+	cr_assert_eq(sb_consumer_drain(consumer, NULL, NULL, &d), -EBADMSG, "bad stats passed");
+}
+
 Test(consumer, default_log_holds_the_cap_of_256_kib_reports_without_byte_eviction, .timeout = 30,
      .fini = teardown)
 {

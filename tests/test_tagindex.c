@@ -41,6 +41,51 @@ static uint64_t hash_of(const char *tag, int collide)
 	return collide ? (h & 3) : h;
 }
 
+/* tag with the hash given (tests force collisions with it). */
+static struct sb_tag tag_with_hash(const char *s, size_t len, uint64_t hash)
+{
+	struct sb_tag t;
+
+	sb__tag_make(&t, s, len);
+	t.hash = hash;
+	return t;
+}
+
+/* A lookup's answer as one value: the slot, or -ENOENT / -EAGAIN. */
+static int64_t find(struct sb_tagindex *idx, const char *s, size_t len, uint64_t hash)
+{
+	struct sb_tag t = tag_with_hash(s, len, hash);
+	uint32_t slot = UINT32_MAX;
+	int rc = sb__tagindex_find(idx, &t, &slot);
+
+	cr_assert(rc == 0 || slot == UINT32_MAX, "a failed lookup (%d) wrote the slot", rc);
+	return rc == 0 ? (int64_t)slot : rc;
+}
+
+static int64_t find_held(struct sb_tagindex *idx, const char *s, size_t len, uint64_t hash)
+{
+	struct sb_tag t = tag_with_hash(s, len, hash);
+	uint32_t slot = UINT32_MAX;
+	int rc = sb__tagindex_find_held(idx, &t, &slot);
+
+	cr_assert(rc == 0 || rc == -ENOENT, "the writer's lookup returned %d", rc);
+	cr_assert(rc == 0 || slot == UINT32_MAX, "a failed lookup wrote the slot");
+	return rc == 0 ? (int64_t)slot : rc;
+}
+
+static void add(struct sb_tagindex *idx, const char *s, size_t len, uint64_t hash, uint32_t slot)
+{
+	struct sb_tag t = tag_with_hash(s, len, hash);
+
+	sb__tagindex_add_held(idx, &t, slot);
+}
+
+/* The answer a lookup must give for a tag the reference places in slot_of (-1: absent). */
+static int64_t expected(int64_t slot_of)
+{
+	return slot_of >= 0 ? slot_of : -ENOENT;
+}
+
 static void model_init(struct model *m, uint32_t nslots)
 {
 	cr_assert_eq(sb__tagindex_init(&m->idx, nslots), 0);
@@ -63,10 +108,10 @@ static void check_all(struct model *m, int collide, uint64_t step)
 		uint64_t h = hash_of(tag, collide);
 
 		live += m->slot_of[t] >= 0;
-		cr_assert_eq(sb__tagindex_find_held(&m->idx, tag, strlen(tag), h), m->slot_of[t],
+		cr_assert_eq(find_held(&m->idx, tag, strlen(tag), h), expected(m->slot_of[t]),
 			     "step %llu: the writer's lookup of %s disagrees with the reference",
 			     (unsigned long long)step, tag);
-		cr_assert_eq(sb__tagindex_find(&m->idx, tag, strlen(tag), h), m->slot_of[t],
+		cr_assert_eq(find(&m->idx, tag, strlen(tag), h), expected(m->slot_of[t]),
 			     "step %llu: the lock-free lookup of %s disagrees with the reference",
 			     (unsigned long long)step, tag);
 	}
@@ -94,7 +139,7 @@ static void random_ops(int collide, uint64_t *rebuilds, uint32_t *max_tombstones
 			m.slot_of[t] = -1;
 		} else if (m.nfree > 0) {
 			uint32_t slot = m.free[--m.nfree];
-			sb__tagindex_add_held(&m.idx, tag, strlen(tag), hash_of(tag, collide), slot);
+			add(&m.idx, tag, strlen(tag), hash_of(tag, collide), slot);
 			m.slot_of[t] = slot;
 		}
 		*rebuilds += m.idx.table != before;
@@ -132,17 +177,17 @@ Test(tagindex, a_delete_before_an_empty_bucket_empties_the_tombstones_behind_it)
 	model_init(&m, 8); /* 32 buckets */
 	/* Three tags in one chain from bucket 1: buckets 1, 2, 3. */
 	for (int t = 0; t < 3; t++)
-		sb__tagindex_add_held(&m.idx, m.tags[t], strlen(m.tags[t]), 1, (uint32_t)t);
+		add(&m.idx, m.tags[t], strlen(m.tags[t]), 1, (uint32_t)t);
 	cr_assert_eq(m.idx.used, 3);
 	sb__tagindex_del_held(&m.idx, 1); /* the middle one: a chain runs past it */
 	cr_assert_eq(m.idx.used, 3, "the middle bucket must stay a tombstone");
-	cr_assert_eq(sb__tagindex_find_held(&m.idx, m.tags[2], strlen(m.tags[2]), 1), 2,
+	cr_assert_eq(find_held(&m.idx, m.tags[2], strlen(m.tags[2]), 1), 2,
 		     "the tag behind the tombstone must still be found");
 	sb__tagindex_del_held(&m.idx, 2); /* the last one: it and the tombstone empty */
 	cr_assert_eq(m.idx.used, 1);
-	cr_assert_eq(sb__tagindex_find(&m.idx, m.tags[0], strlen(m.tags[0]), 1), 0);
-	cr_assert_eq(sb__tagindex_find(&m.idx, m.tags[1], strlen(m.tags[1]), 1), -1);
-	cr_assert_eq(sb__tagindex_find(&m.idx, m.tags[2], strlen(m.tags[2]), 1), -1);
+	cr_assert_eq(find(&m.idx, m.tags[0], strlen(m.tags[0]), 1), 0);
+	cr_assert_eq(find(&m.idx, m.tags[1], strlen(m.tags[1]), 1), -ENOENT);
+	cr_assert_eq(find(&m.idx, m.tags[2], strlen(m.tags[2]), 1), -ENOENT);
 	sb__tagindex_fini(&m.idx);
 }
 
@@ -163,11 +208,13 @@ static void *reader(void *arg)
 	struct race *r = arg;
 
 	while (!atomic_load(&r->stop)) {
-		int64_t s = sb__tagindex_find(&r->idx, r->target, strlen(r->target), r->hash);
-		r->misses += s != 7 && s != -EAGAIN;
-		r->busy += s == -EAGAIN;
-		s = sb__tagindex_find(&r->idx, r->phantom, strlen(r->phantom), r->hash);
-		r->phantoms += s >= 0;
+		struct sb_tag target = tag_with_hash(r->target, strlen(r->target), r->hash);
+		struct sb_tag phantom = tag_with_hash(r->phantom, strlen(r->phantom), r->hash);
+		uint32_t slot = UINT32_MAX;
+		int rc = sb__tagindex_find(&r->idx, &target, &slot);
+		r->misses += !(rc == 0 && slot == 7) && rc != -EAGAIN;
+		r->busy += rc == -EAGAIN;
+		r->phantoms += sb__tagindex_find(&r->idx, &phantom, &slot) == 0;
 		atomic_fetch_add(&r->lookups, 1);
 	}
 	return NULL;
@@ -191,10 +238,10 @@ Test(tagindex, a_lock_free_reader_never_misses_a_resident_tag_nor_finds_an_absen
 	cr_assert_eq(r.idx.mask, 31);
 	/* Two churned tags first, so the target starts behind them in its chain. */
 	for (uint32_t slot = 0; slot < 2; slot++) {
-		sb__tagindex_add_held(&r.idx, "churn", 5, r.hash, slot);
+		add(&r.idx, "churn", 5, r.hash, slot);
 		live[slot] = true;
 	}
-	sb__tagindex_add_held(&r.idx, r.target, strlen(r.target), r.hash, 7);
+	add(&r.idx, r.target, strlen(r.target), r.hash, 7);
 	cr_assert_eq(pthread_create(&th, NULL, reader, &r), 0);
 	while (atomic_load(&r.lookups) == 0)
 		sched_yield();
@@ -207,7 +254,7 @@ Test(tagindex, a_lock_free_reader_never_misses_a_resident_tag_nor_finds_an_absen
 			sb__tagindex_del_held(&r.idx, slot);
 		} else {
 			home = (home + 1 + lcg(&seed) % 3) & 31;
-			sb__tagindex_add_held(&r.idx, "churn", 5, home, slot);
+			add(&r.idx, "churn", 5, home, slot);
 		}
 		live[slot] = !live[slot];
 		rebuilds += r.idx.table != before;
@@ -243,7 +290,7 @@ Test(tagindex, a_table_a_reader_may_hold_is_not_reused_before_its_grace_period)
 	bool live[7] = { false };
 
 	cr_assert_eq(sb__tagindex_init(&idx, 8), 0);
-	sb__tagindex_add_held(&idx, "target", 6, 5, 7);
+	add(&idx, "target", 6, 5, 7);
 	rcu_read_lock();
 	seen[nseen++] = idx.table;
 	/* The churn of the racing test above: homes march round, tombstones pile up. */
@@ -254,7 +301,7 @@ Test(tagindex, a_table_a_reader_may_hold_is_not_reused_before_its_grace_period)
 			sb__tagindex_del_held(&idx, slot);
 		} else {
 			home = (home + 1 + lcg(&seed) % 3) & 31;
-			sb__tagindex_add_held(&idx, "churn", 5, home, slot);
+			add(&idx, "churn", 5, home, slot);
 		}
 		live[slot] = !live[slot];
 		if (idx.table == seen[nseen - 1])
@@ -268,7 +315,7 @@ Test(tagindex, a_table_a_reader_may_hold_is_not_reused_before_its_grace_period)
 	}
 	rcu_read_unlock();
 	cr_assert_geq(nseen, 3, "only %u rebuilds: the spare path was never tried", nseen - 1);
-	cr_assert_eq(sb__tagindex_find(&idx, "target", 6, 5), 7);
+	cr_assert_eq(find(&idx, "target", 6, 5), 7);
 	sb__tagindex_fini(&idx);
 }
 
@@ -292,8 +339,11 @@ static void *torn_reader(void *arg)
 {
 	struct torn *r = arg;
 
+	struct sb_tag phantom = tag_with_hash(torn_phantom, 16, 3);
+	uint32_t slot;
+
 	while (!atomic_load(&r->stop)) {
-		r->phantoms += sb__tagindex_find(&r->idx, torn_phantom, 16, 3) >= 0;
+		r->phantoms += sb__tagindex_find(&r->idx, &phantom, &slot) == 0;
 		atomic_fetch_add(&r->lookups, 1);
 	}
 	return NULL;
@@ -305,14 +355,14 @@ Test(tagindex, a_lock_free_reader_never_matches_a_key_torn_between_two_tags)
 	pthread_t th;
 
 	cr_assert_eq(sb__tagindex_init(&r.idx, 8), 0);
-	sb__tagindex_add_held(&r.idx, torn_a, 16, 3, 0);
+	add(&r.idx, torn_a, 16, 3, 0);
 	cr_assert_eq(pthread_create(&th, NULL, torn_reader, &r), 0);
 	while (atomic_load(&r.lookups) == 0)
 		sched_yield();
 	for (uint64_t step = 0; step < 4000000 && (step < 500000 || atomic_load(&r.lookups) < 100000);
 	     step++) {
 		sb__tagindex_del_held(&r.idx, 0);
-		sb__tagindex_add_held(&r.idx, step & 1 ? torn_a : torn_b, 16, 3, 0);
+		add(&r.idx, step & 1 ? torn_a : torn_b, 16, 3, 0);
 	}
 	atomic_store(&r.stop, 1);
 	pthread_join(th, NULL);

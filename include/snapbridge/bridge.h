@@ -48,11 +48,23 @@ struct sb_bridge;
 #define SB_LOG_BYTES_MIN       (64u << 10)
 #define SB_LOG_BYTES_MAX       (1u << 30)
 
+/*
+ * sb_config.flags. SB_BRIDGE_VALIDATE_MSGPACK: every store checks that its
+ * report and stats are each exactly one well-formed msgpack object and
+ * refuses them (-EINVAL) otherwise. Off by default: the check walks every
+ * object of the document, which costs several times the copy of a report
+ * shaped like a real dump (docs/BENCHMARKS.md), and it protects no
+ * consumer (a consumer reads an untrusted region either way; see
+ * SB_CONSUMER_VALIDATE_MSGPACK in consumer.h). Without it the bytes are
+ * stored as given.
+ */
+#define SB_BRIDGE_VALIDATE_MSGPACK (1u << 0)
+
 struct sb_config {
 	uint32_t max_snapshots; /* resident reports, 1..SB_MAX_SNAPSHOTS_LIMIT */
 	uint32_t max_events;	/* retained events, 1..SB_MAX_EVENTS_LIMIT */
 	uint32_t max_watch;	/* user watch slots, 0..SB_MAX_WATCH_LIMIT */
-	uint32_t reserved;	/* must be 0 */
+	uint32_t flags;		/* SB_BRIDGE_*; unknown bits are refused */
 	uint64_t log_bytes;	/* record log, SB_LOG_BYTES_MIN..MAX, rounded up to 64 */
 	uint64_t aux_bytes;	/* aux log, same bounds, rounded up to 64 */
 };
@@ -186,11 +198,13 @@ int sb_bridge_consumers(struct sb_bridge *bridge, struct sb_consumer_info *out, 
  * Store a report under tag (1..SB_TAG_MAX bytes). Overwrites an existing
  * tag (event Overwrite, FIFO position refreshed, every parallel field
  * replaced or cleared); at the cap, evicts the oldest tag (event
- * Eviction). Returns -EINVAL for a NULL or empty tag, a NULL report, a
- * report or stats that is not exactly one msgpack object, or an unknown
- * missing-stats kind; -ENAMETOOLONG for a tag or schema over the limit;
- * -E2BIG when the record could never fit in the log. On error nothing
- * changed.
+ * Eviction). The report's bytes are copied as given: they should be one
+ * msgpack object, and are checked to be only with SB_BRIDGE_VALIDATE_MSGPACK.
+ * Returns -EINVAL for a NULL or empty tag, a NULL report, an unknown
+ * missing-stats kind, or (with SB_BRIDGE_VALIDATE_MSGPACK) a report or
+ * stats that is not exactly one msgpack object; -ENAMETOOLONG for a tag or
+ * schema over the limit; -E2BIG when the record could never fit in the
+ * log. On error nothing changed.
  */
 int sb_bridge_store(struct sb_bridge *bridge, const char *tag, const struct sb_report *report);
 

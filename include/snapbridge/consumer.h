@@ -21,6 +21,21 @@
  * yields -EBADMSG (or -EPROTO for a protocol violation) and a message from
  * sb_last_error(), never a crash or an out-of-bounds read.
  *
+ * What the library checks, by default: the record log's framing, every
+ * record header and every length in it, fates, sequences, events, and the
+ * encoded reason of missing stats (decoded by the library, so bounded and
+ * validated first). What it does not interpret: the bytes of a report
+ * and of SB_STATS_OK stats. They are handed over as the coordinator stored
+ * them, a length and a pointer into the consumer's own copy; the library
+ * never parses them, so no record can make a drain crash, hang or
+ * allocate more than the record's own length. A caller that decodes them
+ * treats them as untrusted input: either with a decoder that bounds what
+ * it allocates, or after sb_msgpack_check() or SB_CONSUMER_VALIDATE_MSGPACK
+ * (or the coordinator's SB_BRIDGE_VALIDATE_MSGPACK, for bytes from a
+ * coordinator it trusts).
+ * Both are off by default because a walk of a dump-shaped report costs
+ * several times its copy (docs/BENCHMARKS.md).
+ *
  * Attaching: over the coordinator's socket (sb_consumer_connect), by the
  * coordinator's pid for a privileged tool (sb_consumer_open_pid), from
  * descriptors handed over some other way (sb_consumer_open_fds), or from
@@ -58,6 +73,14 @@ enum sb_consumer_flags {
 	 * attach count as lapped in the first drain.
 	 */
 	SB_CONSUMER_START_AT_END = 1u << 1,
+	/*
+	 * Check every delivered report and stats document before the callback
+	 * sees it: each must be exactly one well-formed msgpack object, every
+	 * length and container count bounded by the bytes that follow (a walk
+	 * that allocates nothing). A record that fails is -EBADMSG. Off by
+	 * default; see "What the library checks" above.
+	 */
+	SB_CONSUMER_VALIDATE_MSGPACK = 1u << 2,
 };
 
 struct sb_drain_counts {

@@ -119,9 +119,11 @@ enum sb_event_kind {
 	SB_EVENT_LOG_TRUNCATED,			     /* count = dropped_count; synthetic */
 };
 
+/* Why an Eviction happened. Every other kind of event has no cause (SB_EVICT_NONE). */
 enum sb_evict_cause {
-	SB_EVICT_CAP = 0,   /* the resident count reached max_snapshots */
-	SB_EVICT_BYTES = 1, /* the record log needed the bytes for a newer record */
+	SB_EVICT_NONE = 0,  /* not an eviction */
+	SB_EVICT_CAP = 1,   /* the resident count reached max_snapshots */
+	SB_EVICT_BYTES = 2, /* the record log needed the bytes for a newer record */
 };
 
 struct sb_event {
@@ -171,8 +173,9 @@ bool sb_tag_is_periodic(const char *tag);
  * before msgpack-c unpacks them: msgpack-c reserves memory for a
  * container's declared count first, so "2^32 elements" in five bytes
  * would ask for gigabytes. Iterative, so any nesting depth is safe to
- * check. (Reports, stats and aux payloads a drain delivers have passed it
- * already.) Returns 0, or -EBADMSG with sb_last_error() saying where.
+ * check. (Aux payloads a drain delivers have passed it already; reports
+ * and stats only with SB_CONSUMER_VALIDATE_MSGPACK: see consumer.h.)
+ * Returns 0, or -EBADMSG with sb_last_error() saying where.
  */
 int sb_msgpack_check(const void *buf, size_t len);
 
