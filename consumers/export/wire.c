@@ -1235,7 +1235,7 @@ static int decode_snap(struct dec *d, const char *tag_tok)
 	if (has && v > UINT16_MAX)
 		return bad(d, "%s %" PRIu64 " is over 65535", H_STEP, v);
 	e->meta.has_step = has;
-	e->meta.step_index = (uint16_t)v;
+	e->meta.step_index = has ? (uint16_t)v : 0; /* v is unset without the header */
 	const char *stats = header(d, H_STATS);
 	if (!stats)
 		return bad(d, "no %s header", H_STATS);
