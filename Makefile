@@ -57,11 +57,16 @@ demo:
 
 # The library, headers, snapbridge.pc, the CMake package, the tool, its man
 # page and bash completion, under PREFIX (DESTDIR stages them elsewhere).
+# A real install as root ends with ldconfig: the dynamic linker finds
+# /usr/local/lib only through its cache, so without it a program built
+# against the new library cannot start (libsnapbridge.so.0 not found).
 PREFIX ?= /usr/local
 install:
 	@$(MAKE) build CMAKE_ARGS="-DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)" \
 	  BUILD_TARGETS="snapbridge snapbridge_tool_installed snapbridge_man"
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+	  PATH="$$PATH:/sbin:/usr/sbin" ldconfig; fi
 
 # A suite that could not run here (test_export without nats-server) says why.
 test: build

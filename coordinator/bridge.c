@@ -315,10 +315,14 @@ static void clear_after_cap_violation(struct sb_bridge *b)
 }
 
 /*
- * Make room at the cap for new_tag by evicting the oldest resident report.
- * Returns false when no resident report is in FIFO order: the reference
- * then pops the new tag itself off its order list, so the caller stores
- * the new record already evicted.
+ * Make room at the cap for new_tag, as the reference's loop does after it
+ * inserts the new tag: while the reports resident with it would be more
+ * than the cap, pop the FIFO front and evict it (one Eviction each). When
+ * nothing older is left in FIFO order, the front is the new tag itself: it
+ * is evicted (Eviction{new, new}), and if more reports than the cap are
+ * still resident after that (an invariant the API cannot break), all of
+ * them are cleared with CapInvariantViolation. Returns false when the new
+ * tag was popped: the caller stores its record already evicted.
  */
 static bool make_room(struct sb_bridge *b, const struct sb_tag *new_tag)
 {
@@ -327,19 +331,28 @@ static bool make_room(struct sb_bridge *b, const struct sb_tag *new_tag)
 	uint64_t pos = (int64_t)(b->resident_cursor - tail) < 0 ? tail : b->resident_cursor;
 
 	/* Each record is passed over at most once: the cursor only moves forward. */
-	for (struct sb_rec *rec; pos != head; pos += rec->len) {
-		rec = sb__log_wrec(&b->log, pos);
-		if (is_resident_record(b, rec)) {
-			evict(b, rec, SB_FATE_EVICTED_CAP, new_tag);
-			b->resident_cursor = pos + rec->len;
-			return true;
+	while (b->resident >= b->cfg.max_snapshots) {
+		struct sb_rec *rec = NULL;
+
+		for (; pos != head; pos += rec->len) {
+			rec = sb__log_wrec(&b->log, pos);
+			if (is_resident_record(b, rec))
+				break;
 		}
+		if (pos == head)
+			break;
+		evict(b, rec, SB_FATE_EVICTED_CAP, new_tag);
+		pos += rec->len;
 	}
-	b->resident_cursor = head;
-	if (b->resident > b->cfg.max_snapshots) {
-		clear_after_cap_violation(b);
+	b->resident_cursor = pos;
+	if (b->resident < b->cfg.max_snapshots)
 		return true;
-	}
+	bump(&b->hot->evicted_cap);
+	sb__event_eviction(&b->events, (const char *)new_tag->word, new_tag->len,
+			   (const char *)new_tag->word, new_tag->len, b->cfg.max_snapshots,
+			   SB_EVICT_CAP);
+	if (b->resident > b->cfg.max_snapshots)
+		clear_after_cap_violation(b);
 	return false;
 }
 
@@ -582,14 +595,8 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	slot = pick_slot(b, a, overwrite, found);
 	struct sb_rec *rec =
 	    reserve_record(b, a, len, seq, slot, overwrite ? (int64_t)found : -1, &pos);
-	if (slot != UINT32_MAX) {
+	if (slot != UINT32_MAX)
 		fill_slot(b, a, slot, !overwrite, seq, pos);
-	} else {
-		bump(&b->hot->evicted_cap);
-		sb__event_eviction(&b->events, (const char *)a->tag.word, a->tag.len,
-				   (const char *)a->tag.word, a->tag.len, b->cfg.max_snapshots,
-				   SB_EVICT_CAP);
-	}
 	sb__unlock(&b->lock);
 
 	/* The copy runs unlocked: other stores proceed while this one fills its record. */

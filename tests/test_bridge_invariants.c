@@ -150,13 +150,19 @@ Test(bridge_invariants, new_tag_at_cap_with_no_ordered_report_evicts_itself, .ti
 	cr_assert_eq(n, 2);
 }
 
-Test(bridge_invariants, resident_count_over_cap_with_no_order_clears_all_with_event, .timeout = 10,
-     .fini = destroy)
+Test(bridge_invariants, resident_count_over_cap_with_no_order_pops_the_new_tag_then_clears_all,
+     .timeout = 10, .fini = destroy)
 {
 	struct sb_events ev;
 	struct sb_entries e;
 	bool has;
 
+	/*
+	 * The reference inserts c (4 reports against a cap of 2), pops the only
+	 * tag in its order list, c itself (Eviction{c, c}), is still over the
+	 * cap with an empty order list, and clears everything: c does not
+	 * survive either.
+	 */
 	make(2);
 	store("a");
 	store("b");
@@ -166,17 +172,50 @@ Test(bridge_invariants, resident_count_over_cap_with_no_order_clears_all_with_ev
 	store("c");
 
 	cr_assert_eq(sb_bridge_drain_events(b, &ev), 0);
-	const struct sb_event *v = find_event(&ev, SB_EVENT_CAP_INVARIANT_VIOLATION);
-	cr_assert_not_null(v);
-	cr_assert_eq(v->count, 3, "reports_len at the bulk clear");
-	cr_assert_eq(v->cap, 2);
+	cr_assert_eq(ev.count, 2, "Eviction{c, c}, then CapInvariantViolation");
+	cr_assert_eq(ev.items[0].kind, SB_EVENT_EVICTION);
+	cr_assert_str_eq(ev.items[0].tag, "c");
+	cr_assert_str_eq(ev.items[0].detail, "c");
+	cr_assert_eq(ev.items[1].kind, SB_EVENT_CAP_INVARIANT_VIOLATION);
+	cr_assert_eq(ev.items[1].count, 3, "reports_len at the bulk clear");
+	cr_assert_eq(ev.items[1].cap, 2);
 	sb_events_free(&ev);
-	sb_bridge_has(b, "a", &has);
-	cr_assert_not(has);
+	for (const char *t = "abc"; *t; t++) {
+		char tag[2] = { *t, 0 };
+		sb_bridge_has(b, tag, &has);
+		cr_assert_not(has, "%s survived the bulk clear", tag);
+	}
 	cr_assert_eq(sb_bridge_drain_ordered(b, &e), 0);
-	cr_assert_eq(e.count, 1, "the store that found the violation still lands");
-	cr_assert_str_eq(e.items[0].tag, "c");
+	cr_assert_eq(e.count, 0, "the new report was popped before the clear");
 	sb_entries_free(&e);
+}
+
+Test(bridge_invariants, resident_count_over_cap_evicts_from_the_front_until_back_at_cap,
+     .timeout = 10, .fini = destroy)
+{
+	struct sb_events ev;
+	bool has;
+
+	/* 3 "resident" (a, b and one that is not there) against a cap of 2: c needs two pops. */
+	make(2);
+	store("a");
+	store("b");
+	sb__bridge_debug_inflate_resident(b);
+	store("c");
+
+	cr_assert_eq(sb_bridge_drain_events(b, &ev), 0);
+	cr_assert_eq(ev.count, 2, "one Eviction per popped tag, and nothing else");
+	for (size_t i = 0; i < 2; i++) {
+		cr_assert_eq(ev.items[i].kind, SB_EVENT_EVICTION);
+		cr_assert_str_eq(ev.items[i].tag, i == 0 ? "a" : "b", "FIFO order");
+		cr_assert_str_eq(ev.items[i].detail, "c");
+		cr_assert_eq(ev.items[i].cause, SB_EVICT_CAP);
+	}
+	sb_events_free(&ev);
+	sb_bridge_has(b, "c", &has);
+	cr_assert(has, "the new tag is stored once the count is back at the cap");
+	sb_bridge_has(b, "b", &has);
+	cr_assert_not(has);
 }
 
 Test(bridge_invariants, byte_reclaim_evicts_a_desynchronised_report_instead_of_orphaning_it,

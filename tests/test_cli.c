@@ -939,7 +939,7 @@ Test(cli, a_one_shot_drain_ends_though_the_writer_never_stops, .timeout = 120)
 /* ---- one convention for every command ------------------------------------------------ */
 
 static const char *const every_command[] = { "coordinator", "drain", "events", "stat",
-					     "save",	    "demo",  "version" };
+					     "save",	    "export", "demo", "version" };
 
 Test(cli, help_cmd_is_cmd_help_and_every_command_takes_version, .timeout = 60)
 {
@@ -972,7 +972,20 @@ Test(cli, help_cmd_is_cmd_help_and_every_command_takes_version, .timeout = 60)
 	struct run h = run_args((const char *const[]){ "help", NULL });
 	cr_expect_eq(h.status, 0);
 	cr_expect_not_null(strstr(h.out, "commands:"));
+	/* help is a command too: --help and --version, and what its error points to works. */
+	struct run hh = run_args((const char *const[]){ "help", "--help", NULL });
+	cr_expect_eq(hh.status, 0, "help --help: %s", hh.err);
+	cr_expect_str_eq(hh.out, h.out);
+	struct run hv = run_args((const char *const[]){ "help", "--version", NULL });
+	cr_expect_eq(hv.status, 0, "help --version: %s", hv.err);
+	cr_expect_str_eq(hv.out, v.out);
+	struct run hb = run_args((const char *const[]){ "help", "bogus", NULL });
+	cr_expect_eq(hb.status, 2);
+	cr_expect_not_null(strstr(hb.err, "unknown command 'bogus'"), "%s", hb.err);
 	run_free(&h);
+	run_free(&hh);
+	run_free(&hv);
+	run_free(&hb);
 	run_free(&v);
 	remove_dir();
 }
@@ -1020,6 +1033,8 @@ Test(cli, drain_waits_for_a_coordinator_that_starts_later, .timeout = 120)
 	r = run_args((const char *const[]){ "stat", "--socket", sock, "--wait=200", NULL });
 	cr_assert_eq(r.status, 1, "%s", r.err);
 	cr_assert(one_line(r.err) && strstr(r.err, sock), "%s", r.err);
+	/* It says it waited, and does not tell a user who gave --wait to give it. */
+	cr_assert(strstr(r.err, "200 ms") && !strstr(r.err, "give --wait"), "%s", r.err);
 	run_free(&r);
 	remove_dir();
 }

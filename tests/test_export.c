@@ -738,6 +738,26 @@ Test(export, drain_nats_prints_what_drain_prints_of_the_same_region, .init = mak
 	free(e1);
 	free(o2);
 	free(e2);
+
+	/* A follower's table rows come as they are read, not when it stops (as drain --socket). */
+	struct tool fl;
+	const char *t3[] = { "drain",	     "--nats", srv.url,	   "--stream", "S2",
+			     "--host",	     "img.h",  "--follow", "--format", "table",
+			     "--timeout-ms", "600000", NULL };
+	tool_start(&fl, "t3", t3);
+	uint64_t until = now_ms() + 60000;
+	bool rows = false;
+	while (!rows && now_ms() < until) {
+		char *out = slurp(fl.out);
+
+		rows = strstr(out, "\nsnap ") != NULL;
+		free(out);
+		cr_assert_eq(waitpid(fl.pid, NULL, WNOHANG), 0, "the follower exited");
+		nap_ms(50);
+	}
+	kill(fl.pid, SIGINT);
+	cr_assert_eq(tool_wait(&fl, 30000), 0);
+	cr_assert(rows, "a --follow table showed no row in 60 s");
 	coord_free(&c);
 	sbx_natsd_stop(&srv, SIGTERM);
 }
@@ -1119,6 +1139,8 @@ Test(export_bad_input, a_message_that_is_not_ours_is_named_and_nothing_is_writte
 	cr_assert(one_line(err) && strstr(err, "not a snapbridge export") &&
 		      strstr(err, "snapbridge.h9.snap.x"),
 		  "stderr: %s", err);
+	/* It never started: no accounting to print (a summary of zeros would say it adds up). */
+	cr_assert_str_empty(out, "stdout: %s", out);
 	free(out);
 	free(err);
 	/* Only the exporter's fence went in: no snapshot, and the foreign one is still there. */

@@ -138,6 +138,77 @@ Test(message, a_missing_reason_survives_the_trip)
 	sbx_msg_free(&d);
 }
 
+/*
+ * The region takes a report nested at any depth (sb_msgpack_check is
+ * iterative), so its export must read back too: a reader that refused it
+ * would fail drain --nats, and an exporter whose last message it is could
+ * never resume.
+ */
+Test(message, a_report_nested_deeper_than_any_stack_decodes_back)
+{
+	enum { DEPTH = 5000 };
+	static uint8_t deep[DEPTH + 1];
+	struct sbx_origin o = { .prefix = "snapbridge", .host = "h", .max_payload = 1 << 20 };
+	struct sb_entry e = { .store_seq = 9, .report = deep, .report_len = sizeof(deep) };
+	struct sbx_counts c = { .rec = { 9, 1, 8, 0, 0, 0 } };
+	struct sbx_msg d;
+	natsMsg *m = NULL;
+
+	memset(deep, 0x91, DEPTH); /* [[[...[1]...]]] */
+	deep[DEPTH] = 0x01;
+	cr_assert_eq(sb_msgpack_check(deep, sizeof(deep)), 0, "the region would refuse it");
+	o.region[0] = 1;
+	snprintf(e.tag, sizeof(e.tag), "deep");
+	e.stats.kind = SB_STATS_OK;
+	e.stats.msgpack = deep;
+	e.stats.msgpack_len = sizeof(deep);
+	cr_assert_eq(sbx_snap_msg(&o, &e, &m), 0, "%s", sbx_last_error());
+	cr_assert_eq(sbx_set_counts(m, SBX_SNAP, &c), 0);
+	cr_assert_eq(sbx_msg_decode(m, "snapbridge", &d), 0, "%s", sbx_last_error());
+	cr_assert_eq(d.entry.report_len, sizeof(deep));
+	cr_assert(!memcmp(d.entry.report, deep, sizeof(deep)));
+	cr_assert_eq(d.entry.stats.msgpack_len, sizeof(deep));
+	sbx_msg_free(&d);
+}
+
+/*
+ * The region stores report and stats bytes it was not asked to validate
+ * (SB_BRIDGE_VALIDATE_MSGPACK is opt-in), so the export must carry bytes
+ * that are not msgpack too, and carry them back exactly: a message the
+ * reader refused would stop drain --nats, and an exporter whose last
+ * message it is could never start again for that host.
+ */
+Test(message, report_and_stats_that_are_not_msgpack_come_back_byte_for_byte)
+{
+	static const uint8_t bad_report[] = { 0x82, 0xa1, 'k' }; /* a 2-map cut short */
+	static const uint8_t bad_stats[] = { 0xc1, 0x00 };	 /* 0xc1: never used */
+	struct sbx_origin o = { .prefix = "snapbridge", .host = "h", .max_payload = 1 << 20 };
+	struct sb_entry e = { .store_seq = 3,
+			      .report = bad_report,
+			      .report_len = sizeof(bad_report) };
+	struct sbx_counts c = { .rec = { 3, 1, 2, 0, 0, 0 } };
+	struct sbx_msg d;
+	natsMsg *m = NULL;
+
+	o.region[0] = 1;
+	snprintf(e.tag, sizeof(e.tag), "raw");
+	e.stats = (struct sb_stats){ .kind = SB_STATS_OK,
+				     .msgpack = bad_stats,
+				     .msgpack_len = sizeof(bad_stats) };
+	cr_assert_eq(sbx_snap_msg(&o, &e, &m), 0, "%s", sbx_last_error());
+	cr_assert_eq(sbx_set_counts(m, SBX_SNAP, &c), 0);
+	/* The envelope stays one msgpack object for any reader of the stream. */
+	cr_assert_eq(sb_msgpack_check(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m)), 0,
+		     "%s", sb_last_error());
+	cr_assert_eq(sbx_msg_decode(m, "snapbridge", &d), 0, "%s", sbx_last_error());
+	cr_assert_eq(d.entry.report_len, sizeof(bad_report));
+	cr_assert(!memcmp(d.entry.report, bad_report, sizeof(bad_report)));
+	cr_assert_eq(d.entry.stats.kind, SB_STATS_OK);
+	cr_assert_eq(d.entry.stats.msgpack_len, sizeof(bad_stats));
+	cr_assert(!memcmp(d.entry.stats.msgpack, bad_stats, sizeof(bad_stats)));
+	sbx_msg_free(&d);
+}
+
 /* A copy of m with its body replaced (headers kept). */
 static natsMsg *with_body(natsMsg *m, const void *body, int len)
 {

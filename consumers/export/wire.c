@@ -226,6 +226,7 @@ static const char H_BOUNDARY[] = "Snapbridge-Boundary-Offset-Ms";
 static const char H_STEP[] = "Snapbridge-Step-Index";
 static const char H_STATS[] = "Snapbridge-Stats";
 static const char H_COUNTS[] = "Snapbridge-Counts";
+static const char H_RAW[] = "Snapbridge-Raw";
 
 static const char *const kind_names[] = {
 	[SBX_SNAP] = "snap",	       [SBX_EVENT] = "event",
@@ -410,6 +411,30 @@ static uint8_t *scratch(const struct sbx_origin *o, size_t n, uint8_t **own)
 	return b->p;
 }
 
+/*
+ * The msgpack bin header of an n-byte payload into out (at most 5 bytes):
+ * report or stats bytes that are not one msgpack object travel as a bin,
+ * so the envelope stays one object whatever the region held.
+ */
+static size_t bin_head(size_t n, uint8_t out[5])
+{
+	if (n <= 0xff) {
+		out[0] = 0xc4;
+		out[1] = (uint8_t)n;
+		return 2;
+	}
+	if (n <= 0xffff) {
+		out[0] = 0xc5;
+		out[1] = (uint8_t)(n >> 8);
+		out[2] = (uint8_t)n;
+		return 3;
+	}
+	out[0] = 0xc6;
+	for (int i = 0; i < 4; i++)
+		out[1 + i] = (uint8_t)(n >> (24 - 8 * i));
+	return 5;
+}
+
 int sbx_snap_msg(const struct sbx_origin *o, const struct sb_entry *e, natsMsg **out)
 {
 	static const uint8_t head[] = { 0x83, 0xa1, 'v', 0x01, 0xa6, 'r', 'e', 'p', 'o', 'r', 't' };
@@ -436,7 +461,21 @@ int sbx_snap_msg(const struct sbx_origin *o, const struct sb_entry *e, natsMsg *
 	size_t stats_len = e->stats.kind == SB_STATS_OK	       ? e->stats.msgpack_len
 			   : e->stats.kind == SB_STATS_MISSING ? missing.size
 							       : 1;
-	size_t n = sizeof(head) + e->report_len + sizeof(stats_key) + stats_len;
+	/*
+	 * The region checks report and stats bytes only when asked
+	 * (SB_BRIDGE_VALIDATE_MSGPACK): what is not one msgpack object goes as
+	 * a bin, named in Snapbridge-Raw, and comes back as the same bytes.
+	 */
+	uint8_t rep_bin[5], stats_bin[5];
+	size_t rep_head = 0, stats_head = 0;
+	if (e->report_len > UINT32_MAX || stats_len > UINT32_MAX)
+		return sbx__fail(-E2BIG, "store %" PRIu64 " is over 4 GiB", e->store_seq);
+	if (sb_msgpack_check(e->report, e->report_len) != 0)
+		rep_head = bin_head(e->report_len, rep_bin);
+	if (e->stats.kind == SB_STATS_OK && sb_msgpack_check(stats, stats_len) != 0)
+		stats_head = bin_head(stats_len, stats_bin);
+	size_t n =
+	    sizeof(head) + rep_head + e->report_len + sizeof(stats_key) + stats_head + stats_len;
 	char label[48];
 	snprintf(label, sizeof(label), "store %" PRIu64, e->store_seq);
 	err = check_payload(o, n, label);
@@ -448,10 +487,18 @@ int sbx_snap_msg(const struct sbx_origin *o, const struct sb_entry *e, natsMsg *
 		return err;
 	}
 	/* {"v": 1, "report": R, "stats": S | nil} */
-	memcpy(body, head, sizeof(head));
-	memcpy(body + sizeof(head), e->report, e->report_len);
-	memcpy(body + sizeof(head) + e->report_len, stats_key, sizeof(stats_key));
-	memcpy(body + sizeof(head) + e->report_len + sizeof(stats_key), stats, stats_len);
+	uint8_t *p = body;
+	memcpy(p, head, sizeof(head));
+	p += sizeof(head);
+	memcpy(p, rep_bin, rep_head);
+	p += rep_head;
+	memcpy(p, e->report, e->report_len);
+	p += e->report_len;
+	memcpy(p, stats_key, sizeof(stats_key));
+	p += sizeof(stats_key);
+	memcpy(p, stats_bin, stats_head);
+	p += stats_head;
+	memcpy(p, stats, stats_len);
 	msgpack_sbuffer_destroy(&missing);
 
 	sbx_token_escape(e->tag, strlen(e->tag), esc);
@@ -462,13 +509,16 @@ int sbx_snap_msg(const struct sbx_origin *o, const struct sb_entry *e, natsMsg *
 		return err;
 	char schema[3 * SB_SCHEMA_MAX + 1];
 	sbx_token_escape(e->schema, strlen(e->schema), schema);
+	const char *raw =
+	    !rep_head ? (stats_head ? "stats" : NULL) : (stats_head ? "report stats" : "report");
 	if (set_u64(m, H_STORE_SEQ, e->store_seq) || set_header(m, H_TAG, esc) ||
 	    (e->schema[0] && set_header(m, H_SCHEMA, schema)) ||
 	    set_header(m, H_PLACEHOLDER, e->placeholder ? "true" : "false") ||
 	    (e->meta.has_elapsed && set_u64(m, H_ELAPSED, e->meta.elapsed_ms)) ||
 	    (e->meta.has_boundary && set_u64(m, H_BOUNDARY, e->meta.boundary_offset_ms)) ||
 	    (e->meta.has_step && set_u64(m, H_STEP, e->meta.step_index)) ||
-	    set_header(m, H_STATS, stats_kind_name(e->stats.kind))) {
+	    set_header(m, H_STATS, stats_kind_name(e->stats.kind)) ||
+	    (raw && set_header(m, H_RAW, raw))) {
 		natsMsg_Destroy(m);
 		return sbx__fail(-ENOMEM, "out of memory building a message");
 	}
@@ -696,13 +746,11 @@ int sbx_resume_msg(const struct sbx_origin *o, const char *run, natsMsg **out)
 
 /*
  * A cursor over msgpack bytes from the stream. Nothing is allocated and
- * nothing is read past end; containers nest at most MP_DEPTH deep.
+ * nothing is read past end.
  */
 struct mp {
 	const uint8_t *p, *end;
 };
-
-#define MP_DEPTH 32
 
 static size_t mp_left(const struct mp *m)
 {
@@ -730,21 +778,22 @@ static bool mp_be(struct mp *m, size_t n, uint64_t *v)
 	return true;
 }
 
-/* Skip one object of any type. */
-static bool mp_skip(struct mp *m, int depth)
+/* Take one object's header and scalar bytes; *items: the objects nested in it. */
+static bool mp_skip_head(struct mp *m, uint64_t *items)
 {
 	const uint8_t *b;
-	uint64_t n = 0, items = 0;
+	uint64_t n = 0;
 
-	if (depth > MP_DEPTH || !mp_take(m, 1, &b))
+	*items = 0;
+	if (!mp_take(m, 1, &b))
 		return false;
 	uint8_t t = b[0];
 	if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
 		return true;
 	if ((t & 0xf0) == 0x80) {
-		items = 2ull * (t & 0x0f);
+		*items = 2ull * (t & 0x0f);
 	} else if ((t & 0xf0) == 0x90) {
-		items = t & 0x0f;
+		*items = t & 0x0f;
 	} else if ((t & 0xe0) == 0xa0) {
 		n = t & 0x1f;
 		return mp_take(m, n, &b);
@@ -802,33 +851,43 @@ static bool mp_skip(struct mp *m, int depth)
 		case 0xd8:
 			return mp_take(m, 17, &b);
 		case 0xdc:
-			if (!mp_be(m, 2, &items))
-				return false;
-			break;
+			return mp_be(m, 2, items);
 		case 0xdd:
-			if (!mp_be(m, 4, &items))
-				return false;
-			break;
+			return mp_be(m, 4, items);
 		case 0xde:
-			if (!mp_be(m, 2, &items))
+			if (!mp_be(m, 2, items))
 				return false;
-			items *= 2;
-			break;
+			*items *= 2;
+			return true;
 		case 0xdf:
-			if (!mp_be(m, 4, &items))
+			if (!mp_be(m, 4, items))
 				return false;
-			items *= 2;
-			break;
+			*items *= 2;
+			return true;
 		default:
 			return false; /* 0xc1: never used */
 		}
 	}
-	/* Each item takes a byte at least: a count beyond the bytes left is a lie. */
-	if (items > mp_left(m))
-		return false;
-	for (uint64_t i = 0; i < items; i++)
-		if (!mp_skip(m, depth + 1))
+	return true;
+}
+
+/*
+ * Skip one object of any type. Iterative, like sb_msgpack_check(): the
+ * region accepts a report nested at any depth, so its copy must read back.
+ */
+static bool mp_skip(struct mp *m)
+{
+	uint64_t pending = 1, items;
+
+	while (pending) {
+		pending--;
+		if (!mp_skip_head(m, &items))
 			return false;
+		/* Each item takes a byte at least: a count beyond the bytes left is a lie. */
+		if (pending + items > mp_left(m))
+			return false;
+		pending += items;
+	}
 	return true;
 }
 
@@ -962,6 +1021,22 @@ static bool mp_u64(struct mp *m, uint64_t *v)
 		return false;
 	}
 	*v = (uint64_t)s;
+	return true;
+}
+
+/* A bin object: its payload at *at, *len bytes. */
+static bool mp_bin(struct mp *m, const void **at, size_t *len)
+{
+	const uint8_t *b, *payload;
+	uint64_t n;
+
+	if (!mp_take(m, 1, &b) || b[0] < 0xc4 || b[0] > 0xc6)
+		return false;
+	size_t width = (size_t)1 << (b[0] - 0xc4); /* c4: 1 byte, c5: 2, c6: 4 */
+	if (!mp_be(m, width, &n) || !mp_take(m, n, &payload))
+		return false;
+	*at = payload;
+	*len = n;
 	return true;
 }
 
@@ -1160,7 +1235,7 @@ static int decode_snap(struct dec *d, const char *tag_tok)
 	if (has && v > UINT16_MAX)
 		return bad(d, "%s %" PRIu64 " is over 65535", H_STEP, v);
 	e->meta.has_step = has;
-	e->meta.step_index = (uint16_t)v;
+	e->meta.step_index = has ? (uint16_t)v : 0; /* v is unset without the header */
 	const char *stats = header(d, H_STATS);
 	if (!stats)
 		return bad(d, "no %s header", H_STATS);
@@ -1172,6 +1247,15 @@ static int decode_snap(struct dec *d, const char *tag_tok)
 		e->stats.kind = SB_STATS_ABSENT;
 	else
 		return bad(d, "%s is \"%.20s\"", H_STATS, stats);
+	/* Bytes the region held that are not msgpack come as a bin (sbx_snap_msg). */
+	const char *raw = header(d, H_RAW);
+	bool raw_report = false, raw_stats = false;
+	if (raw) {
+		raw_report = !strcmp(raw, "report") || !strcmp(raw, "report stats");
+		raw_stats = !strcmp(raw, "stats") || !strcmp(raw, "report stats");
+		if ((!raw_report && !raw_stats) || (raw_stats && e->stats.kind != SB_STATS_OK))
+			return bad(d, "%s is \"%.20s\"", H_RAW, raw);
+	}
 	const char *ck[] = { "stores", "exported", "superseded", "evicted", "lapped", "torn" };
 	struct sb_drain_counts *c = &o->counts.rec;
 	uint64_t *cv[] = { &c->stores,	&c->delivered, &c->superseded,
@@ -1204,10 +1288,15 @@ static int decode_snap(struct dec *d, const char *tag_tok)
 		} else if (key_is(k, kl, "report") && !seen_r) {
 			seen_r = true;
 			const uint8_t *at = m.p;
-			if (!mp_skip(&m, 0))
-				return bad(d, "the report is not one msgpack object");
-			e->report = at;
-			e->report_len = (size_t)(m.p - at);
+			if (raw_report) {
+				if (!mp_bin(&m, &e->report, &e->report_len))
+					return bad(d, "the raw report is not a bin");
+			} else {
+				if (!mp_skip(&m))
+					return bad(d, "the report is not one msgpack object");
+				e->report = at;
+				e->report_len = (size_t)(m.p - at);
+			}
 		} else if (key_is(k, kl, "stats") && !seen_s) {
 			seen_s = true;
 			const uint8_t *at = m.p;
@@ -1218,8 +1307,11 @@ static int decode_snap(struct dec *d, const char *tag_tok)
 				if (!mp_is_nil(&m))
 					return bad(d, "stats absent but the envelope has some");
 				m.p++;
+			} else if (raw_stats) {
+				if (!mp_bin(&m, &e->stats.msgpack, &e->stats.msgpack_len))
+					return bad(d, "the raw stats are not a bin");
 			} else {
-				if (!mp_skip(&m, 0))
+				if (!mp_skip(&m))
 					return bad(d, "the stats are not one msgpack object");
 				e->stats.msgpack = at;
 				e->stats.msgpack_len = (size_t)(m.p - at);
@@ -1359,7 +1451,7 @@ static int decode_aux(struct dec *d)
 		} else if (it->kind == SB_AUX_KERNEL_OP && key_is(k, kl, "reply") && !seen_body) {
 			seen_body = true;
 			const uint8_t *at = m.p;
-			if (!mp_skip(&m, 0))
+			if (!mp_skip(&m))
 				return bad(d, "the reply is not one msgpack object");
 			it->msgpack = at;
 			it->msgpack_len = (size_t)(m.p - at);

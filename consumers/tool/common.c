@@ -156,6 +156,24 @@ bool sb_tool_fancy_terminal(int fd)
 	return isatty(fd) && term && *term && strcmp(term, "dumb") != 0;
 }
 
+void sb_tool_watch_frame(uint64_t n)
+{
+	if (sb_tool_fancy_terminal(STDOUT_FILENO))
+		fputs("\033[H\033[2J", stdout);
+	else if (n > 1)
+		fputc('\n', stdout);
+}
+
+bool sb_tool_watch_pause(void)
+{
+	for (int i = 0; i < 10 && !sb_tool_stop; i++) {
+		struct timespec ts = { 0, 100000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	return !sb_tool_stop;
+}
+
 void sb_tool_print_version(FILE *out)
 {
 	struct sb_version_info v;
@@ -291,8 +309,9 @@ static bool not_there_yet(const struct sb_source *src, int err)
 }
 
 /* Why connecting to a socket failed, in the words of what is wrong there. */
-static int socket_failure(const char *cmd, const char *path, int err)
+static int socket_failure(const char *cmd, const struct sb_source *src, int err)
 {
+	const char *path = src->socket;
 	struct stat st;
 
 	if (path[0] != '@' && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
@@ -306,6 +325,15 @@ static int socket_failure(const char *cmd, const char *path, int err)
 	switch (err) {
 	case -ENOENT:
 	case -ECONNREFUSED:
+		if (src->wait && src->wait_ms)
+			return sb_tool_fail(cmd,
+					    "%s (waited %llu ms for it; start one with 'snapbridge "
+					    "coordinator --socket %s')",
+					    sb_last_error(), (unsigned long long)src->wait_ms,
+					    path);
+		if (src->wait)
+			return sb_tool_fail(cmd, "%s (stopped while waiting for it)",
+					    sb_last_error());
 		return sb_tool_fail(cmd,
 				    "%s (start one with 'snapbridge coordinator --socket %s', or "
 				    "give --wait)",
@@ -360,7 +388,7 @@ int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
 	if (err == -ENAMETOOLONG)
 		return sb_tool_usage_error(cmd, "%s", sb_last_error());
 	if (src->socket)
-		return socket_failure(cmd, src->socket, err);
+		return socket_failure(cmd, src, err);
 	return sb_tool_fail(cmd, "cannot attach to pid %ld: %s", pid, sb_last_error());
 }
 

@@ -60,6 +60,7 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		    "usage: snapbridge events (--socket PATH | --file IMAGE | --pid PID) "
 		    "[--follow] [--format table|jsonl]\n"
 		    "                         [--timeout-ms MS] [--wait[=MS]]\n"
+		    "       snapbridge events --nats URL [--stream NAME] [--host H] [options]\n"
 		    "\n"
 		    "Print the bridge's diagnostic events (Overwrite, Eviction,\n"
 		    "CaptureUnavailable, ...) in order; events the ring overwrote before\n"
@@ -71,7 +72,12 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms;\n"
-		    "                     without MS until stopped)\n"
+		    "                     without MS until stopped)\n");
+		fputs(SB_NATS_HELP("the events 'snapbridge export' published to a JetStream\n"
+				   "                     stream, from its start"),
+		      to);
+		fprintf(
+		    to,
 		    "  --follow           keep waiting for events until the coordinator closes\n"
 		    "                     (exit 0) or dies (exit 3)\n"
 		    "  --format table|jsonl  default: a table on a terminal, jsonl otherwise\n"
@@ -100,11 +106,11 @@ static int usage(const struct drain_opts *o, FILE *to, int code)
 		"  --file IMAGE       read an image made by 'snapbridge save'\n"
 		"  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		"  --wait[=MS]        wait for the coordinator to appear (at most MS ms;\n"
-		"                     without MS until stopped): start before the coordinator\n"
-		"  --nats URL         read what 'snapbridge export' published to a JetStream\n"
-		"                     stream, from its start: --stream NAME (default\n"
-		"                     snapbridge), --host H (default: every host),\n"
-		"                     --subject-prefix P (default snapbridge)\n"
+		"                     without MS until stopped): start before the coordinator\n");
+	fputs(SB_NATS_HELP("read what 'snapbridge export' published to a JetStream\n"
+			   "                     stream, from its start"),
+	      to);
+	fprintf(to,
 		"  --follow           keep waiting (event-driven) until the coordinator closes\n"
 		"                     (exit 0) or dies (exit 3), then print the summary;\n"
 		"                     SIGINT stops it too (exit 0)\n"
@@ -865,11 +871,22 @@ static bool write_failed(void *user)
 	return ((struct drain_state *)user)->write_err != 0;
 }
 
+static void nats_round(void *user)
+{
+	round_done(user);
+}
+
 static int run_nats(struct drain_opts *o)
 {
 	struct drain_state s = { .o = o, .out = stdout };
-	const struct sb_drain_sink sink = { &s, o->events_only ? NULL : on_entry,
-					    o->aux ? on_aux : NULL, take_event, write_failed };
+	const struct sb_drain_sink sink = {
+		.user = &s,
+		.entry = o->events_only ? NULL : on_entry,
+		.aux = o->aux ? on_aux : NULL,
+		.event = take_event,
+		.stopped = write_failed,
+		.round = nats_round,
+	};
 	struct sb_nats_drain_result res = { 0 };
 
 	table_init(&s);

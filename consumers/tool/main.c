@@ -113,11 +113,15 @@ static int finish(const char *cmd, int ret)
 	return ret ? ret : out;
 }
 
-/* snapbridge help [CMD]: the command's own --help. */
+/* snapbridge help [CMD]: the command's own --help (help --help: the top-level one). */
 static int help(int argc, char **argv)
 {
-	if (argc < 2)
+	if (argc < 2 || !strcmp(argv[1], "--help"))
 		return finish(NULL, usage(stdout, 0));
+	if (!strcmp(argv[1], "--version")) {
+		sb_tool_print_version(stdout);
+		return finish(NULL, 0);
+	}
 	if (argc > 2)
 		return sb_tool_usage_error("help", "unexpected argument '%s'", argv[2]);
 	const struct command *cmd = find(argv[1]);

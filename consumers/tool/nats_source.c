@@ -158,7 +158,7 @@ int sb_nats_drain(const char *cmd, const struct sb_source *src, bool follow, int
 	struct sbx_reader_config cfg = { target_of(src), src->host, follow, 0 };
 	struct sbx_reader *rd = NULL;
 	struct reads rs = { 0 };
-	uint64_t last_news = sb_tool_mono_ns();
+	uint64_t last_news = sb_tool_mono_ns(), last_round = last_news;
 	int ret = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -167,14 +167,18 @@ int sb_nats_drain(const char *cmd, const struct sb_source *src, bool follow, int
 	while (!sb_tool_stop) {
 		struct sbx_msg m;
 		int r = sbx_reader_next(rd, 100, &m);
+		uint64_t now = sb_tool_mono_ns();
 
+		/* A follower's rounds: when the stream goes quiet, and every 100 ms of a flood. */
+		if (follow && (r == 1 || now - last_round >= 100000000ull)) {
+			sink->round(sink->user);
+			last_round = now;
+		}
 		if (r == 1) {
 			if (!follow)
 				break;
-			if (timeout_ms >= 0 &&
-			    (int64_t)((sb_tool_mono_ns() - last_news) / 1000000) >= timeout_ms)
+			if (timeout_ms >= 0 && (int64_t)((now - last_news) / 1000000) >= timeout_ms)
 				break;
-			fflush(stdout); /* a follower's lines reach the reader as they come */
 			continue;
 		}
 		if (r < 0) {
@@ -330,7 +334,6 @@ int sb_nats_stat(const char *cmd, const struct sb_source *src, bool table, bool 
 		 uint64_t iterations)
 {
 	struct sbx_reader_config cfg = { target_of(src), src->host, false, 0 };
-	bool tty = isatty(STDOUT_FILENO);
 	int ret = 0;
 
 	sb_tool_catch_stop_signals();
@@ -347,10 +350,8 @@ int sb_nats_stat(const char *cmd, const struct sb_source *src, bool table, bool 
 			ret = sb_tool_fail(cmd, "out of memory");
 			break;
 		}
-		if (watch && table && tty)
-			fputs("\033[H\033[2J", stdout);
-		else if (watch && table && n > 1)
-			fputc('\n', stdout);
+		if (watch && table)
+			sb_tool_watch_frame(n);
 		int werr = 0;
 		if (table) {
 			print_stat_table(stdout, src->nats, j);
@@ -366,14 +367,7 @@ int sb_nats_stat(const char *cmd, const struct sb_source *src, bool table, bool 
 			ret = sb_tool_output_done(cmd, stdout, werr);
 			break;
 		}
-		if (!watch || (iterations && n >= iterations))
-			break;
-		for (int i = 0; i < 10 && !sb_tool_stop; i++) {
-			struct timespec ts = { 0, 100000000 };
-
-			nanosleep(&ts, NULL);
-		}
-		if (sb_tool_stop)
+		if (!watch || (iterations && n >= iterations) || !sb_tool_watch_pause())
 			break;
 	}
 	nats_Close();

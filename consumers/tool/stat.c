@@ -39,11 +39,11 @@ static int usage(FILE *to, int code)
 		    SB_TOOL_EXPECT_UID_HELP
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
-		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms)\n"
-		    "  --nats URL         a JetStream stream 'snapbridge export' writes: messages\n"
-		    "                     and accounting per host, and each exporter's lag;\n"
-		    "                     with --stream NAME, --host H, --subject-prefix P\n"
-		    "  --watch            redraw once a second, like top, until SIGINT or the\n"
+		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms)\n");
+	fputs(SB_NATS_HELP("a JetStream stream 'snapbridge export' writes: messages\n"
+			   "                     and accounting per host, and each exporter's lag"),
+	      to);
+	fprintf(to, "  --watch            redraw once a second, like top, until SIGINT or the\n"
 		    "                     coordinator closes, with the rates over each second:\n"
 		    "                     stores/s, log bytes/s, laps per consumer\n"
 		    "  --iterations N     with --watch, stop after N redraws\n"
@@ -395,8 +395,6 @@ int sb_cmd_stat(int argc, char **argv)
 		 : o.src.file ? o.src.file
 			      : o.src.pid);
 	sb_tool_catch_stop_signals();
-	/* Redraw in place only where the terminal takes cursor controls. */
-	bool redraw = sb_tool_fancy_terminal(STDOUT_FILENO);
 	for (uint64_t n = 1;; n++) {
 		json_t *j = stat_json(c, w);
 
@@ -404,10 +402,8 @@ int sb_cmd_stat(int argc, char **argv)
 			ret = sb_tool_fail(cmd, "out of memory");
 			break;
 		}
-		if (o.watch && o.table && redraw)
-			fputs("\033[H\033[2J", stdout); /* home, clear */
-		else if (o.watch && o.table && n > 1)
-			fputc('\n', stdout);
+		if (o.watch && o.table)
+			sb_tool_watch_frame(n);
 		int werr = 0;
 		if (o.table) {
 			print_table(stdout, what, j);
@@ -426,15 +422,8 @@ int sb_cmd_stat(int argc, char **argv)
 		}
 		enum sb_coord_state cs = SB_COORD_ALIVE;
 		sb_consumer_coordinator(c, &cs);
-		if (!o.watch || cs != SB_COORD_ALIVE || (o.iterations && n >= o.iterations))
-			break;
-		/* Sleep a second in slices, so SIGINT is noticed quickly. */
-		for (int i = 0; i < 10 && !sb_tool_stop; i++) {
-			struct timespec ts = { 0, 100000000 };
-
-			nanosleep(&ts, NULL);
-		}
-		if (sb_tool_stop)
+		if (!o.watch || cs != SB_COORD_ALIVE || (o.iterations && n >= o.iterations) ||
+		    !sb_tool_watch_pause())
 			break;
 	}
 	free(w);

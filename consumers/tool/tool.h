@@ -108,6 +108,16 @@ const char *sb_tool_iso_time(char *buf, size_t n);
  */
 bool sb_tool_fancy_terminal(int fd);
 
+/*
+ * Before frame n (from 1) of a --watch table on stdout: home and clear
+ * where the terminal takes cursor controls, a blank line between frames
+ * otherwise (TERM=dumb, a pipe).
+ */
+void sb_tool_watch_frame(uint64_t n);
+
+/* The second between --watch frames, in slices: false once a stop signal came. */
+bool sb_tool_watch_pause(void);
+
 /* ---- attaching (common.c) --------------------------------------------------------- */
 
 /* Where a command reads from: exactly one of the three (or a NATS stream, below). */
@@ -247,6 +257,14 @@ enum { SB_OPT_NATS = 0x181, SB_OPT_STREAM, SB_OPT_HOST, SB_OPT_SUBJECT_PREFIX };
 		"subject-prefix", required_argument, NULL, SB_OPT_SUBJECT_PREFIX                   \
 	}
 
+/* The --help lines of the options above, for drain, events and stat (--nats's: what). */
+#define SB_NATS_HELP(what)                                                                         \
+	"  --nats URL         " what "\n"                                                          \
+	"  --stream NAME      with --nats: the stream (default snapbridge)\n"                      \
+	"  --host H           with --nats: only this host (default: every host)\n"                 \
+	"  --subject-prefix P\n"                                                                   \
+	"                     with --nats: subjects start with P (default snapbridge)\n"
+
 /* drain/stat --nats: the stream's names and that no region source came with it. */
 int sb_nats_check_source(const char *cmd, const struct sb_source *src);
 
@@ -266,6 +284,7 @@ struct sb_drain_sink {
 	int (*aux)(void *user, const struct sb_aux_item *it); /* non-zero: stop */
 	void (*event)(void *user, const struct sb_event *ev); /* counts it, prints if asked */
 	bool (*stopped)(void *user);			      /* a write failed */
+	void (*round)(void *user); /* a follower's round: what was printed goes out now */
 };
 
 /* The summary of drain --nats: the exporters' accounting with what was read. */

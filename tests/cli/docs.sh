@@ -4,7 +4,8 @@
 # every option each `snapbridge CMD --help` lists appears in snapbridge(1)
 # as rendered by man, and is offered by the completion; the completion
 # completes "snapbridge dr" to "drain" and option values (--format's
-# words, files for --file). So neither can drift from the tool.
+# words, files for --file); and every option a command takes is on one of
+# its --help option lines. So neither can drift from the tool.
 set -eu
 : "${SB_TOOL:?}" "${SB_SOURCE_DIR:?}" "${SB_BUILD_DIR:?}"
 page="$SB_BUILD_DIR/man/snapbridge.1"
@@ -52,6 +53,39 @@ for c in $cmds; do
 	done
 done
 [ $checked -gt 30 ] || fail "only $checked options checked"
+
+# The other way round: an option a command takes is on one of its --help
+# option lines (or the man page and the completion never learn of it).
+# Tried: every option any --help names. "CMD --opt=x --bogus" reaches
+# --bogus when --opt takes a value; "CMD --opt --bogus" when it is a flag
+# (then nothing eats --bogus); an option CMD does not take is named as
+# unknown instead. An option taken only to be refused with a better line
+# ("--file is not accepted here") is fine.
+every=$(for c in $cmds; do "$SB_TOOL" "$c" --help; done | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
+for c in $cmds; do
+	[ "$c" = help ] && continue
+	listed=$("$SB_TOOL" "$c" --help | sed -n 's/^  \(--[a-z0-9-]*\).*/\1/p')
+	for o in $every; do
+		printf '%s\n' "$listed" | grep -qx -- "$o" && continue
+		err=$("$SB_TOOL" "$c" "$o=x" --sb-bogus 2>&1 >/dev/null </dev/null || true)
+		case $err in
+		*"unknown option '--sb-bogus'"*) form="$o=x" ;;
+		*"'$o' is unknown or takes no value"*)
+			err=$("$SB_TOOL" "$c" "$o" --sb-bogus 2>&1 >/dev/null </dev/null || true)
+			case $err in
+			*"unknown option '--sb-bogus'"*) form=$o ;;
+			*) continue ;;
+			esac
+			;;
+		*) continue ;; # a value it refused: checked by its own tests
+		esac
+		err=$(timeout 10 "$SB_TOOL" "$c" "$form" 2>&1 >/dev/null </dev/null || true)
+		case $err in
+		*"$o is not accepted here"*) ;;
+		*) fail "'$c' takes $o but its --help does not list it" ;;
+		esac
+	done
+done
 
 [ "$(complete_words "$SB_TOOL" dr)" = drain ] || fail "'snapbridge dr' does not complete to drain"
 [ "$(complete_words "$SB_TOOL" help st)" = stat ] || fail "'snapbridge help st' does not complete"

@@ -10,9 +10,11 @@ set -eu
 : "${SB_TOOL:?}" "${SB_SOURCE_DIR:?}"
 t=$(mktemp -d /tmp/sb-term-XXXXXX)
 coord=
+natsd=
 session=sb-term-$$
 cleanup() {
 	[ -n "$coord" ] && kill "$coord" 2>/dev/null && wait "$coord" 2>/dev/null
+	[ -n "$natsd" ] && kill "$natsd" 2>/dev/null && wait "$natsd" 2>/dev/null
 	tmux kill-session -t "$session" 2>/dev/null || true
 	rm -rf "$t"
 }
@@ -56,6 +58,39 @@ on_pty dumb "$t/stat.dumb" "$SB_TOOL" stat --socket "$t/s.sock" --watch --iterat
 ! grep -q "$esc" "$t/stat.dumb" || fail "stat --watch sends escapes to TERM=dumb"
 [ "$(grep -c '^stores ' "$t/stat.dumb")" = 2 ] || fail "stat --watch with TERM=dumb: not 2 blocks"
 grep -q "stores/s" "$t/stat.dumb" || fail "stat --watch shows no rates"
+
+# stat --nats --watch: the same rule, for the stream an export wrote (an
+# image of the region exported to a nats-server of our own, stopped by pid).
+if command -v nats-server >/dev/null 2>&1; then
+	mkdir "$t/nats"
+	nats-server -js -a 127.0.0.1 -p -1 -sd "$t/nats/store" --ports_file_dir "$t/nats" \
+		-l "$t/nats/log" </dev/null >/dev/null 2>&1 &
+	natsd=$!
+	i=0
+	until port=$(sed -n 's/.*nats:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' \
+		"$t/nats/nats-server_$natsd.ports" 2>/dev/null) && [ -n "$port" ]; do
+		i=$((i + 1))
+		[ $i -lt 3000 ] || fail "nats-server did not start in 30 s"
+		sleep 0.01
+	done
+	"$SB_TOOL" save --socket "$t/s.sock" --output "$t/img" >/dev/null
+	"$SB_TOOL" export --file "$t/img" --nats "nats://127.0.0.1:$port" --stream T \
+		--host h --settle-ms 0 --quiet >/dev/null || fail "export to nats-server failed"
+	on_pty xterm "$t/natsstat.tty" "$SB_TOOL" stat --nats "nats://127.0.0.1:$port" \
+		--stream T --watch --iterations 2
+	on_pty dumb "$t/natsstat.dumb" "$SB_TOOL" stat --nats "nats://127.0.0.1:$port" \
+		--stream T --watch --iterations 2
+	kill $natsd
+	wait $natsd 2>/dev/null || true
+	natsd=
+	grep -q "${esc}\[H${esc}\[2J" "$t/natsstat.tty" ||
+		fail "stat --nats --watch does not redraw on a terminal"
+	! grep -q "$esc" "$t/natsstat.dumb" || fail "stat --nats --watch sends escapes to TERM=dumb"
+	[ "$(grep -c '^stream ' "$t/natsstat.dumb")" = 2 ] ||
+		fail "stat --nats --watch with TERM=dumb: not 2 blocks"
+else
+	echo "cli_terminal: stat --nats --watch not checked: no nats-server on PATH"
+fi
 
 # The demo's status line: \r\033[K on a terminal, plain lines otherwise.
 on_pty xterm "$t/demo.tty" "$SB_TOOL" demo --seconds 1 --consumers 1
