@@ -70,16 +70,16 @@
 #define PROBE_WARMUP  1000
 #define MAX_CONSUMERS 3
 /* Store latency: stores timed one by one, paced so that sleepers get to sleep. */
-#define LAT_STORES	    200000
-#define LAT_STORES_QUICK    10000
-#define LAT_PACE_EVERY	    64 /* stores between two pauses */
-#define LAT_PACE_NS	    100000
-#define HOSTILE_THREADS	    10000
+#define LAT_STORES	 200000
+#define LAT_STORES_QUICK 10000
+#define LAT_PACE_EVERY	 64 /* stores between two pauses */
+#define LAT_PACE_NS	 100000
+#define HOSTILE_THREADS	 10000
 /*
  * Repetitions of each latency case: its p99.9 swings between two levels
  * with the machine's other load, so the median needs more of them.
  */
-#define LAT_REPS 9
+#define LAT_REPS	    9
 #define HOSTILE_STACK_BYTES (32u << 10)
 
 /* ---- what the processes of a writer run share -------------------------------------- */
@@ -142,13 +142,16 @@ static unsigned count_waiting(struct sb_bridge *b)
 	return w;
 }
 
-/* Every consumer attached and drained once; waiting ones asleep. */
-static int await_consumers(struct run *r, struct sb_bridge *b)
+/*
+ * Every consumer attached and drained once, `asleep` of them asleep, and
+ * the hostile one (if any) at work; -ETIMEDOUT after timeout_ms.
+ */
+static int await_consumers(struct run *r, struct sb_bridge *b, unsigned asleep, unsigned timeout_ms)
 {
-	uint64_t deadline = sbb_deadline_after_ms(SBB_STEP_TIMEOUT_MS);
+	uint64_t deadline = sbb_deadline_after_ms(timeout_ms);
 
-	while (sb_load_acquire(&r->sh->ready) < r->nconsumers ||
-	       (r->waiting && count_waiting(b) < r->nconsumers)) {
+	while (sb_load_acquire(&r->sh->ready) < r->nconsumers || count_waiting(b) < asleep ||
+	       (r->hostile && !sb_load_acquire(&r->sh->hostile_ready))) {
 		if (sb__mono_ns() > deadline)
 			return -ETIMEDOUT;
 		sbb_sleep_ns(200000);
@@ -175,7 +178,7 @@ static int writer_coordinator(void *arg, int idx)
 		sbb_child_fail(&r->sh->err, idx, err, "warm-up store: %s", sb_last_error());
 		goto out;
 	}
-	err = await_consumers(r, b);
+	err = await_consumers(r, b, r->waiting ? r->nconsumers : 0, SBB_STEP_TIMEOUT_MS);
 	if (err) {
 		sbb_child_fail(&r->sh->err, idx, err, "%u consumers not attached%s within %d ms",
 			       r->nconsumers, r->waiting ? " and asleep" : "", SBB_STEP_TIMEOUT_MS);
@@ -533,20 +536,6 @@ static void print_writer(FILE *json, uint64_t nstores, struct writer_case *wc, u
 
 /* ---- 4. store latency under hostile consumers ------------------------------------------ */
 
-/* Every honest consumer drained once, and asleep; the hostile one at work. */
-static int await_latency_consumers(struct run *r, struct sb_bridge *b, unsigned honest)
-{
-	uint64_t deadline = sbb_deadline_after_ms(6 * SBB_STEP_TIMEOUT_MS);
-
-	while (sb_load_acquire(&r->sh->ready) < r->nconsumers || count_waiting(b) < honest ||
-	       (r->hostile && !sb_load_acquire(&r->sh->hostile_ready))) {
-		if (sb__mono_ns() > deadline)
-			return -ETIMEDOUT;
-		sbb_sleep_ns(200000);
-	}
-	return 0;
-}
-
 static int latency_coordinator(void *arg, int idx)
 {
 	struct run *r = arg;
@@ -565,7 +554,7 @@ static int latency_coordinator(void *arg, int idx)
 		snprintf(tags[i], sizeof(tags[i]), "w%02u", i);
 	err = warm_up_and_announce(r, b, &rep, (const char(*)[8])tags, WRITER_TAGS);
 	if (!err)
-		err = await_latency_consumers(r, b, honest);
+		err = await_consumers(r, b, honest, 6 * SBB_STEP_TIMEOUT_MS);
 	if (err) {
 		sbb_child_fail(&r->sh->err, idx, err, "consumers not ready: %s",
 			       err == -ETIMEDOUT ? "timed out" : sb_last_error());
@@ -653,7 +642,7 @@ static int hostile_consumer(void *arg, int idx)
 	pthread_attr_setstacksize(&small, HOSTILE_STACK_BYTES);
 	for (unsigned i = 0; i < HOSTILE_THREADS; i++) {
 		pthread_t t;
-		const uint32_t *w = i % 8 == 7   ? &c->page->bell
+		const uint32_t *w = i % 8 == 7	 ? &c->page->bell
 				    : i % 8 == 6 ? &line[i % nline]
 						 : &hdr[i % nhdr];
 		err = -pthread_create(&t, &small, sleep_on, (void *)w);

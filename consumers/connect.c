@@ -112,8 +112,8 @@ static void watch_pid(struct sb_consumer *c, pid_t pid)
 
 /* What the process serving a socket must be. */
 struct server_want {
-	int64_t uid;	/* -1: this process's effective uid, or root */
-	pid_t pid;	/* > 0: exactly this process (attach by pid); the uid is then not asked */
+	int64_t uid; /* -1: this process's effective uid, or root */
+	pid_t pid;   /* > 0: exactly this process (attach by pid); the uid is then not asked */
 	const struct stat *data; /* non-NULL: the hello must carry this same memfd */
 };
 
@@ -130,9 +130,9 @@ static int check_server(int sock, const char *what, const struct server_want *wa
 	*pid = cred.pid;
 	if (want->pid > 0) {
 		if (cred.pid != want->pid)
-			return sb__fail(-EACCES,
-					"%s is served by pid %d, not by pid %d whose region this is",
-					what, (int)cred.pid, (int)want->pid);
+			return sb__fail(
+			    -EACCES, "%s is served by pid %d, not by pid %d whose region this is",
+			    what, (int)cred.pid, (int)want->pid);
 		return 0;
 	}
 	uid_t me = geteuid();

@@ -69,19 +69,6 @@ static struct sb_bridge *serving(uint32_t heartbeat_ms, void (*log)(void *, cons
 	return b;
 }
 
-/* A consumer in this process that has read everything so far. */
-static struct sb_consumer *caught_up(void)
-{
-	struct sb_consumer *c;
-	struct sb_events ev;
-
-	cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
-	cr_assert_eq(sb_consumer_drain(c, NULL, NULL, NULL), 0);
-	cr_assert_eq(sb_consumer_drain_events(c, &ev), 0);
-	sb_events_free(&ev);
-	return c;
-}
-
 /* A hand-over taken by hand, as a hostile consumer would: the socket and both descriptors. */
 struct raw {
 	int sock;
@@ -144,7 +131,7 @@ static void victim_unharmed(struct sb_bridge *b, struct sb_consumer *victim, int
 Test(isolation, consumer_that_zeroes_punches_and_truncates_its_page_cannot_evict_another)
 {
 	struct sb_bridge *b = serving(0, NULL, NULL);
-	struct sb_consumer *victim = caught_up(), *late[3];
+	struct sb_consumer *victim = su_caught_up(sock), *late[3];
 	struct raw evil = raw_connect();
 	enum sb_wait_status st;
 	size_t n;
@@ -238,7 +225,7 @@ static void until_waiting(struct sb_bridge *b)
 Test(isolation, no_publication_wakes_a_thread_a_consumer_put_to_sleep_on_the_data_region)
 {
 	struct sb_bridge *b = serving(0, NULL, NULL);
-	struct sb_consumer *evil = caught_up();
+	struct sb_consumer *evil = su_caught_up(sock);
 	/* One sleeper on every word of the header's live line and of the hot words. */
 	const struct sb_header *hdr = (const struct sb_header *)evil->base;
 	const uint32_t *hot = (const uint32_t *)evil->hot;
@@ -260,7 +247,7 @@ Test(isolation, no_publication_wakes_a_thread_a_consumer_put_to_sleep_on_the_dat
 	usleep(50000);
 
 	/* Honest waiters are woken, by stores, events and accessor transitions. */
-	struct waiter w = { .c = caught_up() };
+	struct waiter w = { .c = su_caught_up(sock) };
 	cr_assert_eq(sb_bridge_accessor_install(b), 0);
 	for (int round = 0; round < 20; round++) {
 		pthread_t wt;
@@ -320,7 +307,7 @@ static void *rewrite_page(void *arg)
 Test(isolation, poller_is_woken_whatever_another_consumer_writes)
 {
 	struct sb_bridge *b = serving(0, NULL, NULL);
-	struct sb_consumer *p = caught_up();
+	struct sb_consumer *p = su_caught_up(sock);
 	struct raw evil = raw_connect();
 	struct vandal v = { .page = evil.page };
 	enum sb_wait_status st;
@@ -497,7 +484,7 @@ static void save_image(const struct sb_consumer *c, const char *path)
 Test(isolation, image_reports_gone_at_once_and_its_wait_returns)
 {
 	struct sb_bridge *b = serving(0, NULL, NULL);
-	struct sb_consumer *c = caught_up(), *img;
+	struct sb_consumer *c = su_caught_up(sock), *img;
 	enum sb_coord_state cs;
 	enum sb_wait_status st;
 	struct sb_drain_counts d;
@@ -536,7 +523,7 @@ Test(isolation, image_reports_gone_at_once_and_its_wait_returns)
 Test(isolation, consumer_the_coordinator_hangs_up_on_knows_it_lives_and_still_waits)
 {
 	struct sb_bridge *b = serving(0, NULL, NULL);
-	struct sb_consumer *c = caught_up();
+	struct sb_consumer *c = su_caught_up(sock);
 	enum sb_coord_state cs;
 	enum sb_wait_status st;
 	size_t n;

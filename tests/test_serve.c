@@ -77,8 +77,7 @@ static void quiet(void *user, const char *line)
 }
 
 /* Serve with a heartbeat of beat_ms (0: the default). */
-static struct sb_bridge *serving_bridge_beat(const char *name, uint64_t log_bytes,
-					     uint32_t beat_ms)
+static struct sb_bridge *serving_bridge_beat(const char *name, uint64_t log_bytes, uint32_t beat_ms)
 {
 	struct sb_config cfg;
 	struct sb_serve_config sc;
@@ -486,19 +485,6 @@ static int open_fds(void)
 	return n;
 }
 
-/* A consumer in this process, drained so that only new publications are news. */
-static struct sb_consumer *caught_up(void)
-{
-	struct sb_consumer *c;
-	struct sb_events ev;
-
-	cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
-	cr_assert_eq(sb_consumer_drain(c, NULL, NULL, NULL), 0);
-	cr_assert_eq(sb_consumer_drain_events(c, &ev), 0);
-	sb_events_free(&ev);
-	return c;
-}
-
 struct waiter {
 	struct sb_consumer *c;
 	enum sb_wait_status st;
@@ -532,7 +518,7 @@ static void until_asleep(struct sb_bridge *b)
 Test(serve, wait_times_out_when_nothing_is_published)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct sb_consumer *c = caught_up();
+	struct sb_consumer *c = su_caught_up(sock);
 	enum sb_wait_status st;
 	uint64_t t0 = su_now_ms();
 
@@ -581,7 +567,7 @@ Test(serve, sleeping_consumer_process_is_woken_by_a_store)
 Test(serve, sleeping_consumer_is_woken_by_an_event_alone)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct waiter w = { .c = caught_up() };
+	struct waiter w = { .c = su_caught_up(sock) };
 	pthread_t t;
 	bool stored;
 
@@ -608,7 +594,7 @@ Test(serve, sleeping_consumer_process_is_woken_by_a_clean_close)
 Test(serve, burst_of_stores_costs_one_wake_per_waiting_period)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct waiter w = { .c = caught_up() };
+	struct waiter w = { .c = su_caught_up(sock) };
 	pthread_t t;
 
 	pthread_create(&t, NULL, wait_thread, &w);
@@ -627,7 +613,7 @@ Test(serve, arm_sent_after_a_store_it_missed_is_rung_by_the_recheck)
 {
 	/* A minute's heartbeat: its safety net cannot be what rings the bell here. */
 	struct sb_bridge *b = serving_bridge_beat(sock, SB_LOG_BYTES_MIN, 60000);
-	struct sb_consumer *c = caught_up();
+	struct sb_consumer *c = su_caught_up(sock);
 	struct timespec five_s = { 5, 0 };
 	struct sb_arm a;
 
@@ -650,7 +636,7 @@ Test(serve, arm_sent_after_a_store_it_missed_is_rung_by_the_recheck)
 Test(serve, drain_stopped_by_its_callback_leaves_the_rest_as_news)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct sb_consumer *c = caught_up();
+	struct sb_consumer *c = su_caught_up(sock);
 	enum sb_wait_status st;
 	struct sb_drain_counts d;
 	struct sb_events ev;
@@ -674,7 +660,7 @@ Test(serve, drain_stopped_by_its_callback_leaves_the_rest_as_news)
 Test(serve, consumer_that_drained_events_once_is_not_woken_by_records_it_already_drained)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct sb_consumer *c = caught_up(); /* drained records and events once */
+	struct sb_consumer *c = su_caught_up(sock); /* drained records and events once */
 	enum sb_wait_status st;
 
 	for (int i = 0; i < 3; i++) {
@@ -699,7 +685,7 @@ Test(serve, consumer_that_drained_events_once_is_not_woken_by_records_it_already
 Test(serve, news_published_before_a_close_is_reported_before_the_close)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct sb_consumer *c = caught_up();
+	struct sb_consumer *c = su_caught_up(sock);
 	enum sb_wait_status st;
 	struct sb_drain_counts d;
 
@@ -717,7 +703,7 @@ Test(serve, news_published_before_a_close_is_reported_before_the_close)
 Test(serve, pollable_descriptor_signals_a_store_and_then_the_close)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct sb_consumer *c = caught_up();
+	struct sb_consumer *c = su_caught_up(sock);
 	enum sb_wait_status st;
 	int fd;
 
@@ -1034,7 +1020,7 @@ Test(serve, consumer_drains_every_record_committed_before_the_coordinators_sigki
 Test(serve, half_written_record_at_the_kill_is_torn_never_delivered)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct sb_consumer *c = caught_up();
+	struct sb_consumer *c = su_caught_up(sock);
 	struct sb_drain_counts d;
 	struct tu_tally t = { .contiguous = true };
 
@@ -1115,7 +1101,7 @@ Test(serve, consumer_that_zeroes_its_page_costs_the_coordinator_nothing)
 Test(serve, polling_consumer_that_never_reads_cannot_stall_the_coordinator)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct sb_consumer *c = caught_up(), *late;
+	struct sb_consumer *c = su_caught_up(sock), *late;
 	struct sb_arm a;
 
 	/* Hostile: arm to poll with a position that is always behind, and never read. */
@@ -1138,7 +1124,7 @@ Test(serve, polling_consumer_that_never_reads_cannot_stall_the_coordinator)
 Test(serve, consumer_lag_listing_bounds_what_the_control_page_claims)
 {
 	struct sb_bridge *b = serving_bridge(sock, SB_LOG_BYTES_MIN);
-	struct sb_consumer *c = caught_up();
+	struct sb_consumer *c = su_caught_up(sock);
 	struct sb_consumer_info info;
 	size_t n;
 

@@ -31,7 +31,8 @@ int main(void)
 	}
 	sb_serve_config_default(&sc); /* socket NULL: hand-overs only */
 	if (sb_bridge_serve(b, &sc) || sb_bridge_consumer_socket(b, &fd) ||
-	    sb_consumer_open_socket(fd, 0, &c) || sb_consumer_drain(c, on_entry, &delivered, NULL)) {
+	    sb_consumer_open_socket(fd, 0, &c) ||
+	    sb_consumer_drain(c, on_entry, &delivered, NULL)) {
 		fprintf(stderr, "consumer: %s\n", sb_last_error());
 		return 1;
 	}
