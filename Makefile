@@ -110,7 +110,8 @@ fuzz:
 	  CMAKE_ARGS="-DCMAKE_C_COMPILER=clang -DSNAPBRIDGE_FUZZ=ON -DSNAPBRIDGE_TESTS=OFF $(CMAKE_ARGS)"
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
-# SPIN model checks of the record log, the slot seqlock and the tag index (ring/model/):
+# SPIN model checks of the record log, the slot seqlock, the tag index and the wake
+# protocol (ring/model/):
 # exhaustive runs that must pass, and planted bugs that SPIN must catch.
 model:
 	@$(MAKE) deps DEB_PACKAGES="spin gcc"

@@ -6,6 +6,11 @@
  *   3. writer cost: one thread storing 4 KiB reports as fast as it can,
  *      with 0, 1 or 3 consumers that spin-drain or wait, in wall-clock
  *      stores/s and in stores per CPU-second of the storing thread.
+ *   4. store latency under hostile consumers: each store of a paced
+ *      stream timed alone (p50, p99.9), with no consumer, with 3 honest
+ *      sleepers, with one consumer holding 10,000 threads asleep on words
+ *      of the data region and on its own bell, and with one consumer
+ *      sending arms as fast as it can.
  *
  * Coordinators store a warm-up (a log's worth) before consumers attach,
  * so page faults of a fresh log are not timed; consumers attach at the
@@ -38,11 +43,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <getopt.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
 #include <snapbridge/snapbridge.h>
 
-/* Internal: the writer's wake counter (b->hot->wakes). */
+/* Internal: the writer's wake counter (b->hot->wakes); a hostile consumer's own page and arms. */
+#include "../consumers/consumer_internal.h"
 #include "../coordinator/bridge_internal.h"
 #include "../ring/clock.h"
+#include "../ring/futex.h"
 #include "harness.h"
 #include "wake.h"
 
@@ -58,6 +69,18 @@
 #define WRITER_WARMUP 20000
 #define PROBE_WARMUP  1000
 #define MAX_CONSUMERS 3
+/* Store latency: stores timed one by one, paced so that sleepers get to sleep. */
+#define LAT_STORES	 200000
+#define LAT_STORES_QUICK 10000
+#define LAT_PACE_EVERY	 64 /* stores between two pauses */
+#define LAT_PACE_NS	 100000
+#define HOSTILE_THREADS	 10000
+/*
+ * Repetitions of each latency case: its p99.9 swings between two levels
+ * with the machine's other load, so the median needs more of them.
+ */
+#define LAT_REPS	    9
+#define HOSTILE_STACK_BYTES (32u << 10)
 
 /* ---- what the processes of a writer run share -------------------------------------- */
 
@@ -68,7 +91,16 @@ struct shared {
 	/* results */
 	uint64_t wall_ns, cpu_ns, wakes, stores;
 	struct sb_drain_counts counts[MAX_CONSUMERS];
+	uint32_t hostile_ready; /* the hostile consumer's threads are asleep or arming */
+	uint64_t hostile_arms;	/* arms it sent */
 	sbb_errtab err;
+};
+
+/* What a hostile consumer of a latency run does. */
+enum hostile {
+	HOSTILE_NONE = 0,
+	HOSTILE_SLEEPERS, /* HOSTILE_THREADS threads asleep on data-region words and its bell */
+	HOSTILE_ARMS,	  /* arms with positions that are always behind, as fast as it can */
 };
 
 struct run {
@@ -78,6 +110,8 @@ struct run {
 	uint64_t warm; /* stores before consumers attach */
 	unsigned nconsumers;
 	bool waiting; /* consumers wait (else spin-drain) */
+	enum hostile hostile;
+	uint64_t *lat; /* latency runs: each timed store's ns, shared with the parent */
 };
 
 /* r->warm stores over tags round-robin before anyone attaches; then let the consumers in. */
@@ -108,13 +142,16 @@ static unsigned count_waiting(struct sb_bridge *b)
 	return w;
 }
 
-/* Every consumer attached and drained once; waiting ones asleep. */
-static int await_consumers(struct run *r, struct sb_bridge *b)
+/*
+ * Every consumer attached and drained once, `asleep` of them asleep, and
+ * the hostile one (if any) at work; -ETIMEDOUT after timeout_ms.
+ */
+static int await_consumers(struct run *r, struct sb_bridge *b, unsigned asleep, unsigned timeout_ms)
 {
-	uint64_t deadline = sbb_deadline_after_ms(SBB_STEP_TIMEOUT_MS);
+	uint64_t deadline = sbb_deadline_after_ms(timeout_ms);
 
-	while (sb_load_acquire(&r->sh->ready) < r->nconsumers ||
-	       (r->waiting && count_waiting(b) < r->nconsumers)) {
+	while (sb_load_acquire(&r->sh->ready) < r->nconsumers || count_waiting(b) < asleep ||
+	       (r->hostile && !sb_load_acquire(&r->sh->hostile_ready))) {
 		if (sb__mono_ns() > deadline)
 			return -ETIMEDOUT;
 		sbb_sleep_ns(200000);
@@ -141,7 +178,7 @@ static int writer_coordinator(void *arg, int idx)
 		sbb_child_fail(&r->sh->err, idx, err, "warm-up store: %s", sb_last_error());
 		goto out;
 	}
-	err = await_consumers(r, b);
+	err = await_consumers(r, b, r->waiting ? r->nconsumers : 0, SBB_STEP_TIMEOUT_MS);
 	if (err) {
 		sbb_child_fail(&r->sh->err, idx, err, "%u consumers not attached%s within %d ms",
 			       r->nconsumers, r->waiting ? " and asleep" : "", SBB_STEP_TIMEOUT_MS);
@@ -497,6 +534,238 @@ static void print_writer(FILE *json, uint64_t nstores, struct writer_case *wc, u
 	}
 }
 
+/* ---- 4. store latency under hostile consumers ------------------------------------------ */
+
+static int latency_coordinator(void *arg, int idx)
+{
+	struct run *r = arg;
+	static uint8_t buf[WRITER_REPORT_BYTES];
+	struct sb_report rep = { .schema = "bench.l", .msgpack = buf, .msgpack_len = sizeof(buf) };
+	char tags[WRITER_TAGS][8];
+	struct sb_bridge *b;
+	unsigned honest = r->nconsumers - (r->hostile != HOSTILE_NONE);
+	int err = sbb_serve_bridge(r->socket, WRITER_MAX_SNAPS, WRITER_LOG_BYTES, &b);
+
+	if (err)
+		return sbb_child_fail(&r->sh->err, idx, err, "serving: %s", sb_last_error());
+	sbb_pin(0); /* the storing thread; the bridge's own threads stay free */
+	sbb_make_report(buf, sizeof(buf));
+	for (unsigned i = 0; i < WRITER_TAGS; i++)
+		snprintf(tags[i], sizeof(tags[i]), "w%02u", i);
+	err = warm_up_and_announce(r, b, &rep, (const char(*)[8])tags, WRITER_TAGS);
+	if (!err)
+		err = await_consumers(r, b, honest, 6 * SBB_STEP_TIMEOUT_MS);
+	if (err) {
+		sbb_child_fail(&r->sh->err, idx, err, "consumers not ready: %s",
+			       err == -ETIMEDOUT ? "timed out" : sb_last_error());
+		goto out;
+	}
+	uint64_t wakes = sb_load_relaxed(&b->hot->wakes);
+	for (uint64_t i = 0; i < r->nstores; i++) {
+		uint64_t t0 = sb__mono_ns();
+		err = sb_bridge_store(b, tags[(r->warm + i) % WRITER_TAGS], &rep);
+		r->lat[i] = sb__mono_ns() - t0;
+		if (err) {
+			sbb_child_fail(&r->sh->err, idx, err, "store %" PRIu64 ": %s", i,
+				       sb_last_error());
+			goto out;
+		}
+		if (i % LAT_PACE_EVERY == LAT_PACE_EVERY - 1)
+			sbb_sleep_ns(LAT_PACE_NS); /* sleepers fall asleep and are woken again */
+	}
+	r->sh->wakes = sb_load_relaxed(&b->hot->wakes) - wakes;
+	r->sh->stores = r->nstores;
+	if (sbb_await_count(&r->sh->done, honest, 6 * SBB_STEP_TIMEOUT_MS))
+		err = sbb_child_fail(&r->sh->err, idx, -ETIMEDOUT,
+				     "consumers did not finish draining");
+out:
+	sb_bridge_destroy(b);
+	return err;
+}
+
+static void *sleep_on(void *arg)
+{
+	const uint32_t *word = arg;
+
+	for (;;)
+		sb__futex_wait(word, sb_load_relaxed(word), NULL);
+	return NULL;
+}
+
+/*
+ * The hostile consumer: HOSTILE_THREADS threads asleep on words of the
+ * data region and on its own bell while it waits like an honest sleeper,
+ * or arms in a loop with positions that are always behind.
+ */
+static int hostile_consumer(void *arg, int idx)
+{
+	struct run *r = arg;
+	struct sb_consumer *c;
+	pthread_attr_t small;
+	int err = sbb_connect_when(&r->sh->served, r->socket, SB_CONSUMER_START_AT_END, &c);
+
+	if (err)
+		return sbb_child_fail(&r->sh->err, idx, err, "connect: %s", sb_last_error());
+	err = sb_consumer_drain(c, on_any_entry, NULL, NULL);
+	if (!err)
+		err = sbb_drain_events(c);
+	if (err)
+		return sbb_child_fail(&r->sh->err, idx, err, "first drain: %s", sb_last_error());
+	sb_fetch_add_release(&r->sh->ready, 1);
+	if (r->hostile == HOSTILE_ARMS) {
+		struct sb_arm a;
+		sb__arm_init(&a, SB_ARM_FUTEX, SB_WAKE_REC | SB_WAKE_EV);
+		a.rec_pos = 0; /* always behind: every arm is news, and rung */
+		sb_store_release(&r->sh->hostile_ready, 1);
+		for (;;) {
+			if (send(c->conn_fd, &a, sizeof(a), MSG_DONTWAIT | MSG_NOSIGNAL) ==
+			    sizeof(a))
+				sb_fetch_add_relaxed(&r->sh->hostile_arms, 1);
+			else if (errno == EAGAIN || errno == ENOBUFS)
+				sched_yield(); /* its queue is full: the coordinator takes 4 per
+						  wake-up */
+			else
+				_exit(0); /* the coordinator closed */
+		}
+	}
+	/*
+	 * Words no store rewrites, so the threads stay asleep: the header page
+	 * (its live line changes with the heartbeat only), the hot line where
+	 * the futex word of the design before this one was, and its own bell.
+	 * A thread on a word every store rewrites would not sleep but poll the
+	 * writer's lines, as any reader can; the spinning rows measure that.
+	 */
+	const uint32_t *hdr = (const uint32_t *)c->base;
+	const uint32_t *line = (const uint32_t *)c->hot->reserved_line;
+	size_t nhdr = SB_PAGE / 4, nline = SB_LINE / 4;
+	pthread_attr_init(&small);
+	pthread_attr_setstacksize(&small, HOSTILE_STACK_BYTES);
+	for (unsigned i = 0; i < HOSTILE_THREADS; i++) {
+		pthread_t t;
+		const uint32_t *w = i % 8 == 7	 ? &c->page->bell
+				    : i % 8 == 6 ? &line[i % nline]
+						 : &hdr[i % nhdr];
+		err = -pthread_create(&t, &small, sleep_on, (void *)w);
+		if (err)
+			return sbb_child_fail(&r->sh->err, idx, err, "thread %u of %u: %s", i,
+					      HOSTILE_THREADS, strerror(-err));
+	}
+	sbb_sleep_ns(100000000); /* let them all reach FUTEX_WAIT */
+	sb_store_release(&r->sh->hostile_ready, 1);
+	for (;;) { /* and wait like an honest sleeper: its arms are rung too */
+		enum sb_wait_status st;
+		if (sb_consumer_wait(c, -1, &st) || st == SB_WAIT_CLOSED || st == SB_WAIT_DEAD)
+			_exit(0);
+		sb_consumer_drain(c, on_any_entry, NULL, NULL);
+		sbb_drain_events(c);
+	}
+}
+
+struct latency_case {
+	const char *name;
+	unsigned sleepers; /* honest consumers that wait */
+	enum hostile hostile;
+	double p50[LAT_REPS], p999[LAT_REPS], wakes[LAT_REPS];
+	uint64_t hostile_arms;
+	bool ok;
+};
+
+static int run_latency(struct run *r, struct latency_case *lc, unsigned rep)
+{
+	char label[64];
+	struct sbb_group g;
+	int err;
+
+	memset(r->sh, 0, sizeof(*r->sh));
+	sbb_socket_name(r->socket, sizeof(r->socket));
+	sbb_group_init(&g, &r->sh->err);
+	r->nconsumers = lc->sleepers + (lc->hostile != HOSTILE_NONE);
+	r->waiting = true;
+	r->hostile = lc->hostile;
+	r->warm = WRITER_WARMUP;
+	snprintf(label, sizeof(label), "latency \"%s\", repetition %u", lc->name, rep + 1);
+	err = sbb_spawn(&g, "coordinator", latency_coordinator, r);
+	for (unsigned i = 0; i < lc->sleepers && !err; i++)
+		err = sbb_spawn(&g, "consumer", writer_consumer, r);
+	if (!err && lc->hostile)
+		err = sbb_spawn(&g, "hostile consumer", hostile_consumer, r);
+	if (err)
+		sbb_spawn_failed(&g, label, err);
+	int rerr = sbb_reap(&g, label, SBB_RUN_TIMEOUT_MS);
+	r->hostile = HOSTILE_NONE;
+	if (err || rerr)
+		return err ? err : rerr;
+
+	uint64_t n = r->sh->stores;
+	qsort(r->lat, n, sizeof(*r->lat), sbb_cmp_u64);
+	lc->p50[rep] = (double)sbb_percentile(r->lat, n, 500);
+	lc->p999[rep] = (double)sbb_percentile(r->lat, n, 999);
+	lc->wakes[rep] = (double)r->sh->wakes;
+	lc->hostile_arms += r->sh->hostile_arms;
+	fprintf(stderr, "  %-14s rep %u/%u: p50 %6.0f ns  p99.9 %8.0f ns  %4.0f kicks\n", lc->name,
+		rep + 1, LAT_REPS, lc->p50[rep], lc->p999[rep], lc->wakes[rep]);
+	return 0;
+}
+
+static void print_latency_cases(FILE *json, uint64_t nstores, struct latency_case *lc,
+				unsigned ncases)
+{
+	struct sbb_spread base = sbb_spread_of(lc[0].p999, LAT_REPS);
+
+	printf("\nStore latency under hostile consumers: %" PRIu64 " stores of %d bytes, each "
+	       "timed alone,\n%d tags round-robin, a %d us pause every %d stores; ns, median "
+	       "[min..max] of %d\nrepetitions; \"vs 0\" = p99.9 median / p99.9 median of 0 "
+	       "consumers.\n\n",
+	       nstores, WRITER_REPORT_BYTES, WRITER_TAGS, LAT_PACE_NS / 1000, LAT_PACE_EVERY,
+	       LAT_REPS);
+	printf("  %-16s %26s %28s %6s %14s\n", "case", "p50 ns", "p99.9 ns", "vs 0",
+	       "kicks (median)");
+	for (unsigned i = 0; i < ncases; i++) {
+		if (!lc[i].ok) {
+			printf("  %-16s %26s\n", lc[i].name, "FAILED");
+			continue;
+		}
+		struct sbb_spread a = sbb_spread_of(lc[i].p50, LAT_REPS),
+				  z = sbb_spread_of(lc[i].p999, LAT_REPS),
+				  k = sbb_spread_of(lc[i].wakes, LAT_REPS);
+		char p50[48], p999[48], vs[16] = "-";
+		snprintf(p50, sizeof(p50), "%.0f [%.0f..%.0f]", a.median, a.min, a.max);
+		snprintf(p999, sizeof(p999), "%.0f [%.0f..%.0f]", z.median, z.min, z.max);
+		if (lc[0].ok)
+			snprintf(vs, sizeof(vs), "%.2f", z.median / base.median);
+		printf("  %-16s %26s %28s %6s %14.0f\n", lc[i].name, p50, p999, vs, k.median);
+		if (json) {
+			fprintf(
+			    json,
+			    "{\"measurement\":\"store_latency\",\"case\":\"%s\",\"stores\":%" PRIu64
+			    ",\"report_bytes\":%d,\"reps\":%d,",
+			    lc[i].name, nstores, WRITER_REPORT_BYTES, LAT_REPS);
+			json_spread(json, "p50_ns", lc[i].p50, LAT_REPS);
+			fputc(',', json);
+			json_spread(json, "p999_ns", lc[i].p999, LAT_REPS);
+			fputc(',', json);
+			json_spread(json, "kicks", lc[i].wakes, LAT_REPS);
+			if (lc[0].ok)
+				fprintf(json, ",\"p999_vs_0\":%.3f", z.median / base.median);
+			if (lc[i].hostile == HOSTILE_ARMS)
+				fprintf(json, ",\"hostile_arms\":%" PRIu64, lc[i].hostile_arms);
+			fprintf(json, "}\n");
+		}
+	}
+	for (unsigned i = 0; i < ncases; i++) {
+		if (!lc[0].ok || !lc[i].ok || lc[i].hostile != HOSTILE_SLEEPERS)
+			continue;
+		double v = sbb_spread_of(lc[i].p999, LAT_REPS).median / base.median;
+		printf("\n  target \"%s\" p99.9 within 2x of 0 consumers: %.2f (%s)\n", lc[i].name,
+		       v, v <= 2.0 ? "met" : "NOT met");
+	}
+	for (unsigned i = 0; i < ncases; i++)
+		if (lc[i].ok && lc[i].hostile == HOSTILE_ARMS)
+			printf("  \"%s\": the hostile consumer sent %" PRIu64
+			       " arms over all repetitions\n",
+			       lc[i].name, lc[i].hostile_arms);
+}
+
 /* ---- syscall probe ----------------------------------------------------------------- */
 
 static int probe_store(struct sb_bridge *b, const struct sb_report *rep, uint64_t i, bool unique)
@@ -514,8 +783,9 @@ static int probe_store(struct sb_bridge *b, const struct sb_report *rep, uint64_
 }
 
 /*
- * One bridge, one in-process consumer attached through the two descriptors
- * (so it has a control slot, but never waits), N stores between markers.
+ * One bridge, one in-process consumer attached through a handed-over socket
+ * (so it has a control page and a connection, but never waits), N stores
+ * between markers. The bridge serves hand-overs only (socket NULL).
  */
 static int syscall_probe(uint64_t n, bool unique)
 {
@@ -524,8 +794,9 @@ static int syscall_probe(uint64_t n, bool unique)
 	struct sb_config cfg;
 	struct sb_consumer *c = NULL;
 	struct sb_drain_counts t = { 0 };
+	struct sb_serve_config sc;
 	struct sb_bridge *b;
-	int data_fd = -1, ctl_fd = -1, err;
+	int sock_fd = -1, err;
 	uint64_t i = 0, wakes;
 
 	sbb_make_report(buf, sizeof(buf));
@@ -537,11 +808,13 @@ static int syscall_probe(uint64_t n, bool unique)
 		fprintf(stderr, "bench: create: %s\n", sb_last_error());
 		return err;
 	}
-	err = sb_bridge_data_fd(b, &data_fd);
+	sb_serve_config_default(&sc);
+	sc.socket = NULL; /* hand-overs only */
+	err = sb_bridge_serve(b, &sc);
 	if (!err)
-		err = sb_bridge_control_fd(b, &ctl_fd);
+		err = sb_bridge_consumer_socket(b, &sock_fd);
 	if (!err)
-		err = sb_consumer_open_fds(data_fd, ctl_fd, 0, &c);
+		err = sb_consumer_open_socket(sock_fd, 0, &c);
 	if (err) {
 		fprintf(stderr, "bench: attaching the consumer: %s\n", sb_last_error());
 		goto out;
@@ -572,10 +845,6 @@ static int syscall_probe(uint64_t n, bool unique)
 out:
 	if (c)
 		sb_consumer_close(c);
-	if (data_fd >= 0)
-		close(data_fd);
-	if (ctl_fd >= 0)
-		close(ctl_fd);
 	sb_bridge_destroy(b);
 	return err;
 }
@@ -584,17 +853,35 @@ out:
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: snapbridge-bench-serve [--quick] [--json FILE]\n"
-		"       snapbridge-bench-serve --syscall-probe N | --syscall-probe-unique N\n"
-		"\n"
-		"  --quick     fewer samples and stores (under 20 s)\n"
-		"  --json FILE one JSON object per measurement per line\n"
-		"  --syscall-probe N         N 4 KiB overwrites with one idle consumer attached,\n"
-		"                            between \"probe start\" / \"probe end\" on stderr\n"
-		"                            (run under strace -f)\n"
-		"  --syscall-probe-unique N  the same with a new tag per store (evicts at the "
-		"cap)\n");
+	fprintf(
+	    f,
+	    "usage: snapbridge-bench-serve [--quick] [--json FILE] [--only PART]\n"
+	    "       snapbridge-bench-serve --syscall-probe N | --syscall-probe-unique N\n"
+	    "\n"
+	    "Measures the serving path: wake latency against a raw futex, the writer's cost\n"
+	    "of consumers, and store latency under hostile consumers (docs/BENCHMARKS.md).\n"
+	    "\n"
+	    "  -q, --quick                  fewer samples and stores (about 20 s)\n"
+	    "  -j, --json FILE              one JSON object per measurement per line\n"
+	    "  -o, --only PART              wake, writer or latency: that part alone\n"
+	    "  -p, --syscall-probe N        N 4 KiB overwrites with one idle consumer\n"
+	    "                               attached, between \"probe start\" and \"probe end\"\n"
+	    "                               on stderr (run under strace -f)\n"
+	    "  -u, --syscall-probe-unique N the same with a new tag per store\n"
+	    "  -h, --help                   this text\n"
+	    "\n"
+	    "examples:\n"
+	    "  snapbridge-bench-serve --quick\n"
+	    "  snapbridge-bench-serve --only latency --json latency.json\n"
+	    "  strace -f -o trace.txt snapbridge-bench-serve --syscall-probe 100000\n");
+}
+
+static int bad_usage(const char *fmt, const char *what)
+{
+	fprintf(stderr, "snapbridge-bench-serve: ");
+	fprintf(stderr, fmt, what);
+	fprintf(stderr, " (see --help)\n");
+	return 2;
 }
 
 static int parse_count(const char *s, uint64_t *out)
@@ -602,6 +889,8 @@ static int parse_count(const char *s, uint64_t *out)
 	char *end;
 
 	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || v == 0 || v > (1ull << 40))
 		return -EINVAL;
@@ -609,67 +898,104 @@ static int parse_count(const char *s, uint64_t *out)
 	return 0;
 }
 
+enum part { PART_WAKE = 1, PART_WRITER = 2, PART_LATENCY = 4, PART_ALL = 7 };
+
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "syscall-probe", required_argument, NULL, 'p' },
+		{ "syscall-probe-unique", required_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
 	const char *json_path = NULL;
 	bool quick = false;
 	uint64_t probe_n = 0;
 	bool probe_unique = false;
+	unsigned parts = PART_ALL;
+	int c;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":qj:o:p:u:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
 			quick = true;
-		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
-			json_path = argv[++i];
-		} else if ((!strcmp(argv[i], "--syscall-probe") ||
-			    !strcmp(argv[i], "--syscall-probe-unique")) &&
-			   i + 1 < argc) {
-			probe_unique = !strcmp(argv[i], "--syscall-probe-unique");
-			if (parse_count(argv[++i], &probe_n)) {
-				fprintf(stderr, "bench: %s wants a positive count\n", argv[i - 1]);
-				return 2;
-			}
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			break;
+		case 'j':
+			json_path = optarg;
+			break;
+		case 'o':
+			if (!strcmp(optarg, "wake"))
+				parts = PART_WAKE;
+			else if (!strcmp(optarg, "writer"))
+				parts = PART_WRITER;
+			else if (!strcmp(optarg, "latency"))
+				parts = PART_LATENCY;
+			else
+				return bad_usage("--only takes wake, writer or latency, not '%s'",
+						 optarg);
+			break;
+		case 'p':
+		case 'u':
+			probe_unique = c == 'u';
+			if (parse_count(optarg, &probe_n))
+				return bad_usage("--syscall-probe%s needs a positive count",
+						 probe_unique ? "-unique" : "");
+			break;
+		case 'h':
 			usage(stdout);
 			return 0;
-		} else {
-			usage(stderr);
-			return 2;
+		case ':':
+			return bad_usage("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return bad_usage("unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s'", argv[optind]);
 	if (probe_n)
 		return syscall_probe(probe_n, probe_unique) ? 1 : 0;
 
 	FILE *json = NULL;
 	if (json_path && !(json = fopen(json_path, "w"))) {
-		fprintf(stderr, "bench: %s: %s\n", json_path, strerror(errno));
+		fprintf(stderr, "snapbridge-bench-serve: %s: %s\n", json_path, strerror(errno));
 		return 2;
 	}
 
 	unsigned nsamples = quick ? LAT_SAMPLES_QUICK : LAT_SAMPLES;
 	uint64_t nstores = quick ? WRITER_STORES_QUICK : WRITER_STORES;
+	uint64_t nlat = quick ? LAT_STORES_QUICK : LAT_STORES;
 	size_t shsize = sizeof(struct shared);
 	struct shared *sh =
 	    mmap(NULL, shsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (sh == MAP_FAILED) {
-		fprintf(stderr, "bench: mmap: %s\n", strerror(errno));
+	uint64_t *lat = mmap(NULL, nlat * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED || lat == MAP_FAILED) {
+		fprintf(stderr, "snapbridge-bench-serve: mmap: %s\n", strerror(errno));
 		return 1;
 	}
 
 	sbb_block_sigchld();
-	struct run r = { .sh = sh, .nstores = nstores };
+	struct run r = { .sh = sh, .nstores = nstores, .lat = lat };
 	uint64_t t0 = sb__mono_ns();
+	bool failed = false;
 
-	fprintf(stderr,
-		"wake latency: %u samples x %d repetitions (raw_futex and snapbridge "
-		"interleaved)\n",
-		nsamples, SBB_REPS);
 	struct sbb_wake_result raw = { .ok = true }, sb = { .ok = true };
-	for (unsigned rep = 0; rep < SBB_REPS; rep++) {
-		if (raw.ok && sbb_wake_run(true, nsamples, rep, SBB_REPS, &raw))
-			raw.ok = false;
-		if (sb.ok && sbb_wake_run(false, nsamples, rep, SBB_REPS, &sb))
-			sb.ok = false;
+	if (parts & PART_WAKE) {
+		fprintf(stderr,
+			"wake latency: %u samples x %d repetitions (raw_futex and snapbridge "
+			"interleaved)\n",
+			nsamples, SBB_REPS);
+		for (unsigned rep = 0; rep < SBB_REPS; rep++) {
+			if (raw.ok && sbb_wake_run(true, nsamples, rep, SBB_REPS, &raw))
+				raw.ok = false;
+			if (sb.ok && sbb_wake_run(false, nsamples, rep, SBB_REPS, &sb))
+				sb.ok = false;
+		}
+		failed |= !raw.ok || !sb.ok;
 	}
 
 	struct writer_case wc[] = {
@@ -680,28 +1006,57 @@ int main(int argc, char **argv)
 		{ .name = "3 waiting", .consumers = 3, .waiting = true },
 	};
 	unsigned ncases = sizeof(wc) / sizeof(wc[0]);
-	fprintf(stderr,
-		"writer cost: %" PRIu64 " stores x %d repetitions x %u cases "
-		"(cases interleaved)\n",
-		nstores, SBB_REPS, ncases);
-	for (unsigned i = 0; i < ncases; i++)
-		wc[i].ok = wc[i].sums_ok = true;
-	for (unsigned rep = 0; rep < SBB_REPS; rep++)
+	if (parts & PART_WRITER) {
+		fprintf(stderr,
+			"writer cost: %" PRIu64 " stores x %d repetitions x %u cases "
+			"(cases interleaved)\n",
+			nstores, SBB_REPS, ncases);
 		for (unsigned i = 0; i < ncases; i++)
-			if (wc[i].ok && run_writer(&r, &wc[i], rep))
-				wc[i].ok = false;
+			wc[i].ok = wc[i].sums_ok = true;
+		for (unsigned rep = 0; rep < SBB_REPS; rep++)
+			for (unsigned i = 0; i < ncases; i++)
+				if (wc[i].ok && run_writer(&r, &wc[i], rep))
+					wc[i].ok = false;
+		for (unsigned i = 0; i < ncases; i++)
+			failed |= !wc[i].ok || !wc[i].sums_ok;
+	}
+
+	struct latency_case lc[] = {
+		{ .name = "0 consumers" },
+		{ .name = "3 sleepers", .sleepers = 3 },
+		{ .name = "10000 sleeping", .hostile = HOSTILE_SLEEPERS },
+		{ .name = "arming loop", .hostile = HOSTILE_ARMS },
+	};
+	unsigned nlc = sizeof(lc) / sizeof(lc[0]);
+	if (parts & PART_LATENCY) {
+		fprintf(stderr,
+			"store latency: %" PRIu64 " timed stores x %d repetitions x %u cases "
+			"(cases interleaved)\n",
+			nlat, LAT_REPS, nlc);
+		r.nstores = nlat;
+		for (unsigned i = 0; i < nlc; i++)
+			lc[i].ok = true;
+		for (unsigned rep = 0; rep < LAT_REPS; rep++)
+			for (unsigned i = 0; i < nlc; i++)
+				if (lc[i].ok && run_latency(&r, &lc[i], rep))
+					lc[i].ok = false;
+		for (unsigned i = 0; i < nlc; i++)
+			failed |= !lc[i].ok;
+	}
 
 	printf("snapbridge-bench-serve%s: %d repetitions per measurement, %.0f s\n",
 	       quick ? " --quick" : "", SBB_REPS, (double)(sb__mono_ns() - t0) / 1e9);
-	print_latency(json, nsamples, &raw, &sb);
-	print_writer(json, nstores, wc, ncases);
-	bool failed = !raw.ok || !sb.ok;
-	for (unsigned i = 0; i < ncases; i++)
-		failed |= !wc[i].ok || !wc[i].sums_ok;
+	if (parts & PART_WAKE)
+		print_latency(json, nsamples, &raw, &sb);
+	if (parts & PART_WRITER)
+		print_writer(json, nstores, wc, ncases);
+	if (parts & PART_LATENCY)
+		print_latency_cases(json, nlat, lc, nlc);
 	if (json && fclose(json) != 0) {
-		fprintf(stderr, "bench: %s: %s\n", json_path, strerror(errno));
+		fprintf(stderr, "snapbridge-bench-serve: %s: %s\n", json_path, strerror(errno));
 		failed = true;
 	}
 	munmap(sh, shsize);
+	munmap(lat, nlat * sizeof(uint64_t));
 	return failed ? 1 : 0;
 }

@@ -45,7 +45,7 @@ int sb_consumer_drain_aux(struct sb_consumer *c, sb_aux_fn fn, void *user,
 
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
-	sb__chan_mark(c, SB_CHAN_AUX, sb_load_acquire(&c->hot->wake_gen)); /* pairs with N1 */
+	sb__chan_used(c, SB_CHAN_AUX);
 	sb__walk_begin(&w, &c->aux, &c->aux_pos, &c->aux_gap_ok, "aux");
 
 	while (ret == 0 && (step = sb__walk_next(&w, &c->buf, NULL)) > 0) {
@@ -157,24 +157,24 @@ int sb_consumer_accessor(const struct sb_consumer *c, bool *installed, uint64_t 
 	return 0;
 }
 
-static bool coordinator_gone(void *arg)
-{
-	return sb__consumer_coord_state(arg) != SB_COORD_ALIVE;
-}
-
 int sb_consumer_wait_worker_not_trying(struct sb_consumer *c, uint64_t deadline_ns,
 				       const char *op_label)
 {
+	struct sb_accessor_sleeper z;
+
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
-	return sb__accessor_wait_not_trying(c->hot, deadline_ns, op_label, coordinator_gone, c);
+	sb__consumer_accessor_sleeper(c, &z);
+	return sb__accessor_wait_not_trying(c->hot, deadline_ns, op_label, &z);
 }
 
 int sb_consumer_wait_publish_advance(struct sb_consumer *c, uint64_t seqno_before,
 				     uint64_t deadline_ns, const char *op_label, uint64_t *seqno)
 {
+	struct sb_accessor_sleeper z;
+
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
-	return sb__accessor_wait_advance(c->hot, seqno_before, deadline_ns, op_label,
-					 coordinator_gone, c, seqno);
+	sb__consumer_accessor_sleeper(c, &z);
+	return sb__accessor_wait_advance(c->hot, seqno_before, deadline_ns, op_label, &z, seqno);
 }

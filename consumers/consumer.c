@@ -118,6 +118,7 @@ int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer 
 	c->size = got;
 	c->mapped = false;
 	c->writer_gone = true;
+	c->image = true; /* nothing will change it: a wait answers at once */
 	if (got != (size_t)st.st_size) {
 		sb_consumer_close(c);
 		return sb__fail(-EIO, "short read of %s (%zu of %lld bytes)", path, got,
@@ -151,19 +152,14 @@ bool sb__chan_unread(const struct sb_consumer *c, enum sb_chan ch)
 	return false;
 }
 
-void sb__chan_mark(struct sb_consumer *c, enum sb_chan ch, uint32_t gen)
+void sb__chan_used(struct sb_consumer *c, enum sb_chan ch)
 {
-	/*
-	 * wake_gen counts every channel's publications. One with nothing left
-	 * now has read everything published before gen, so it has no news
-	 * either; without this, a consumer that once drained events would
-	 * wake for every store.
-	 */
-	for (int o = 0; o < SB_CHAN_COUNT; o++)
-		if (o != (int)ch && c->used[o] && !sb__chan_unread(c, (enum sb_chan)o))
-			c->mark[o] = gen;
-	c->mark[ch] = gen;
 	c->used[ch] = true;
+}
+
+void sb__consumer_view(const struct sb_consumer *c, struct sb_wake_view *v)
+{
+	*v = (struct sb_wake_view){ &c->log, &c->aux, &c->events, c->hot };
 }
 
 int sb_consumer_set_writer_gone(struct sb_consumer *c, bool gone)
@@ -312,11 +308,7 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
-	/*
-	 * Before the head: a commit after this load bumps wake_gen past what we
-	 * record, so a wait after this drain cannot sleep through it.
-	 */
-	sb__chan_mark(c, SB_CHAN_REC, sb_load_acquire(&c->hot->wake_gen)); /* pairs with N1 */
+	sb__chan_used(c, SB_CHAN_REC);
 	sb__walk_begin(&w, &c->log, &c->pos, &c->gap_ok, "log");
 
 	uint32_t fate = 0;
@@ -333,7 +325,7 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		}
 		if (step == SB_WALK_BUSY && !c->writer_gone) {
 			busy = true;
-			break; /* being written; its commit bumps wake_gen, and we resume here */
+			break; /* being written; its commit is news, and we resume here */
 		}
 		uint64_t gap = 0;
 		ret = sb__walk_gap(&w, c->cursor, rec->seq, &gap);
@@ -457,8 +449,6 @@ int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
 		return sb__fail(-EINVAL, "sb_consumer_drain_events: NULL argument");
 	out->count = 0;
 	out->items = NULL;
-	uint32_t gen =
-	    sb_load_acquire(&c->hot->wake_gen);	    /* pairs with N1; see sb_consumer_drain */
 	uint64_t head = sb__event_head(&c->events); /* V0: pairs with E3 */
 	uint64_t pending = head - c->ev_cursor;
 	uint64_t n_ring = c->events.n;
@@ -490,8 +480,8 @@ int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
 		k++;
 	}
 	c->ev_cursor = head;
-	/* Only a drain that succeeded moves the marks. */
-	sb__chan_mark(c, SB_CHAN_EV, gen);
+	/* Only a drain that succeeded makes events something a wait reports. */
+	sb__chan_used(c, SB_CHAN_EV);
 	out->items = items;
 	out->count = k;
 	return 0;

@@ -1,20 +1,29 @@
 /*
  * consumers/consumer_internal.h - a consumer's private state, shared by
- * consumer.c (attach to a region, drain) and attach.c (connect, wait,
- * liveness). Not installed.
+ * consumer.c (attach to a region, drain), aux.c (the aux log, accessor
+ * waits), connect.c (getting hold of a region), control.c (its control
+ * page), liveness.c (is the coordinator alive) and wait.c (waiting for
+ * news). Not installed.
  */
 #ifndef SB_CONSUMERS_CONSUMER_INTERNAL_H
 #define SB_CONSUMERS_CONSUMER_INTERNAL_H
 
 #include <snapbridge/consumer.h>
 
+#include "../ring/accessor.h"
 #include "../ring/codec.h"
 #include "../ring/control.h"
 #include "../ring/events.h"
 #include "../ring/layout.h"
 #include "../ring/log.h"
+#include "../ring/wake.h"
 
-/* The three things a consumer drains, each with its own wake-up mark. */
+/* The adaptive spin of a wait before it sleeps (wait.c). */
+#define SB_SPIN_MIN_NS	 500
+#define SB_SPIN_START_NS 4000
+#define SB_SPIN_MAX_NS	 50000
+
+/* The three things a consumer drains; a wait looks at those it has drained. */
 enum sb_chan {
 	SB_CHAN_REC = 0, /* sb_consumer_drain */
 	SB_CHAN_EV,	 /* sb_consumer_drain_events */
@@ -57,26 +66,28 @@ struct sb_consumer {
 	bool aux_more;	     /* the last aux drain stopped at its bound, not at the head */
 	struct sb_aux_counts aux_totals;
 
-	/*
-	 * Wake-ups (attach.c): "news" is wake_gen moving past what a drain saw.
-	 * mark[ch] is wake_gen when the drain of channel ch last started (or
-	 * when another drain found ch fully read); used[ch] once it ran.
-	 */
-	uint32_t mark[SB_CHAN_COUNT];
+	/* Wake-ups (wait.c): used[ch] once channel ch was drained; news comes from positions. */
 	bool used[SB_CHAN_COUNT];
 	bool more;	  /* the last drain stopped at its per-call bound, not at the head */
 	uint64_t spin_ns; /* the adaptive spin before sleeping */
+	/*
+	 * The arm the coordinator holds for us (ring/wake.h C3), valid while
+	 * the bell still reads armed_bell: no need to send it again.
+	 */
+	bool armed_valid;
+	uint32_t armed_bell;
+	struct sb_arm armed;
 
-	/* The control page and liveness; absent (NULL / -1) for an image. */
-	struct sb_ctl *ctl;  /* mapped read-write; every value in it may be hostile */
-	int32_t ctl_slot;    /* our slot, or -1 */
-	int32_t ctl_claimer; /* pid we claimed it under; 0 when the coordinator claimed it */
-	int conn_fd;	     /* the socket: hang-up = coordinator gone; wake bytes when polling */
+	/* The control page, connection and liveness; absent (NULL / -1) for an image. */
+	struct sb_ctl *page; /* our own control page, mapped read-write */
+	int conn_fd;	     /* the connection: arms go out, wake bytes come in */
+	bool disconnected;   /* the coordinator hung up on us: no more bells */
 	int pidfd;	     /* the coordinator process: readable once it exits */
+	bool image;	     /* a saved image: nothing will ever change */
 	int coord_final;     /* 0, or SB_COORD_CLOSED / SB_COORD_DEAD once known */
 };
 
-/* A zeroed consumer with every descriptor -1 and no control slot; NULL on ENOMEM. */
+/* A zeroed consumer with every descriptor -1 and no control page; NULL on ENOMEM. */
 struct sb_consumer *sb__consumer_new(void);
 
 /* Validate the mapped header and set up the views; flags as sb_consumer_open_fd(). */
@@ -119,18 +130,19 @@ int sb__walk_gap(const struct sb_walk *w, uint64_t cursor, uint64_t seq, uint64_
 /* Whether channel ch has anything left to drain, from the positions (exact). */
 bool sb__chan_unread(const struct sb_consumer *c, enum sb_chan ch);
 
-/*
- * A drain of ch starts, having loaded wake_gen = gen before any position:
- * mark ch, and every other channel in use that has nothing left, as seen
- * up to gen. (A channel with something left keeps its old mark, so the
- * next wait still reports it.)
- */
-void sb__chan_mark(struct sb_consumer *c, enum sb_chan ch, uint32_t gen);
+/* A drain of ch ran: from now on a wait reports ch's news. */
+void sb__chan_used(struct sb_consumer *c, enum sb_chan ch);
+
+/* How this consumer's positions read for the wake protocol (ring/wake.h). */
+void sb__consumer_view(const struct sb_consumer *c, struct sb_wake_view *v);
 
 /* The coordinator's state as sb_consumer_coordinator() reports it. */
 enum sb_coord_state sb__consumer_coord_state(struct sb_consumer *c);
 
-/* Update our control slot after a drain (cursor, heartbeat, not waiting). */
+/* Update our control page's hints after a drain or before a wait (cursor, heartbeat). */
 void sb__consumer_touch(struct sb_consumer *c);
+
+/* B3 of the accessor waits, for this consumer (wait.c). */
+void sb__consumer_accessor_sleeper(struct sb_consumer *c, struct sb_accessor_sleeper *z);
 
 #endif

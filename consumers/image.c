@@ -210,7 +210,6 @@ static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_co
 	ih->closed = sb_load_acquire(&live_hdr->closed);
 
 	/* Counters first: informational, a moment before the log is taken. */
-	ihot->wake_gen = sb_load_relaxed(&hot->wake_gen);
 	ihot->resident = sb_load_relaxed(&hot->resident);
 	ihot->overwrites = sb_load_relaxed(&hot->overwrites);
 	ihot->evicted_cap = sb_load_relaxed(&hot->evicted_cap);

@@ -109,6 +109,13 @@ int sb_bridge_watch_count(struct sb_bridge *b, uint32_t *out)
 
 /* ---- accessor state ----------------------------------------------------------- */
 
+/* A3 (ring/accessor.h), with the accessor lock dropped: waiters here, then consumers. */
+static void accessor_wake(struct sb_bridge *b)
+{
+	sb__accessor_wake(b->hot);
+	sb__bridge_notify(b, SB_WAKE_ACCESSOR);
+}
+
 int sb_bridge_accessor_install(struct sb_bridge *b)
 {
 	if (!b)
@@ -118,7 +125,10 @@ int sb_bridge_accessor_install(struct sb_bridge *b)
 	if (!had)
 		sb__accessor_install(b->hot);
 	pthread_mutex_unlock(&b->accessor_lock);
-	return had ? sb__fail(-EALREADY, "accessor state is already installed") : 0;
+	if (had)
+		return sb__fail(-EALREADY, "accessor state is already installed");
+	accessor_wake(b);
+	return 0;
 }
 
 /* Run a worker transition: state is the target, or UINT32_MAX for a publish. */
@@ -144,6 +154,8 @@ static int transition(struct sb_bridge *b, uint32_t state, uint64_t *seqno)
 		sb__accessor_set_state(b->hot, state);
 	}
 	pthread_mutex_unlock(&b->accessor_lock);
+	if (!err)
+		accessor_wake(b);
 	return err;
 }
 
@@ -176,7 +188,7 @@ int sb_bridge_wait_worker_not_trying(struct sb_bridge *b, uint64_t deadline_ns,
 {
 	if (!b)
 		return sb__fail(-EINVAL, "bridge is NULL");
-	return sb__accessor_wait_not_trying(b->hot, deadline_ns, op_label, NULL, NULL);
+	return sb__accessor_wait_not_trying(b->hot, deadline_ns, op_label, NULL);
 }
 
 int sb_bridge_wait_publish_advance(struct sb_bridge *b, uint64_t seqno_before, uint64_t deadline_ns,
@@ -184,8 +196,7 @@ int sb_bridge_wait_publish_advance(struct sb_bridge *b, uint64_t seqno_before, u
 {
 	if (!b)
 		return sb__fail(-EINVAL, "bridge is NULL");
-	return sb__accessor_wait_advance(b->hot, seqno_before, deadline_ns, op_label, NULL, NULL,
-					 seqno);
+	return sb__accessor_wait_advance(b->hot, seqno_before, deadline_ns, op_label, NULL, seqno);
 }
 
 /* ---- the aux log ---------------------------------------------------------------- */
@@ -235,7 +246,7 @@ static void aux_append(struct sb_bridge *b, uint16_t kind, const char *tag, size
 	sb__rec_commit(rec);			 /* W4 */
 	sb__log_publish(&b->aux, pos + rec_len); /* W3 */
 	sb_store_release(&b->hot->aux_seq, seq); /* pairs with sb_consumer_aux_count */
-	sb__bridge_notify(b);
+	/* The caller notifies (N2-N4) once aux_lock is dropped. */
 }
 
 /* Make room for one more entry of size bytes in a private log; false on ENOMEM. */
@@ -289,6 +300,7 @@ static int kop_log(struct sb_bridge *b, const char *tag, size_t tag_len, const v
 	    (struct sb_kop_record){ tag_copy, copy };
 	aux_append(b, SB_REC_KERNEL_OP, tag, tag_len, NULL, 0, enc, enc_len);
 	pthread_mutex_unlock(&b->aux_lock);
+	sb__bridge_notify(b, SB_WAKE_AUX);
 	return 0;
 }
 
@@ -466,6 +478,7 @@ int sb_bridge_record_cgroup_procs(struct sb_bridge *b, const char *tag, const ch
 	((struct sb_cgroup_procs **)b->procs.items)[b->procs.count++] = snap;
 	aux_append(b, SB_REC_CGROUP_PROCS, tag, tag_len, cgroup, cg_len, enc, enc_len);
 	pthread_mutex_unlock(&b->aux_lock);
+	sb__bridge_notify(b, SB_WAKE_AUX);
 	free(enc);
 	return 0;
 }

@@ -27,12 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../ring/accessor.h"
 #include "../ring/atomics.h"
 #include "../ring/clock.h"
 #include "../ring/codec.h"
 #include "../ring/error.h"
-#include "../ring/futex.h"
 #include "../ring/index.h"
 #include "../ring/record.h"
 
@@ -121,8 +119,6 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	if (!b)
 		return sb__fail(-ENOMEM, "out of memory for a bridge");
 	b->data.fd = -1;
-	b->ctl_shm.fd = -1;
-	b->kick_fd = -1;
 	b->cfg = cfg;
 	if (ops)
 		b->ops = *ops;
@@ -149,12 +145,6 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	if (err)
 		goto fail;
 
-	err = sb__shm_create("snapbridge-ctl", SB_CTL_SIZE, F_SEAL_SEAL, &b->ctl_shm);
-	if (err)
-		goto fail;
-	b->ctl = b->ctl_shm.map;
-	sb__ctl_init(b->ctl);
-
 	uint8_t *base = b->data.map;
 	b->hdr = (struct sb_header *)base;
 	b->hot = (struct sb_hot *)(base + plan.sections[SB_SEC_HOT].offset);
@@ -175,11 +165,12 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	memcpy(b->hdr->region_id, region_id, sizeof(region_id));
 	/* Nothing reads the region before a descriptor leaves: no pair needed yet. */
 	sb_store_relaxed(&b->hdr->heartbeat_ns, sb__mono_ns());
+	/* Before any other thread can see the bridge: the store path reads wake.fenced plainly. */
+	sb__wake_init(&b->wake, &b->hot->wakes);
 	*out = b;
 	return 0;
 fail:
 	sb__shm_destroy(&b->data);
-	sb__shm_destroy(&b->ctl_shm);
 	sb__tagindex_fini(&b->index);
 	free(b->free_slots);
 	sb__aux_fini(b);
@@ -198,13 +189,11 @@ void sb_bridge_destroy(struct sb_bridge *b)
 	 * hang-up and then reads closed tells "closed" from "died".
 	 */
 	sb_store_release(&b->hdr->closed, 1);
-	sb__bridge_wake_all(b);
-	if (sb_load_relaxed(&b->hot->accessor_installed))
-		sb__accessor_kick(b->hot); /* consumers in the accessor waits see "closed" now */
+	/* Every attached consumer, asleep or polling, in any wait, looks again and sees it. */
+	sb__serve_ring_all(b);
 	sb__serve_stop(b);
 	sb__tagindex_fini(&b->index);
 	sb__shm_destroy(&b->data);
-	sb__shm_destroy(&b->ctl_shm);
 	free(b->free_slots);
 	sb__aux_fini(b);
 	free(b);
@@ -231,52 +220,6 @@ int sb_bridge_data_fd(const struct sb_bridge *b, int *fd_out)
 	if (!b || !fd_out)
 		return sb__fail(-EINVAL, "sb_bridge_data_fd: NULL argument");
 	return sb__shm_ro_fd(&b->data, fd_out);
-}
-
-int sb_bridge_control_fd(const struct sb_bridge *b, int *fd_out)
-{
-	if (!b || !fd_out)
-		return sb__fail(-EINVAL, "sb_bridge_control_fd: NULL argument");
-	int fd = fcntl(b->ctl_shm.fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return sb__fail(-errno, "duplicating the control memfd: %s", strerror(errno));
-	*fd_out = fd;
-	return 0;
-}
-
-void sb__bridge_wake_all(struct sb_bridge *b)
-{
-	static const uint64_t one = 1;
-	/* After N2's exchange (acquire): pairs with the release in sb_bridge_serve. */
-	int kick = sb_load_acquire(&b->kick_fd);
-
-	/*
-	 * N3: bump wake_gen again before waking. The arm we just took may
-	 * belong to a consumer that has not reached FUTEX_WAIT yet, sleeping
-	 * on the value it read after our N1; this bump makes that FUTEX_WAIT
-	 * fail with EAGAIN instead of sleeping through the wake below.
-	 */
-	sb_fetch_add_seqcst(&b->hot->wake_gen, 1);
-	sb_fetch_add_relaxed(&b->hot->wakes, 1); /* informational: stat and tests */
-	sb__futex_wake(&b->hot->wake_gen, INT_MAX);
-	if (kick < 0)
-		return;
-	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
-		/* waiting is a hint: a wrong value costs one spurious or missed poll wake-up. */
-		if (sb_load_relaxed(&b->ctl->slots[i].waiting) == SB_CTL_WAIT_POLL) {
-			(void)!write(kick, &one, sizeof(one)); /* non-blocking, ours alone */
-			return;
-		}
-	}
-}
-
-int sb_bridge_consumers(struct sb_bridge *b, struct sb_consumer_info *out, size_t cap, size_t *n)
-{
-	if (!b || !n || (cap && !out))
-		return sb__fail(-EINVAL, "sb_bridge_consumers: NULL argument");
-	uint64_t stores = sb_load_acquire(&b->hot->store_seq); /* pairs with W3s */
-	*n = sb__ctl_list(b->ctl, stores, sb__mono_ns(), out, cap);
-	return 0;
 }
 
 /* ---- events (under the lock) ------------------------------------------ */
@@ -659,7 +602,7 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	/* The copy runs unlocked: other stores proceed while this one fills its record. */
 	copy_body(rec, len, a);
 	sb__rec_commit(rec); /* W4 */
-	sb__bridge_notify(b);
+	sb__bridge_notify(b, SB_WAKE_REC | SB_WAKE_EV);
 	return 0;
 }
 
@@ -717,7 +660,7 @@ static int capture(struct sb_bridge *b, const char *tag, const uint16_t *step, b
 		bump(&b->hot->capture_unavailable);
 		sb__event_capture_unavailable(&b->events, tag, len);
 		sb__unlock(&b->lock);
-		sb__bridge_notify(b);
+		sb__bridge_notify(b, SB_WAKE_EV);
 		return 0;
 	}
 	err = store_full(b, tag, &report, NULL, NULL, NULL, step);
@@ -907,7 +850,7 @@ static int drain(struct sb_bridge *b, enum drain_variant v, struct sb_entries *o
 	}
 	sb__unlock(&b->lock);
 	if (!err && n)
-		sb__bridge_notify(b); /* fates changed, and maybe events were pushed */
+		sb__bridge_notify(b, SB_WAKE_REC | SB_WAKE_EV); /* fates, and maybe events */
 out:
 	free(positions);
 	free(seen);

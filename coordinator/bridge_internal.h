@@ -10,10 +10,10 @@
 #include <snapbridge/bridge.h>
 
 #include "../ring/atomics.h"
-#include "../ring/control.h"
 #include "../ring/events.h"
 #include "../ring/layout.h"
 #include "../ring/log.h"
+#include "../ring/wake.h"
 #include "../shm/shm.h"
 #include "lock.h"
 #include "tagindex.h"
@@ -28,17 +28,12 @@ struct sb_vec {
 
 struct sb_bridge {
 	struct sb_shm data;
-	struct sb_shm ctl_shm;
-	struct sb_ctl *ctl; /* the control page; every value read from it is a hint */
 	/*
-	 * The serving thread's private eventfd (-1 when not serving): a store
-	 * that finds a polling consumer armed writes it once, and the serving
-	 * thread fans the wake-up out over the connections. Nobody outside
-	 * this process holds it, so the write can never block. Set (release)
-	 * before the thread starts, read (acquire) by storing threads, closed by
-	 * destroy.
+	 * The wake protocol's private words (ring/wake.h): the store path's
+	 * "someone is armed" flag and the waker thread's kick word. Only this
+	 * process maps them; every consumer sleeps on its own control page.
 	 */
-	int kick_fd;
+	struct sb_wake wake;
 	struct sb_server *server; /* NULL unless sb_bridge_serve() ran */
 	struct sb_header *hdr;
 	struct sb_hot *hot;
@@ -68,20 +63,21 @@ struct sb_bridge {
 void sb__aux_init(struct sb_bridge *b);
 void sb__aux_fini(struct sb_bridge *b);
 
-/* Wake every sleeping and polling consumer (N2's slow path; see ring/control.h). */
-void sb__bridge_wake_all(struct sb_bridge *b);
-
 /*
- * N1-N2, after anything was published: bump the futex word, and wake the
- * consumers only if one armed the wake. With nobody waiting this is one
- * atomic add and one load, no system call. (ring/control.h has the protocol.)
+ * N2-N4 (ring/wake.h), after publishing on chans (SB_WAKE_* bits): one
+ * load of a private word, and a kick of the waker thread only if a
+ * consumer armed on one of them. Never called with a bridge lock held.
  */
-static inline void sb__bridge_notify(struct sb_bridge *b)
+static inline void sb__bridge_notify(struct sb_bridge *b, uint32_t chans)
 {
-	sb_fetch_add_seqcst(&b->hot->wake_gen, 1); /* N1: pairs with C2 */
-	if (sb_load_seqcst(&b->ctl->armed) != 0 && sb_exchange_seqcst(&b->ctl->armed, 0) != 0)
-		sb__bridge_wake_all(b); /* N2: pairs with C1 */
+	sb__wake_publish(&b->wake, chans);
 }
+
+/* Ring every attached consumer's bell, armed or not (the close). */
+void sb__serve_ring_all(struct sb_bridge *b);
+
+/* The serving thread's table of consumers (coordinator/peers.h); b must serve. */
+struct sb_peer_table *sb__serve_peers(struct sb_bridge *b);
 
 /* Stop the serving thread, hang up on every consumer, remove the socket. */
 void sb__serve_stop(struct sb_bridge *b);

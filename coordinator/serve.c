@@ -1,24 +1,29 @@
 /*
  * coordinator/serve.c - the serving thread: hands the region to consumers
- * that connect to a Unix socket, beats the heartbeat, and reclaims the
- * control slots of consumers that died.
+ * that connect to a Unix socket, takes their arm messages, beats the
+ * heartbeat.
  *
  * One thread per serving bridge, with every signal blocked, polling:
- *   - a stop eventfd (sb__serve_stop),
- *   - the kick eventfd: a store found a polling consumer armed; send one
- *     byte (MSG_DONTWAIT) on the connection of every slot that says POLL,
- *   - the listening SOCK_SEQPACKET socket: accept, check SO_PEERCRED,
- *     claim a control slot for the peer's pid, send the hello with the
- *     two descriptors (ring/hello.h),
- *   - one connection per attached consumer, kept open so that its
- *     hang-up tells us the consumer is gone (its slot is freed at once).
- * Every heartbeat period it stores CLOCK_MONOTONIC into the header and
- * frees slots claimed by pid-attached consumers whose process is gone.
+ *   - a stop eventfd, also poked when a socketpair hand-over entered the
+ *     table (sb_bridge_consumer_socket),
+ *   - the listening SOCK_SEQPACKET socket (absent when serving only
+ *     hand-overs): at most SB_ACCEPTS_PER_WAKE accepts per wake-up; each
+ *     peer's SO_PEERCRED is checked, then it gets a control page of its
+ *     own and the hello (coordinator/peers.c),
+ *   - one connection per attached consumer: at most SB_ARM_MSGS arm
+ *     messages per wake-up each; a message that is not an arm, or a
+ *     hang-up, drops that consumer alone.
+ * After each wake-up it marks the arms received (ring/wake.h, M1-M4; at
+ * most one batch per SB_ARM_BATCH_NS). Every heartbeat period it stores
+ * CLOCK_MONOTONIC into the header, rings armed consumers that have news
+ * (the safety net), and republishes the consumer list. Work per wake-up
+ * is bounded, so the beat is at most one period late under any flood;
+ * refusals and hang-ups are logged at most SB_LOG_PER_S lines a second,
+ * with a count of those left out.
  *
- * It never takes the bridge lock and never touches the log or the index,
- * so stores do not wait for it. Everything it reads from the control page
- * is a hint (ring/control.h); every value from a peer is checked; every
- * descriptor a peer shares with us is used only with MSG_DONTWAIT.
+ * A second thread, the waker (coordinator/peers.c), rings armed
+ * consumers when a publication kicks it. Neither takes the bridge lock;
+ * every descriptor a peer shares with us is used with MSG_DONTWAIT.
  *
  * Caveat: a coordinator that fork()s without exec() hands its children
  * the listening socket, the lock and the connections; consumers then see
@@ -46,15 +51,12 @@
 #include "../ring/clock.h"
 #include "../ring/error.h"
 #include "../ring/hello.h"
+#include "peers.h"
 
-/* Linux's PID_MAX_LIMIT: an owner outside 1..this is garbage. */
-#define SB_PID_MAX 4194304
-
-struct conn {
-	int fd; /* -1: unused */
-	int32_t pid;
-	uint32_t slot;
-};
+/* Connections accepted per wake-up of the serving thread. */
+#define SB_ACCEPTS_PER_WAKE 8
+/* Lines a second about peers (refusals, hang-ups); the rest are counted. */
+#define SB_LOG_PER_S 5
 
 struct sb_server {
 	struct sb_bridge *b;
@@ -64,16 +66,19 @@ struct sb_server {
 	bool abstract;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* absolute */
 	char lock_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
-	int listen_fd;
+	int listen_fd; /* -1: hand-overs only */
 	int lock_fd;
-	int stop_fd;
-	int kick_fd;
+	int stop_fd; /* eventfd: stop, or look at the table again */
+	uint32_t stopping;
 	uint64_t accept_paused_until; /* out of descriptors: stop accepting for a while */
 	pthread_t thread;
 	uid_t uid;
-	struct conn conns[SB_CTL_SLOTS];
-	bool slot_connected[SB_CTL_SLOTS]; /* owned by a live connection: HUP frees it */
-	bool suspect[SB_CTL_SLOTS];	   /* start time mismatched at the last scan */
+	struct sb_peer_table peers;
+	bool peers_up;
+	/* Lines about peers in the current one-second window, and those left out. */
+	uint64_t log_window_ns;
+	unsigned log_lines;
+	uint64_t log_dropped;
 };
 
 static void say(struct sb_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -89,6 +94,39 @@ static void say(struct sb_server *s, const char *fmt, ...)
 		s->cfg.log(s->cfg.log_user, line);
 	else
 		fprintf(stderr, "snapbridge: %s\n", line);
+}
+
+/* Report the lines left out of the window that ended. */
+static void log_window(struct sb_server *s, uint64_t now)
+{
+	if (now - s->log_window_ns < 1000000000ull)
+		return;
+	if (s->log_dropped)
+		say(s, "... and %llu more refusals or hang-ups in that second, not logged",
+		    (unsigned long long)s->log_dropped);
+	s->log_window_ns = now;
+	s->log_lines = 0;
+	s->log_dropped = 0;
+}
+
+/* A line about a peer: a flood of peers must not become a flood of lines. */
+static void say_peer(struct sb_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void say_peer(struct sb_server *s, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	log_window(s, sb__mono_ns());
+	if (s->log_lines >= SB_LOG_PER_S) {
+		s->log_dropped++;
+		return;
+	}
+	s->log_lines++;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	say(s, "%s", line);
 }
 
 void sb_serve_config_default(struct sb_serve_config *cfg)
@@ -315,16 +353,17 @@ static void refuse(int fd, int status, const char *why)
 	close(fd);
 }
 
-static void admit(struct sb_server *s, int fd)
+/* Check a peer and hand it the region; true when it entered the table. */
+static bool admit(struct sb_server *s, int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	char why[160];
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
-		say(s, "refused a peer: SO_PEERCRED failed: %s", strerror(errno));
+		say_peer(s, "refused a peer: SO_PEERCRED failed: %s", strerror(errno));
 		refuse(fd, -EACCES, "the coordinator could not read your credentials");
-		return;
+		return false;
 	}
 	bool same_uid = cred.uid == s->uid;
 	bool group_ok =
@@ -338,142 +377,76 @@ static void admit(struct sb_server *s, int fd)
 		else
 			snprintf(why, sizeof(why), "uid %u is not the coordinator's uid %u",
 				 cred.uid, s->uid);
-		say(s, "refused pid %d: %s", cred.pid, why);
+		say_peer(s, "refused pid %d: %s", cred.pid, why);
 		refuse(fd, -EACCES, why);
-		return;
+		return false;
 	}
-	int slot = sb__ctl_claim(s->b->ctl, cred.pid, sb__proc_start_time(cred.pid), sb__mono_ns());
-	if (slot < 0) {
-		say(s, "refused pid %d: %s", cred.pid, sb_last_error());
-		refuse(fd, slot, sb_last_error());
-		return;
-	}
-	int fds[SB_HELLO_FDS] = { -1, -1 };
-	struct sb_hello h;
-	int err = sb__shm_ro_fd(&s->b->data, &fds[SB_HELLO_FD_DATA]);
-	if (!err) {
-		fds[SB_HELLO_FD_CTL] = s->b->ctl_shm.fd;
-		sb__hello_accept(&h, (uint32_t)slot, s->b->data.size, s->b->hdr->coord_pid,
-				 s->b->hdr->coord_start_time);
-		err = sb__hello_send(fd, &h, fds, SB_HELLO_FDS);
-	}
-	if (fds[SB_HELLO_FD_DATA] >= 0)
-		close(fds[SB_HELLO_FD_DATA]);
+	int err = sb__peers_admit(&s->peers, fd, cred.pid, NULL);
 	if (err) {
-		say(s, "could not hand over to pid %d: %s", cred.pid, sb_last_error());
-		sb__ctl_release(s->b->ctl, (uint32_t)slot, cred.pid);
-		close(fd);
-		return;
+		snprintf(why, sizeof(why), "%s", sb_last_error());
+		say_peer(s, "refused pid %d: %s", cred.pid, why);
+		refuse(fd, err, why);
 	}
-	struct conn *c = &s->conns[slot];
-	/*
-	 * The claim found the slot free, yet a connection may still hold it: its
-	 * consumer zeroed its own owner word. That connection loses the slot.
-	 */
-	if (c->fd >= 0) {
-		say(s, "pid %d gave up control slot %d by hand; closing its connection", c->pid,
-		    slot);
-		close(c->fd);
-	}
-	c->fd = fd;
-	c->pid = cred.pid;
-	c->slot = (uint32_t)slot;
-	s->slot_connected[slot] = true;
-	s->suspect[slot] = false;
+	return err == 0;
 }
 
-static void accept_all(struct sb_server *s)
+/* Accept at most SB_ACCEPTS_PER_WAKE peers; true when one entered the table. */
+static bool accept_some(struct sb_server *s)
 {
-	for (;;) {
+	bool added = false;
+
+	for (int n = 0; n < SB_ACCEPTS_PER_WAKE;) {
 		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0) {
-			admit(s, fd);
+			added |= admit(s, fd);
+			n++;
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
 		if (errno != EAGAIN) {
 			/* EMFILE and friends: the backlog waits; do not spin on it. */
-			say(s, "accept on the consumer socket: %s; pausing for a second",
-			    strerror(errno));
+			say_peer(s, "accept on the consumer socket: %s; pausing for a second",
+				 strerror(errno));
 			s->accept_paused_until = sb__mono_ns() + 1000000000ull;
 		}
-		return;
+		break;
 	}
+	return added;
 }
 
-/* A store found a polling consumer armed: one byte to each slot that polls. */
-static void fan_out(struct sb_server *s)
+/*
+ * Take what consumer i sent: up to SB_ARM_MSGS arms (the latest is kept
+ * for the next batch). Anything else, or a hang-up, drops it: true then.
+ */
+static bool service(struct sb_server *s, uint32_t i, int fd, short revents)
 {
-	uint64_t kicks;
-	char wake = 'w';
+	struct sb_peer *p = &s->peers.peer[i];
+	char buf[sizeof(struct sb_arm) + 1]; /* one byte more: a longer message shows */
+	const char *why = NULL;
 
-	/*
-	 * The storing thread read waiting == POLL after taking the arm and then
-	 * wrote the eventfd; our read of it orders our loads of waiting after
-	 * that (the eventfd's own lock is the pair), so we see what it saw.
-	 */
-	(void)!read(s->kick_fd, &kicks, sizeof(kicks));
-	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
-		struct conn *c = &s->conns[i];
-		if (c->fd >= 0 && sb_load_relaxed(&s->b->ctl->slots[i].waiting) == SB_CTL_WAIT_POLL)
-			(void)send(c->fd, &wake, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-	}
-}
-
-static void hang_up(struct sb_server *s, struct conn *c)
-{
-	sb__ctl_release(s->b->ctl, c->slot, c->pid);
-	s->slot_connected[c->slot] = false;
-	close(c->fd);
-	c->fd = -1;
-}
-
-/* A consumer has nothing to say after the hello: drop what it sends, notice EOF. */
-static void service(struct sb_server *s, struct conn *c, short revents)
-{
-	char sink[256];
-
-	if (revents & POLLIN) {
-		ssize_t n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
-			return;
-	} else if (!(revents & (POLLHUP | POLLERR | POLLNVAL))) {
-		return;
-	}
-	hang_up(s, c);
-}
-
-/* Free slots whose owner (a pid-attached consumer) is gone or was reused. */
-static void reclaim(struct sb_server *s)
-{
-	struct sb_ctl *ctl = s->b->ctl;
-
-	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
-		int32_t owner = sb_load_relaxed(&ctl->slots[i].owner);
-		bool gone;
-
-		if (owner == 0 || s->slot_connected[i]) {
-			s->suspect[i] = false;
-			continue;
+	for (int m = 0; m < SB_ARM_MSGS && !why; m++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return false;
+		if (n <= 0) {
+			why = ""; /* it hung up */
+			break;
 		}
-		if (owner < 0 || owner > SB_PID_MAX) {
-			gone = true;
-		} else {
-			uint64_t start = sb__proc_start_time(owner);
-			/*
-			 * A claimer writes its start time just after its CAS, so one
-			 * mismatch may be a claim in flight: act on the second.
-			 */
-			bool mismatch = start != sb_load_relaxed(&ctl->slots[i].start_time);
-			gone = start == 0 || (mismatch && s->suspect[i]);
-			s->suspect[i] = mismatch && !gone;
-		}
-		if (gone && sb__ctl_release(ctl, i, owner)) {
-			s->suspect[i] = false;
-			say(s, "reclaimed consumer slot %u of pid %d, which is gone", i, owner);
+		struct sb_arm a;
+		if (sb__arm_parse(buf, (size_t)n, &a) != 0)
+			why = sb_last_error();
+		else {
+			p->next = a;
+			p->has_next = true;
 		}
 	}
+	if (!why && !(revents & (POLLHUP | POLLERR | POLLNVAL)))
+		return false;
+	if (why && *why)
+		say_peer(s, "hung up on consumer %u (pid %d): it sent %s", i, p->pid, why);
+	sb__peers_drop(&s->peers, i);
+	return true;
 }
 
 static void beat(struct sb_server *s)
@@ -482,65 +455,86 @@ static void beat(struct sb_server *s)
 	sb_store_relaxed(&s->b->hdr->heartbeat_ns, sb__mono_ns());
 }
 
+static int ms_until(uint64_t ns)
+{
+	uint64_t ms = (ns + 999999) / 1000000;
+	return ms > 60000 ? 60000 : (int)ms;
+}
+
 static void *serve_main(void *arg)
 {
 	struct sb_server *s = arg;
-	struct pollfd pfd[3 + SB_CTL_SLOTS];
-	struct conn *owner[3 + SB_CTL_SLOTS];
+	struct sb_peer_table *t = &s->peers;
+	struct pollfd pfd[2 + SB_PEER_MAX];
+	uint32_t who[2 + SB_PEER_MAX];
 	uint64_t period = (uint64_t)s->cfg.heartbeat_ms * 1000000ull;
 	uint64_t next_beat = sb__mono_ns() + period;
+	uint64_t batch_in = 0;
 
+	sb__peers_publish(t, sb__mono_ns());
 	for (;;) {
 		nfds_t n = 0;
-
 		uint64_t now = sb__mono_ns();
-		bool accepting = now >= s->accept_paused_until;
+		bool accepting = s->listen_fd >= 0 && now >= s->accept_paused_until;
 
 		pfd[n++] = (struct pollfd){ .fd = s->stop_fd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = s->kick_fd, .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = accepting ? s->listen_fd : -1, .events = POLLIN };
-		for (uint32_t i = 0; i < SB_CTL_SLOTS; i++) {
-			if (s->conns[i].fd < 0)
+		pthread_mutex_lock(&t->lock);
+		for (uint32_t i = 0; i < SB_PEER_MAX; i++) {
+			if (t->peer[i].fd < 0 || !t->peer[i].page)
 				continue;
-			owner[n] = &s->conns[i];
-			pfd[n++] = (struct pollfd){ .fd = s->conns[i].fd, .events = POLLIN };
+			who[n] = i;
+			pfd[n++] = (struct pollfd){ .fd = t->peer[i].fd, .events = POLLIN };
 		}
-		int timeout = now >= next_beat ? 0 : (int)((next_beat - now + 999999) / 1000000);
-		int r = poll(pfd, n, timeout);
+		pthread_mutex_unlock(&t->lock);
+		uint64_t wait = next_beat > now ? next_beat - now : 0;
+		if (batch_in && batch_in < wait)
+			wait = batch_in;
+		int r = poll(pfd, n, ms_until(wait));
 		if (r < 0 && errno != EINTR) {
 			say(s, "serving thread: poll: %s", strerror(errno));
 			usleep(10000);
 			continue;
 		}
-		if (pfd[0].revents)
-			break;
+		bool changed = false;
+		if (r > 0 && pfd[0].revents) {
+			uint64_t v;
+			(void)!read(s->stop_fd, &v, sizeof(v));
+			if (sb_load_acquire(&s->stopping)) /* pairs with sb__serve_stop */
+				break;
+			changed = true; /* a hand-over entered the table */
+		}
+		if (r > 0 && pfd[1].revents)
+			changed |= accept_some(s);
+		for (nfds_t k = 2; r > 0 && k < n; k++)
+			if (pfd[k].revents)
+				changed |= service(s, who[k], pfd[k].fd, pfd[k].revents);
 		now = sb__mono_ns();
+		batch_in = sb__peers_arm_batch(t, now);
 		if (now >= next_beat) {
 			beat(s);
-			reclaim(s);
-			next_beat = now + period;
+			sb__peers_net(t);
+			changed = true;
+			log_window(s, now);
+			/* Keep the cadence; after a stall, beat again one period from now. */
+			next_beat += period;
+			if (next_beat <= now)
+				next_beat = now + period;
 		}
-		if (r <= 0)
-			continue;
-		if (pfd[1].revents)
-			fan_out(s);
-		if (pfd[2].revents)
-			accept_all(s);
-		for (nfds_t i = 3; i < n; i++)
-			if (pfd[i].revents && owner[i]->fd == pfd[i].fd)
-				service(s, owner[i], pfd[i].revents);
+		if (changed)
+			sb__peers_publish(t, now);
 	}
 	return NULL;
 }
 
 static void server_free(struct sb_server *s)
 {
+	if (s->peers_up)
+		sb__peers_fini(&s->peers);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	if (s->stop_fd >= 0)
 		close(s->stop_fd);
-	if (s->kick_fd >= 0)
-		close(s->kick_fd);
 	if (s->lock_fd >= 0) {
 		/* Still holding the lock, so no other coordinator is between these two. */
 		unlink(s->lock_path);
@@ -549,13 +543,30 @@ static void server_free(struct sb_server *s)
 	free(s);
 }
 
+/* Where consumers connect, as sb_consumer_open_pid reads it from the header. */
+static void publish_name(struct sb_server *s)
+{
+	char *name = s->b->hdr->serve_name;
+
+	memset(name, 0, SB_SERVE_NAME_MAX);
+	if (s->listen_fd < 0)
+		return;
+	if (s->abstract) {
+		name[0] = '@';
+		memcpy(name + 1, s->addr.sun_path + 1,
+		       s->addrlen - offsetof(struct sockaddr_un, sun_path) - 1);
+	} else {
+		snprintf(name, SB_SERVE_NAME_MAX, "%s", s->addr.sun_path);
+	}
+}
+
 int sb_bridge_serve(struct sb_bridge *b, const struct sb_serve_config *cfg)
 {
 	sigset_t all, old;
 	int err;
 
-	if (!b || !cfg || !cfg->socket)
-		return sb__fail(-EINVAL, "sb_bridge_serve: bridge, config or socket is NULL");
+	if (!b || !cfg)
+		return sb__fail(-EINVAL, "sb_bridge_serve: bridge or config is NULL");
 	if (b->server)
 		return sb__fail(-EALREADY, "this bridge already serves consumers");
 	if (cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 60000)
@@ -573,37 +584,35 @@ int sb_bridge_serve(struct sb_bridge *b, const struct sb_serve_config *cfg)
 	s->b = b;
 	s->cfg = *cfg;
 	s->cfg.socket = NULL; /* not kept: the caller's string may go away */
-	s->listen_fd = s->lock_fd = s->kick_fd = -1;
+	s->listen_fd = s->lock_fd = -1;
 	s->uid = geteuid();
-	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++)
-		s->conns[i].fd = -1;
 	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	s->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->stop_fd < 0 || s->kick_fd < 0) {
+	if (s->stop_fd < 0) {
 		err = sb__fail(-errno, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	err = open_listener(s, cfg->socket);
-	if (err)
-		goto fail;
-
+	if (cfg->socket) {
+		err = open_listener(s, cfg->socket);
+		if (err)
+			goto fail;
+	}
+	publish_name(s);
 	sb_store_relaxed(&b->hdr->heartbeat_period_ms, cfg->heartbeat_ms);
 	beat(s);
-	/*
-	 * Before the thread can admit anyone: a consumer's arm is only visible
-	 * after its hello, and the hello after this store, so a writer that
-	 * takes that arm (N2, an acquire) also reads this kick_fd.
-	 */
-	sb_store_release(&b->kick_fd, s->kick_fd);
-	/* The thread takes no signal: SIGINT and friends stay the application's. */
+	/* The threads take no signal: SIGINT and friends stay the application's. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = -pthread_create(&s->thread, NULL, serve_main, s);
+	err = sb__peers_init(&s->peers, b);
+	s->peers_up = err == 0;
+	if (!err) {
+		err = -pthread_create(&s->thread, NULL, serve_main, s);
+		if (err)
+			sb__fail(err, "cannot start the serving thread: %s", strerror(-err));
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
-		sb_store_relaxed(&b->kick_fd, -1);
-		sb__fail(err, "cannot start the serving thread: %s", strerror(-err));
-		if (!s->abstract)
+		memset(b->hdr->serve_name, 0, SB_SERVE_NAME_MAX);
+		if (s->listen_fd >= 0 && !s->abstract)
 			unlink(s->addr.sun_path);
 		goto fail;
 	}
@@ -614,6 +623,47 @@ fail:
 	return err;
 }
 
+struct sb_peer_table *sb__serve_peers(struct sb_bridge *b)
+{
+	return &b->server->peers;
+}
+
+void sb__serve_ring_all(struct sb_bridge *b)
+{
+	if (b->server)
+		sb__peers_ring_all(&b->server->peers);
+}
+
+int sb_bridge_consumer_socket(struct sb_bridge *b, int *fd_out)
+{
+	static const uint64_t one = 1;
+	int sv[2];
+
+	if (!b || !fd_out)
+		return sb__fail(-EINVAL, "sb_bridge_consumer_socket: NULL argument");
+	*fd_out = -1;
+	if (!b->server)
+		return sb__fail(-ENOTCONN,
+				"the bridge does not serve: call sb_bridge_serve() first "
+				"(with socket NULL to serve hand-overs only)");
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+		return sb__fail(-errno, "socketpair: %s", strerror(errno));
+	int err = fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0
+		      ? 0
+		      : sb__fail(-errno, "fcntl(O_NONBLOCK): %s", strerror(errno));
+	if (!err)
+		err = sb__peers_admit(&b->server->peers, sv[0], 0, NULL);
+	if (err) {
+		close(sv[0]);
+		close(sv[1]);
+		return err;
+	}
+	/* The serving thread polls its new connection from its next wake-up on. */
+	(void)!write(b->server->stop_fd, &one, sizeof(one));
+	*fd_out = sv[1];
+	return 0;
+}
+
 void sb__serve_stop(struct sb_bridge *b)
 {
 	struct sb_server *s = b->server;
@@ -621,14 +671,12 @@ void sb__serve_stop(struct sb_bridge *b)
 
 	if (!s)
 		return;
-	sb_store_relaxed(&b->kick_fd, -1);
+	sb_store_release(&s->stopping, 1); /* pairs with the serving thread's load */
 	(void)!write(s->stop_fd, &one, sizeof(one));
 	pthread_join(s->thread, NULL);
-	for (uint32_t i = 0; i < SB_CTL_SLOTS; i++)
-		if (s->conns[i].fd >= 0)
-			hang_up(s, &s->conns[i]);
-	if (!s->abstract)
+	memset(b->hdr->serve_name, 0, SB_SERVE_NAME_MAX);
+	if (s->listen_fd >= 0 && !s->abstract)
 		unlink(s->addr.sun_path);
-	server_free(s);
+	server_free(s); /* stops the waker, hangs up on every consumer */
 	b->server = NULL;
 }

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 
 #include <snapbridge/aux.h>
 
@@ -14,18 +15,15 @@
 #include "error.h"
 #include "futex.h"
 
-/* A consumer re-checks its coordinator's liveness this often while it sleeps. */
-#define SB_ACCESSOR_LIVENESS_NS (50u * 1000000u)
-
-static void bump_and_wake(struct sb_hot *hot)
+static void bump(struct sb_hot *hot)
 {
-	sb_fetch_add_seqcst(&hot->accessor_gen, 1);  /* A2: pairs with B1 */
-	sb__futex_wake(&hot->accessor_gen, INT_MAX); /* A3 */
+	sb_fetch_add_release(&hot->accessor_gen, 1); /* A2: pairs with B1 */
 }
 
-void sb__accessor_kick(struct sb_hot *hot)
+void sb__accessor_wake(struct sb_hot *hot)
 {
-	bump_and_wake(hot);
+	/* A3: this process's waiters only; consumers are rung through their bells. */
+	sb__futex_wake_private(&hot->accessor_gen, INT_MAX);
 }
 
 void sb__accessor_install(struct sb_hot *hot)
@@ -34,7 +32,7 @@ void sb__accessor_install(struct sb_hot *hot)
 	sb_store_release(&hot->accessor_state, (uint32_t)SB_WORKER_TRYING);
 	/* After the state: a reader that sees installed sees TRYING, not a stale word. */
 	sb_store_release(&hot->accessor_installed, 1);
-	bump_and_wake(hot);
+	bump(hot);
 }
 
 uint64_t sb__accessor_publish(struct sb_hot *hot)
@@ -43,30 +41,35 @@ uint64_t sb__accessor_publish(struct sb_hot *hot)
 
 	sb_store_release(&hot->accessor_seqno, seqno); /* A1: pairs with B2 */
 	sb_store_release(&hot->accessor_state, (uint32_t)SB_WORKER_SUCCEEDED);
-	bump_and_wake(hot);
+	bump(hot);
 	return seqno;
 }
 
 void sb__accessor_set_state(struct sb_hot *hot, uint32_t state)
 {
 	sb_store_release(&hot->accessor_state, state); /* A1: pairs with B2 */
-	bump_and_wake(hot);
+	bump(hot);
 }
 
-/*
- * B3: sleep until gen moves from g, the deadline, or (for a consumer,
- * whose coordinator may be gone) the next liveness check.
- */
+/* B3: sleep until gen moves from g, the deadline, or the next liveness check. */
 static void sleep_on(const struct sb_hot *hot, uint32_t g, uint64_t now, uint64_t deadline,
-		     bool capped)
+		     const struct sb_accessor_sleeper *z)
 {
 	uint64_t ns = deadline - now;
 
-	if (capped && ns > SB_ACCESSOR_LIVENESS_NS)
-		ns = SB_ACCESSOR_LIVENESS_NS;
+	if (z && z->slice_ns && ns > z->slice_ns)
+		ns = z->slice_ns;
+	if (z && z->sleep) {
+		z->sleep(z->arg, hot, g, ns);
+		return;
+	}
 	struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+	sb__futex_wait_private(&hot->accessor_gen, g, &ts); /* any return: B1 again */
+}
 
-	sb__futex_wait(&hot->accessor_gen, g, &ts); /* any return: B1 again */
+static bool is_gone(const struct sb_accessor_sleeper *z)
+{
+	return z && z->gone && z->gone(z->arg);
 }
 
 static int bad_state(const char *op_label, uint32_t st)
@@ -81,7 +84,7 @@ static int gone_error(const char *op_label, const char *what)
 }
 
 int sb__accessor_wait_not_trying(const struct sb_hot *hot, uint64_t deadline_ns,
-				 const char *op_label, sb_gone_fn gone, void *arg)
+				 const char *op_label, const struct sb_accessor_sleeper *z)
 {
 	if (!op_label)
 		op_label = "(unnamed op)";
@@ -94,7 +97,7 @@ int sb__accessor_wait_not_trying(const struct sb_hot *hot, uint64_t deadline_ns,
 		 * (or the death) is then seen below, so -EPIPE is only returned
 		 * when the condition did not hold as the coordinator went away.
 		 */
-		bool gone_now = gone && gone(arg);
+		bool gone_now = is_gone(z);
 		uint32_t g = sb_load_acquire(&hot->accessor_gen);    /* B1: pairs with A2 */
 		uint32_t st = sb_load_acquire(&hot->accessor_state); /* B2: pairs with A1 */
 
@@ -117,12 +120,13 @@ int sb__accessor_wait_not_trying(const struct sb_hot *hot, uint64_t deadline_ns,
 					op_label);
 		if (gone_now)
 			return gone_error(op_label, "the accessor worker was TRYING");
-		sleep_on(hot, g, now, deadline_ns, gone != NULL);
+		sleep_on(hot, g, now, deadline_ns, z);
 	}
 }
 
 int sb__accessor_wait_advance(const struct sb_hot *hot, uint64_t seqno_before, uint64_t deadline_ns,
-			      const char *op_label, sb_gone_fn gone, void *arg, uint64_t *seqno)
+			      const char *op_label, const struct sb_accessor_sleeper *z,
+			      uint64_t *seqno)
 {
 	uint64_t scratch;
 
@@ -140,7 +144,7 @@ int sb__accessor_wait_advance(const struct sb_hot *hot, uint64_t seqno_before, u
 		return 0;
 	}
 	for (;;) {
-		bool gone_now = gone && gone(arg);		     /* before B1-B2, as above */
+		bool gone_now = is_gone(z);			     /* before B1-B2, as above */
 		uint32_t g = sb_load_acquire(&hot->accessor_gen);    /* B1: pairs with A2 */
 		uint32_t st = sb_load_acquire(&hot->accessor_state); /* B2: pairs with A1 */
 
@@ -171,6 +175,6 @@ int sb__accessor_wait_advance(const struct sb_hot *hot, uint64_t seqno_before, u
 		}
 		if (gone_now)
 			return gone_error(op_label, "waiting for the publish seqno to advance");
-		sleep_on(hot, g, now, deadline_ns, gone != NULL);
+		sleep_on(hot, g, now, deadline_ns, z);
 	}
 }

@@ -6,16 +6,23 @@
  *
  *   worker                                   waiter
  *     A1 store_release(seqno / state)          B1 g = load_acquire(gen)
- *     A2 fetch_add_seqcst(gen, 1)              B2 load_acquire(state, seqno): done?
- *     A3 FUTEX_WAKE(gen, all)                  B3 FUTEX_WAIT(gen, g, remaining)
+ *     A2 fetch_add_release(gen, 1)             B2 load_acquire(state, seqno): done?
+ *     -- the lock is dropped --                B3 sleep until gen moves from g
+ *     A3 FUTEX_WAKE_PRIVATE(gen, all), and
+ *        publish to consumers (ring/wake.h N2-N4)
  *
  * B1 is ordered before B2 (acquire), A1 before A2 (release). A waiter that
- * misses A1 at B2 loaded gen before A2, so either the kernel sees gen != g
- * at B3 and returns at once, or the waiter is queued before A3 wakes it:
- * no wake-up is lost, and nothing sleeps in a polling loop. Publishes are
- * rare (a scheduler swap), so A3 always makes its one system call rather
- * than counting waiters: a consumer's mapping is read-only and could not
- * announce itself in the data region anyway.
+ * misses A1 at B2 loaded gen before A2, so its sleep cannot outlast A3:
+ *   - in the coordinator, B3 is FUTEX_WAIT_PRIVATE(gen, g): the kernel
+ *     sees gen != g and returns at once, or A3 wakes it;
+ *   - in a consumer, B3 arms its bell for "gen moved from g"
+ *     (SB_WAKE_ACCESSOR) and sleeps there: ring/wake.h's protocol then
+ *     rings it after A2, as it does for a store.
+ * No wake-up is lost and nothing sleeps in a polling loop. A3 wakes only
+ * sleepers of this process (a private futex): a consumer that puts
+ * thousands of threads to sleep on the shared word is never woken by it,
+ * so it cannot make a transition slow. A3 runs after the accessor lock
+ * is dropped, so no system call is made under it.
  */
 #ifndef SB_RING_ACCESSOR_H
 #define SB_RING_ACCESSOR_H
@@ -25,25 +32,37 @@
 
 #include "layout.h"
 
-/* Writer side; the caller serialises them. */
+/* A1-A2; the caller serialises them, then calls sb__accessor_wake() unlocked. */
 void sb__accessor_install(struct sb_hot *hot);
 uint64_t sb__accessor_publish(struct sb_hot *hot);
 void sb__accessor_set_state(struct sb_hot *hot, uint32_t state);
 
-/* Wake every waiter to re-check (the coordinator is closing: consumers then see it). */
-void sb__accessor_kick(struct sb_hot *hot);
+/* A3's first half: wake the coordinator's own waiters (a private futex wake). */
+void sb__accessor_wake(struct sb_hot *hot);
 
-/*
- * Between futex sleeps a consumer asks whether its coordinator is gone
- * (closed or dead): then no publish can come, and the wait ends with
- * -EPIPE instead of sleeping to its deadline. NULL inside the coordinator.
- */
-typedef bool (*sb_gone_fn)(void *arg);
+/* B3 for one process: how it sleeps, and (for a consumer) whether its coordinator is gone. */
+struct sb_accessor_sleeper {
+	/*
+	 * Sleep until accessor_gen may have moved from g, at most ns. NULL:
+	 * the coordinator's own FUTEX_WAIT_PRIVATE on the word.
+	 */
+	void (*sleep)(void *arg, const struct sb_hot *hot, uint32_t g, uint64_t ns);
+	/*
+	 * Between sleeps a consumer asks whether its coordinator is gone
+	 * (closed or dead): then no publish can come, and the wait ends with
+	 * -EPIPE instead of sleeping to its deadline. NULL in the coordinator.
+	 */
+	bool (*gone)(void *arg);
+	void *arg;
+	/* Longest single sleep (a consumer's liveness check); 0: no limit. */
+	uint64_t slice_ns;
+};
 
 /* The waits of sb_bridge_wait_worker_not_trying / _publish_advance. */
 int sb__accessor_wait_not_trying(const struct sb_hot *hot, uint64_t deadline_ns,
-				 const char *op_label, sb_gone_fn gone, void *arg);
+				 const char *op_label, const struct sb_accessor_sleeper *z);
 int sb__accessor_wait_advance(const struct sb_hot *hot, uint64_t seqno_before, uint64_t deadline_ns,
-			      const char *op_label, sb_gone_fn gone, void *arg, uint64_t *seqno);
+			      const char *op_label, const struct sb_accessor_sleeper *z,
+			      uint64_t *seqno);
 
 #endif

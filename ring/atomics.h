@@ -24,15 +24,31 @@
 #define sb_exchange_acq_rel(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
 
 /*
- * Sequentially consistent accesses, for the one place that needs them:
- * the wake protocol's store-buffer pattern (ring/control.h, C1-C2 and
- * N1-N2), where each side stores one word and then loads the other's.
+ * Read-modify-writes with one-sided ordering, for the wake protocol's
+ * private words (ring/wake.h): the arm flag and the waker's kick word.
+ */
+#define sb_exchange_acquire(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_ACQUIRE)
+#define sb_exchange_acq_rel(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
+#define sb_fetch_or_release(p, v)  __atomic_fetch_or((p), (v), __ATOMIC_RELEASE)
+#define sb_fetch_or_acq_rel(p, v)  __atomic_fetch_or((p), (v), __ATOMIC_ACQ_REL)
+#define sb_fetch_and_acquire(p, v) __atomic_fetch_and((p), (v), __ATOMIC_ACQUIRE)
+#define sb_fetch_and_relaxed(p, v) __atomic_fetch_and((p), (v), __ATOMIC_RELAXED)
+
+/*
+ * Sequentially consistent accesses: the watch-count reservation, and the
+ * wake protocol's fallback fence when membarrier() is unavailable.
  */
 #define sb_fetch_add_seqcst(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
 #define sb_load_seqcst(p)	  __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define sb_store_seqcst(p, v)	  __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define sb_exchange_seqcst(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
 #define sb_fence_seqcst()	  __atomic_thread_fence(__ATOMIC_SEQ_CST)
+/*
+ * Orders this thread's accesses for the compiler only. The wake
+ * protocol's store path uses it where the other side's membarrier()
+ * supplies the hardware fence (liburcu's sys_membarrier scheme).
+ */
+#define sb_compiler_barrier() __atomic_signal_fence(__ATOMIC_SEQ_CST)
 /* Compare-and-swap: true when *p held *expected and now holds v; else *expected = *p. */
 #define sb_cas(p, expected, v)                                                                     \
 	__atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)

@@ -23,12 +23,12 @@ static void stamp(struct sb_hello *h)
 	h->layout_hash = sb__layout_hash();
 }
 
-void sb__hello_accept(struct sb_hello *h, uint32_t ctl_slot, uint64_t data_size, int32_t pid,
+void sb__hello_accept(struct sb_hello *h, uint32_t slot, uint64_t data_size, int32_t pid,
 		      uint64_t start_time)
 {
 	stamp(h);
 	h->nfds = SB_HELLO_FDS;
-	h->ctl_slot = ctl_slot;
+	h->slot = slot;
 	h->data_size = data_size;
 	h->coord_pid = pid;
 	h->coord_start_time = start_time;

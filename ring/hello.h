@@ -5,12 +5,13 @@
  * The socket is SOCK_SEQPACKET, so the message arrives whole or not at
  * all. It is one struct sb_hello, with SCM_RIGHTS carrying, in order:
  *   [0] the data memfd, read-only (O_RDONLY; sealed against future writes)
- *   [1] the control memfd, read-write (sealed against shrink and grow)
+ *   [1] this consumer's own control page, a memfd made for it alone,
+ *       read-write (sealed against shrink, grow and further seals)
  * A refusal is the same struct with status < 0, a reason, and no
- * descriptors. Nothing flows from the consumer. After the hello the
- * coordinator sends only one-byte wake messages, to a consumer whose
- * control slot says it polls; otherwise the connection exists so that
- * each side sees the other hang up.
+ * descriptors. After the hello the consumer sends only arm messages
+ * (ring/wake.h) and the coordinator only one-byte wake messages to a
+ * consumer that armed for polling; the connection also lets each side
+ * see the other hang up.
  *
  * The receiver treats every byte as hostile: sizes, magic, version,
  * descriptor count and the reason string are all checked.
@@ -23,7 +24,7 @@
 #include "layout.h"
 
 #define SB_HELLO_MAGIC	 "SNAPHELO"
-#define SB_HELLO_VERSION 1
+#define SB_HELLO_VERSION 2
 #define SB_HELLO_FDS	 2
 #define SB_HELLO_REASON	 200
 
@@ -32,10 +33,10 @@ enum { SB_HELLO_FD_DATA = 0, SB_HELLO_FD_CTL = 1 };
 struct sb_hello {
 	char magic[8]; /* "SNAPHELO", no NUL */
 	uint16_t version;
-	uint16_t size;	   /* sizeof(struct sb_hello) */
-	int32_t status;	   /* 0, or the negative errno of a refusal */
-	uint32_t nfds;	   /* SB_HELLO_FDS when status == 0, else 0 */
-	uint32_t ctl_slot; /* the consumer's slot in the control page */
+	uint16_t size;	/* sizeof(struct sb_hello) */
+	int32_t status; /* 0, or the negative errno of a refusal */
+	uint32_t nfds;	/* SB_HELLO_FDS when status == 0, else 0 */
+	uint32_t slot;	/* the consumer's entry in the coordinator's table (informational) */
 	uint64_t layout_hash;
 	uint64_t data_size;
 	int32_t coord_pid;
@@ -46,7 +47,7 @@ struct sb_hello {
 SB_ASSERT_LAYOUT(struct sb_hello, version, 8);
 SB_ASSERT_LAYOUT(struct sb_hello, status, 12);
 SB_ASSERT_LAYOUT(struct sb_hello, nfds, 16);
-SB_ASSERT_LAYOUT(struct sb_hello, ctl_slot, 20);
+SB_ASSERT_LAYOUT(struct sb_hello, slot, 20);
 SB_ASSERT_LAYOUT(struct sb_hello, layout_hash, 24);
 SB_ASSERT_LAYOUT(struct sb_hello, data_size, 32);
 SB_ASSERT_LAYOUT(struct sb_hello, coord_pid, 40);
@@ -55,7 +56,7 @@ SB_ASSERT_LAYOUT(struct sb_hello, reason, 56);
 SB_ASSERT_SIZE(struct sb_hello, 256);
 
 /* Fill h as an acceptance (status 0) or as a refusal with a formatted reason. */
-void sb__hello_accept(struct sb_hello *h, uint32_t ctl_slot, uint64_t data_size, int32_t pid,
+void sb__hello_accept(struct sb_hello *h, uint32_t slot, uint64_t data_size, int32_t pid,
 		      uint64_t start_time);
 void sb__hello_refuse(struct sb_hello *h, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -27,6 +27,7 @@ uint64_t sb__layout_hash(void)
 		FIELD(struct sb_header, heartbeat_ns),
 		FIELD(struct sb_header, closed),
 		FIELD(struct sb_header, heartbeat_period_ms),
+		FIELD(struct sb_header, serve_name),
 		sizeof(struct sb_hot),
 		FIELD(struct sb_hot, store_seq),
 		FIELD(struct sb_hot, log_head),
@@ -35,7 +36,7 @@ uint64_t sb__layout_hash(void)
 		FIELD(struct sb_hot, aux_head),
 		FIELD(struct sb_hot, aux_tail),
 		FIELD(struct sb_hot, aux_seq),
-		FIELD(struct sb_hot, wake_gen),
+		FIELD(struct sb_hot, reserved_line),
 		FIELD(struct sb_hot, resident),
 		FIELD(struct sb_hot, capture_unavailable),
 		FIELD(struct sb_hot, wakes),
@@ -66,6 +67,14 @@ uint64_t sb__layout_hash(void)
 		FIELD(struct sb_event_slot, kind),
 		FIELD(struct sb_event_slot, tag),
 		FIELD(struct sb_event_slot, detail),
+		sizeof(struct sb_peers),
+		FIELD(struct sb_peers, count),
+		FIELD(struct sb_peers, entries),
+		sizeof(struct sb_peer_entry),
+		FIELD(struct sb_peer_entry, cursor),
+		FIELD(struct sb_peer_entry, heartbeat_ns),
+		FIELD(struct sb_peer_entry, attached_ns),
+		FIELD(struct sb_peer_entry, armed),
 		SB_REC_BUSY,
 		SB_REC_COMMITTED,
 		SB_F_KNOWN,
@@ -97,6 +106,7 @@ void sb__layout_plan(const struct sb_config *cfg, struct sb_plan *plan)
 		[SB_SEC_LOG] = cfg->log_bytes,
 		[SB_SEC_EVENTS] = (uint64_t)cfg->max_events * sizeof(struct sb_event_slot),
 		[SB_SEC_AUX] = cfg->aux_bytes,
+		[SB_SEC_PEERS] = sizeof(struct sb_peers),
 	};
 	uint64_t at = SB_PAGE; /* the header owns page 0 */
 
@@ -129,8 +139,9 @@ void sb__header_init(struct sb_header *hdr, const struct sb_config *cfg, const s
 }
 
 static const char *const section_names[SB_SEC_COUNT] = {
-	[SB_SEC_HOT] = "hot words",	[SB_SEC_INDEX] = "slot index", [SB_SEC_LOG] = "record log",
-	[SB_SEC_EVENTS] = "event ring", [SB_SEC_AUX] = "aux log",
+	[SB_SEC_HOT] = "hot words",  [SB_SEC_INDEX] = "slot index",
+	[SB_SEC_LOG] = "record log", [SB_SEC_EVENTS] = "event ring",
+	[SB_SEC_AUX] = "aux log",    [SB_SEC_PEERS] = "consumer list",
 };
 
 static bool ring_size_ok(uint64_t n)
@@ -189,6 +200,7 @@ int sb__header_validate(const struct sb_header *hdr, uint64_t region_size)
 		[SB_SEC_LOG] = hdr->log_bytes,
 		[SB_SEC_EVENTS] = (uint64_t)hdr->max_events * sizeof(struct sb_event_slot),
 		[SB_SEC_AUX] = hdr->aux_bytes,
+		[SB_SEC_PEERS] = sizeof(struct sb_peers),
 	};
 	uint64_t prev_end = sizeof(*hdr);
 

@@ -10,7 +10,7 @@
  *   4096            +------------------------------------------+
  *                   | hot words, one per 64-byte line:          |
  *                   | store_seq, log head/tail, event_seq,      |  writer: stores,
- *                   | aux head/tail/seq, wake gen, counters,    |  readers: load
+ *                   | aux head/tail/seq, counters,              |  readers: load
  *                   | accessor seqno/state/gen, watch count     |
  *   sections[INDEX] +------------------------------------------+
  *                   | slot[max_snapshots]: seqlock, tag, schema,|  seqlock-guarded
@@ -22,6 +22,9 @@
  *                   | event slot[max_events], stamped with seq  |
  *   sections[AUX]   +------------------------------------------+
  *                   | aux log: byte ring like the record log    |
+ *   sections[PEERS] +------------------------------------------+
+ *                   | the attached consumers as the serving     |  serving thread,
+ *                   | thread lists them, under a seqlock        |  every beat
  *                   +------------------------------------------+
  *
  * Rules (STYLE.md "Shared memory is an ABI"): fixed-width types only,
@@ -52,9 +55,12 @@ enum sb_section_id {
 	SB_SEC_LOG,
 	SB_SEC_EVENTS,
 	SB_SEC_AUX,
+	SB_SEC_PEERS,
 	SB_SEC_COUNT,
 };
 #define SB_SECTION_SLOTS 8
+/* sockaddr_un's sun_path, rounded up to a line. */
+#define SB_SERVE_NAME_MAX 128
 
 struct sb_section {
 	uint64_t offset;
@@ -98,7 +104,14 @@ struct sb_header {
 	uint32_t closed;	      /* 1 once the coordinator shut down cleanly */
 	uint32_t heartbeat_period_ms; /* beat interval while serving; 0: no beat */
 	uint8_t reserved4[48];
-	uint8_t tail[SB_PAGE - 384];
+	/*
+	 * Where the coordinator serves (its socket path or "@name", NUL
+	 * padded; empty when it does not), stored by sb_bridge_serve before
+	 * its thread starts: sb_consumer_open_pid connects there. A hint: the
+	 * consumer checks that whoever answers hands over this same region.
+	 */
+	char serve_name[SB_SERVE_NAME_MAX];
+	uint8_t tail[SB_PAGE - 384 - SB_SERVE_NAME_MAX];
 };
 SB_ASSERT_LAYOUT(struct sb_header, abi_major, 8);
 SB_ASSERT_LAYOUT(struct sb_header, header_size, 12);
@@ -116,6 +129,7 @@ SB_ASSERT_LAYOUT(struct sb_header, reserved2, 240);
 SB_ASSERT_LAYOUT(struct sb_header, heartbeat_ns, 320);
 SB_ASSERT_LAYOUT(struct sb_header, closed, 328);
 SB_ASSERT_LAYOUT(struct sb_header, heartbeat_period_ms, 332);
+SB_ASSERT_LAYOUT(struct sb_header, serve_name, 384);
 SB_ASSERT_SIZE(struct sb_header, SB_PAGE);
 
 /* One hot word and the rest of its cache line. */
@@ -137,11 +151,11 @@ struct sb_hot {
 	SB_HOT_WORD(aux_tail);
 	SB_HOT_WORD(aux_seq);
 	/*
-	 * The futex word consumers sleep on: bumped after every publication
-	 * (record commit, event, close). 32 bits, as futexes are.
+	 * No word of the data region is a futex anyone is woken on: every
+	 * consumer may map it and sleep threads on any word of it. Consumers
+	 * sleep on the bell in their own control page (ring/wake.h).
 	 */
-	uint32_t wake_gen;
-	uint8_t wake_gen_pad[SB_LINE - 4];
+	uint8_t reserved_line[SB_LINE];
 	SB_HOT_WORD(resident); /* resident report count */
 	/* Monotonic counters for stat; relaxed, informational. */
 	SB_HOT_WORD(overwrites);
@@ -149,13 +163,14 @@ struct sb_hot {
 	SB_HOT_WORD(evicted_bytes);
 	SB_HOT_WORD(drained);
 	SB_HOT_WORD(capture_unavailable);
-	SB_HOT_WORD(wakes); /* times the writer woke waiting consumers */
+	SB_HOT_WORD(wakes); /* times a publication kicked the waker thread (ring/wake.h, N4) */
 	/*
 	 * The accessor worker (ring/accessor.h), one line written by its
 	 * transitions under the bridge's accessor lock: the publish seqno,
-	 * the state (enum sb_worker_state), the futex word its waiters sleep
-	 * on (bumped after every change, and once more by destroy), and
-	 * whether accessor state was installed.
+	 * the state (enum sb_worker_state), a generation bumped after every
+	 * change (the coordinator's own threads sleep on it with private
+	 * futexes; consumers arm on it and sleep on their bell), and whether
+	 * accessor state was installed.
 	 */
 	uint64_t accessor_seqno;
 	uint32_t accessor_state;
@@ -173,7 +188,7 @@ SB_ASSERT_LAYOUT(struct sb_hot, event_seq, 192);
 SB_ASSERT_LAYOUT(struct sb_hot, aux_head, 256);
 SB_ASSERT_LAYOUT(struct sb_hot, aux_tail, 320);
 SB_ASSERT_LAYOUT(struct sb_hot, aux_seq, 384);
-SB_ASSERT_LAYOUT(struct sb_hot, wake_gen, 448);
+SB_ASSERT_LAYOUT(struct sb_hot, reserved_line, 448);
 SB_ASSERT_LAYOUT(struct sb_hot, resident, 512);
 SB_ASSERT_LAYOUT(struct sb_hot, capture_unavailable, 832);
 SB_ASSERT_LAYOUT(struct sb_hot, wakes, 896);
@@ -315,6 +330,46 @@ SB_ASSERT_LAYOUT(struct sb_event_slot, tag_len, 32);
 SB_ASSERT_LAYOUT(struct sb_event_slot, tag, 40);
 SB_ASSERT_LAYOUT(struct sb_event_slot, detail, 104);
 SB_ASSERT_SIZE(struct sb_event_slot, 192);
+
+/*
+ * The attached consumers, as the serving thread lists them (the same
+ * entries as sb_bridge_consumers): consumers read it for
+ * sb_consumer_peers, since none may read another's control page. The
+ * serving thread, the only writer, rewrites it under seq (odd while
+ * writing: P1/P2 in coordinator/peers.c) on every heartbeat and whenever
+ * a consumer comes or goes. cursor and heartbeat_ns are each consumer's
+ * claims about itself; readers bound them.
+ */
+#define SB_PEERS_MAX 64
+
+struct sb_peer_entry {
+	int32_t pid;	       /* SO_PEERCRED, or the consumer's own claim for a hand-over */
+	uint32_t slot;	       /* its index in the serving thread's table */
+	uint64_t cursor;       /* claimed */
+	uint64_t heartbeat_ns; /* claimed, CLOCK_MONOTONIC */
+	uint64_t attached_ns;  /* the coordinator's clock when it was admitted */
+	uint32_t armed;	       /* 0, or enum sb_arm_mode of its pending arm */
+	uint32_t reserved0;
+	uint8_t reserved[24];
+};
+SB_ASSERT_LAYOUT(struct sb_peer_entry, slot, 4);
+SB_ASSERT_LAYOUT(struct sb_peer_entry, cursor, 8);
+SB_ASSERT_LAYOUT(struct sb_peer_entry, heartbeat_ns, 16);
+SB_ASSERT_LAYOUT(struct sb_peer_entry, attached_ns, 24);
+SB_ASSERT_LAYOUT(struct sb_peer_entry, armed, 32);
+SB_ASSERT_SIZE(struct sb_peer_entry, 64);
+
+struct sb_peers {
+	uint32_t seq;	/* seqlock: odd while being rewritten */
+	uint32_t count; /* entries in use, <= SB_PEERS_MAX */
+	uint64_t published_ns;
+	uint8_t pad[SB_LINE - 16];
+	struct sb_peer_entry entries[SB_PEERS_MAX];
+};
+SB_ASSERT_LAYOUT(struct sb_peers, count, 4);
+SB_ASSERT_LAYOUT(struct sb_peers, published_ns, 8);
+SB_ASSERT_LAYOUT(struct sb_peers, entries, 64);
+SB_ASSERT_SIZE(struct sb_peers, 64 + 64 * SB_PEERS_MAX);
 
 /* Where each section goes for a config; filled by sb__layout_plan(). */
 struct sb_plan {

@@ -82,6 +82,19 @@ static inline void su_serve(struct sb_bridge *b, const char *sock)
 	cr_assert_eq(sb_bridge_serve(b, &sc), 0, "%s", sb_last_error());
 }
 
+/* A consumer in this process connected to sock, drained so that only new publications are news. */
+static inline struct sb_consumer *su_caught_up(const char *sock)
+{
+	struct sb_consumer *c;
+	struct sb_events ev;
+
+	cr_assert_eq(sb_consumer_connect(sock, 0, &c), 0, "%s", sb_last_error());
+	cr_assert_eq(sb_consumer_drain(c, NULL, NULL, NULL), 0);
+	cr_assert_eq(sb_consumer_drain_events(c, &ev), 0);
+	sb_events_free(&ev);
+	return c;
+}
+
 /* The result line of sb_test_consumer's drain mode. */
 struct su_result {
 	unsigned long long stores, delivered, superseded, evicted, lapped, torn, seen, bad, waits;

@@ -129,8 +129,10 @@ Test(api_args, bridge_construction_and_configuration)
 	REFUSED(sb_bridge_config(b, NULL), -EINVAL);
 	REFUSED(sb_bridge_data_fd(NULL, &fd), -EINVAL);
 	REFUSED(sb_bridge_data_fd(b, NULL), -EINVAL);
-	REFUSED(sb_bridge_control_fd(NULL, &fd), -EINVAL);
-	REFUSED(sb_bridge_control_fd(b, NULL), -EINVAL);
+	REFUSED(sb_bridge_consumer_socket(NULL, &fd), -EINVAL);
+	REFUSED(sb_bridge_consumer_socket(b, NULL), -EINVAL);
+	REFUSED(sb_bridge_consumer_socket(b, &fd), -ENOTCONN); /* wrong state: not serving */
+	cr_assert_eq(fd, -1);
 	REFUSED(sb_bridge_consumers(NULL, NULL, 0, NULL), -EINVAL);
 	REFUSED(sb_bridge_consumers(b, NULL, 4, NULL), -EINVAL);
 	unchanged(&before);
@@ -148,8 +150,6 @@ Test(api_args, serving)
 	sb_serve_config_default(&sc);
 	REFUSED(sb_bridge_serve(NULL, &sc), -EINVAL);
 	REFUSED(sb_bridge_serve(b, NULL), -EINVAL);
-	sc.socket = NULL;
-	REFUSED(sb_bridge_serve(b, &sc), -EINVAL);
 	sc.socket = "";
 	cr_assert_lt(sb_bridge_serve(b, &sc), 0, "an empty socket name");
 	sc.socket = long_string(200);
@@ -169,10 +169,11 @@ Test(api_args, serving)
 	sc.allowed_gid = (int64_t)1 << 40;
 	REFUSED(sb_bridge_serve(b, &sc), -EINVAL);
 	unchanged(&before);
-	/* Wrong state: serving twice. */
+	/* Wrong state: serving twice (the first without a socket: hand-overs only). */
 	sb_serve_config_default(&sc);
-	sc.socket = name;
+	sc.socket = NULL;
 	cr_assert_eq(sb_bridge_serve(b, &sc), 0, "%s", sb_last_error());
+	sc.socket = name;
 	REFUSED(sb_bridge_serve(b, &sc), -EALREADY);
 }
 
@@ -359,8 +360,22 @@ Test(api_args, consumers)
 	REFUSED(sb_consumer_open_fd(0, 0, NULL), -EINVAL);
 	cr_assert_eq(sb_bridge_data_fd(b, &fd), 0);
 	REFUSED(sb_consumer_open_fd(fd, 0x80000000u, &x), -EINVAL); /* unknown flag */
-	REFUSED(sb_consumer_open_fds(fd, -1, 0, NULL), -EINVAL);
 	close(fd);
+	REFUSED(sb_consumer_open_socket(-1, 0, &x), -EBADF);
+	cr_assert_null(x);
+	REFUSED(sb_consumer_open_socket(-1, 0, NULL), -EINVAL);
+	REFUSED(sb_consumer_connect_with("@x", NULL, &x), -EINVAL);
+	struct sb_connect_config cc;
+	sb_connect_config_default(&cc);
+	cc.expect_uid = -2;
+	REFUSED(sb_consumer_connect_with("@x", &cc, &x), -EINVAL);
+	sb_connect_config_default(&cc);
+	cc.reserved = 1;
+	REFUSED(sb_consumer_connect_with("@x", &cc, &x), -EINVAL);
+	sb_connect_config_default(&cc);
+	cc.flags = 0x80000000u;
+	REFUSED(sb_consumer_connect_with("@x", &cc, &x), -EINVAL);
+	sb_connect_config_default(NULL);
 	REFUSED(sb_consumer_connect(NULL, 0, &x), -EINVAL);
 	REFUSED(sb_consumer_connect("@x", 0, NULL), -EINVAL);
 	REFUSED(sb_consumer_connect(long_string(300), 0, &x), -ENAMETOOLONG);
@@ -379,7 +394,8 @@ Test(api_args, consumers)
 	REFUSED(sb_consumer_coordinator(NULL, &cs), -EINVAL);
 	REFUSED(sb_consumer_coordinator(c, NULL), -EINVAL);
 	REFUSED(sb_consumer_peers(NULL, &info, 1, &n), -EINVAL);
-	REFUSED(sb_consumer_peers(c, &info, 1, &n), -EOPNOTSUPP); /* no control page */
+	REFUSED(sb_consumer_peers(c, &info, 2, NULL), -EINVAL);
+	REFUSED(sb_consumer_peers(c, NULL, 2, &n), -EINVAL);
 	REFUSED(sb_consumer_drain(NULL, NULL, NULL, &d), -EINVAL);
 	REFUSED(sb_consumer_totals(NULL, &d), -EINVAL);
 	REFUSED(sb_consumer_totals(c, NULL), -EINVAL);

@@ -603,6 +603,9 @@ Test(cli, every_usage_error_exits_2_with_a_message, .timeout = 60)
 		{ "drain", "--socket", "", NULL },
 		{ "drain", "--socket", "a", "--help=foo", NULL },
 		{ "coordinator", "--socket", "a", "--count", " 5", NULL },
+		{ "drain", "--socket", "a", "--expect-uid", "root", NULL },
+		{ "stat", "--file", "a", "--expect-uid", "0", NULL },
+		{ "coordinator", "--socket", "a", "--allowed-gid", "-1", NULL },
 		{ "coordinator", "--socket", "a", "--log-bytes", "18Q", NULL },
 		{ "coordinator", "--socket", "a", "--log-bytes", "2G", NULL },
 		{ "drain", "--socket", "a", "--fields", "tag,bogus", NULL },
@@ -1192,7 +1195,7 @@ static void long_tag_image(const char *img)
 	struct sb_report rep = { .schema = "t.v1", .msgpack = report, .msgpack_len = 4 };
 	struct sb_bridge *b;
 	struct sb_consumer *c;
-	int data, ctl;
+	int data;
 	char tag[SB_TAG_MAX + 1];
 
 	cr_assert_eq(sb_bridge_create(NULL, NULL, &b), 0, "%s", sb_last_error());
@@ -1205,8 +1208,8 @@ static void long_tag_image(const char *img)
 	tag[SB_TAG_MAX] = '\0';
 	cr_assert_eq(sb_bridge_store(b, tag, &rep), 0, "%s", sb_last_error());
 	cr_assert_eq(sb_bridge_data_fd(b, &data), 0);
-	cr_assert_eq(sb_bridge_control_fd(b, &ctl), 0);
-	cr_assert_eq(sb_consumer_open_fds(data, ctl, 0, &c), 0, "%s", sb_last_error());
+	cr_assert_eq(sb_consumer_open_fd(data, 0, &c), 0, "%s", sb_last_error());
+	close(data);
 	struct sb_image_info info;
 	cr_assert_eq(sb_consumer_save_image(c, img, &info), 0, "%s", sb_last_error());
 	cr_assert_eq(info.stores, 4);

@@ -205,6 +205,11 @@ bool sb_tool_source_option(const char *cmd, struct sb_source *src, int c, const 
 			src->wait_err =
 			    sb_tool_parse_u64(cmd, "wait", arg, 1, 86400000, &src->wait_ms);
 		return true;
+	case SB_OPT_EXPECT_UID:
+		src->expect = true;
+		src->expect_err =
+		    sb_tool_parse_u64(cmd, "expect-uid", arg, 0, UINT32_MAX - 1, &src->expect_uid);
+		return true;
 	case 's':
 		src->socket = arg;
 		return true;
@@ -260,6 +265,10 @@ int sb_tool_check_source(const char *cmd, const struct sb_source *src, bool file
 
 	if (src->wait_err)
 		return src->wait_err;
+	if (src->expect_err)
+		return src->expect_err;
+	if (src->expect && !src->socket)
+		return sb_tool_usage_error(cmd, "--expect-uid only applies with --socket");
 	if (src->file && !file_ok)
 		return sb_tool_usage_error(cmd, "--file is not accepted here: give --socket PATH");
 	if (src->pid && !pid_ok)
@@ -361,8 +370,13 @@ int sb_tool_attach(const char *cmd, const struct sb_source *src, uint32_t flags,
 		return sb_tool_fail(cmd, "--pid needs a process id, got '%s'", src->pid);
 	if (src->wait)
 		sb_tool_catch_stop_signals(); /* a waiting script can still be stopped */
+	struct sb_connect_config cc;
+	sb_connect_config_default(&cc);
+	cc.flags = flags;
+	if (src->expect)
+		cc.expect_uid = (int64_t)src->expect_uid;
 	for (;;) {
-		err = src->socket ? sb_consumer_connect(src->socket, flags, out)
+		err = src->socket ? sb_consumer_connect_with(src->socket, &cc, out)
 				  : sb_consumer_open_pid((pid_t)pid, flags, out);
 		if (!err)
 			return 0;

@@ -27,7 +27,8 @@ struct coord_opts {
 	uint64_t cycle_k;
 	uint64_t linger_ms;
 	uint64_t wait_consumers;
-	uint64_t aux_every; /* 0: no aux records */
+	uint64_t aux_every;  /* 0: no aux records */
+	int64_t allowed_gid; /* -1: only our uid */
 	struct sb_config cfg;
 };
 
@@ -46,6 +47,8 @@ static int usage(FILE *to, int code)
 	    "\n"
 	    "options:\n"
 	    "  --socket PATH          where consumers connect (a path, or @name)\n"
+	    "  --allowed-gid GID      admit members of this group too, not only this uid\n"
+	    "                         (a socket path is then created 0660 for the group)\n"
 	    "  --count N              stores to make, 0 = until stopped (default 0)\n"
 	    "  --interval-ms MS       time between captures, 0 = flat out (default 100)\n"
 	    "  --payload-bytes SIZE   pattern bytes per report (default 1024; 2K, 1M: binary units)\n"
@@ -105,6 +108,7 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 		{ "linger-ms", required_argument, NULL, 'l' },
 		{ "wait-consumers", required_argument, NULL, 'w' },
 		{ "aux-every", required_argument, NULL, 'a' },
+		{ "allowed-gid", required_argument, NULL, 'g' },
 		SB_TOOL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -115,6 +119,7 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 	o->interval_ms = 100;
 	o->payload = 1024;
 	o->aux_every = 10;
+	o->allowed_gid = -1;
 	sb_config_default(&o->cfg);
 	while (!err && (c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -154,12 +159,16 @@ static int parse(int argc, char **argv, struct coord_opts *o)
 			    sb_tool_parse_u64(cmd, "linger-ms", optarg, 0, 86400000, &o->linger_ms);
 			break;
 		case 'w':
-			err = sb_tool_parse_u64(cmd, "wait-consumers", optarg, 0, 62,
+			err = sb_tool_parse_u64(cmd, "wait-consumers", optarg, 0, 64,
 						&o->wait_consumers);
 			break;
 		case 'a':
 			err = sb_tool_parse_u64(cmd, "aux-every", optarg, 0, UINT32_MAX,
 						&o->aux_every);
+			break;
+		case 'g':
+			err = sb_tool_parse_u64(cmd, "allowed-gid", optarg, 0, UINT32_MAX - 1, &v);
+			o->allowed_gid = (int64_t)v;
 			break;
 		case 'h':
 		case SB_OPT_VERSION:
@@ -455,6 +464,7 @@ int sb_cmd_coordinator(int argc, char **argv)
 	struct sb_serve_config sc;
 	sb_serve_config_default(&sc);
 	sc.socket = o.socket;
+	sc.allowed_gid = o.allowed_gid;
 	err = sb_bridge_serve(b, &sc);
 	if (err) {
 		ret = sb_tool_fail(cmd, "cannot serve on %s: %s", o.socket, sb_last_error());

@@ -41,6 +41,8 @@ static int usage(FILE *to, int code)
 	    "\n"
 	    "options:\n"
 	    "  --socket PATH        connect to a coordinator\n"
+	    "  --expect-uid UID     with --socket: the uid its server must run as (default:\n"
+	    "                       yours, or root)\n"
 	    "  --pid PID            attach to a coordinator by pid (needs ptrace access)\n"
 	    "  --file IMAGE         publish an image made by 'snapbridge save'\n"
 	    "  --wait[=MS]          wait for the coordinator to appear (at most MS ms;\n"

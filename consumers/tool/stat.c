@@ -36,6 +36,7 @@ static int usage(FILE *to, int code)
 		    "\n"
 		    "options:\n"
 		    "  --socket PATH      connect to a coordinator\n"
+		    SB_TOOL_EXPECT_UID_HELP
 		    "  --file IMAGE       read an image made by 'snapbridge save'\n"
 		    "  --pid PID          attach to a coordinator by pid (needs ptrace access)\n"
 		    "  --wait[=MS]        wait for the coordinator to appear (at most MS ms)\n");

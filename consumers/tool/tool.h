@@ -36,19 +36,26 @@ int sb_cmd_version(int argc, char **argv);
  * Options every subcommand takes, for its getopt_long table: --help
  * ('h') and --version (SB_OPT_VERSION).
  */
-enum { SB_OPT_VERSION = 0x100, SB_OPT_WAIT };
+enum { SB_OPT_VERSION = 0x100, SB_OPT_WAIT, SB_OPT_EXPECT_UID };
 #define SB_TOOL_COMMON_LONGOPTS                                                            \
 	{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, SB_OPT_VERSION }
 
 /*
  * The source options of drain, events, stat, save, export: --socket
- * ('s'), --file ('f'), --pid ('P') and --wait[=MS] (SB_OPT_WAIT); give
- * each to sb_tool_source_option().
+ * ('s'), --file ('f'), --pid ('P'), --wait[=MS] (SB_OPT_WAIT) and
+ * --expect-uid UID (SB_OPT_EXPECT_UID); give each to
+ * sb_tool_source_option().
  */
 #define SB_TOOL_SOURCE_LONGOPTS                                                            \
 	{ "socket", required_argument, NULL, 's' }, { "file", required_argument, NULL, 'f' }, \
 	    { "pid", required_argument, NULL, 'P' },                                           \
-	    { "wait", optional_argument, NULL, SB_OPT_WAIT }
+	    { "wait", optional_argument, NULL, SB_OPT_WAIT },                                  \
+	    { "expect-uid", required_argument, NULL, SB_OPT_EXPECT_UID }
+
+/* The --help line of --expect-uid, for the commands that take --socket. */
+#define SB_TOOL_EXPECT_UID_HELP                                                            \
+	"  --expect-uid UID   with --socket: the uid its server must run as (default:\n"   \
+	"                     yours, or root)\n"
 
 /* The line `--version` and `snapbridge version` print (to out). */
 void sb_tool_print_version(FILE *out);
@@ -125,6 +132,10 @@ struct sb_source {
 	bool wait;
 	uint64_t wait_ms;
 	int wait_err; /* a malformed --wait value: its usage error, reported by check_source */
+	/* --expect-uid UID: the uid the process serving --socket must run as */
+	bool expect;
+	uint64_t expect_uid;
+	int expect_err; /* a malformed --expect-uid value, as wait_err */
 	/* --nats URL and its --stream, --host, --subject-prefix (nats_source.c) */
 	const char *nats, *stream, *host, *subject_prefix;
 };

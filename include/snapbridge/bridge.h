@@ -136,15 +136,6 @@ int sb_bridge_region_id(const struct sb_bridge *bridge, uint8_t id[SB_REGION_ID_
  */
 int sb_bridge_data_fd(const struct sb_bridge *bridge, int *fd_out);
 
-/*
- * A new read-write descriptor of the control memfd (the page where
- * consumers announce themselves and ask to be woken). With
- * sb_bridge_data_fd() it lets a coordinator hand a consumer both
- * descriptors by a route of its own (inheritance, its own socket); see
- * sb_consumer_open_fds(). The caller owns and closes it.
- */
-int sb_bridge_control_fd(const struct sb_bridge *bridge, int *fd_out);
-
 /* Defaults of sb_serve_config_default(). */
 #define SB_DEFAULT_HEARTBEAT_MS 100
 
@@ -152,6 +143,8 @@ struct sb_serve_config {
 	/*
 	 * Where consumers connect: a filesystem path (created 0600, or 0660
 	 * with allowed_gid), or "@name" for a name in the abstract namespace.
+	 * NULL: no socket; consumers come only through
+	 * sb_bridge_consumer_socket().
 	 */
 	const char *socket;
 	/* -1: only peers with the coordinator's uid. Else members of this group too. */
@@ -159,8 +152,9 @@ struct sb_serve_config {
 	uint32_t heartbeat_ms; /* liveness beat interval, 10..60000 */
 	uint32_t reserved;     /* must be 0 */
 	/*
-	 * Where refusals, reclaimed consumer slots and serving errors are
-	 * reported, one line each without a newline. NULL: stderr.
+	 * Where refusals, hang-ups and serving errors are reported, one line
+	 * each without a newline; lines about peers at most 5 a second, then
+	 * one line counting those left out. NULL: stderr.
 	 */
 	void (*log)(void *user, const char *line);
 	void *log_user;
@@ -169,27 +163,62 @@ struct sb_serve_config {
 void sb_serve_config_default(struct sb_serve_config *cfg);
 
 /*
- * Serve consumers on a Unix socket, from a thread of the bridge's own.
- * Each peer is checked with SO_PEERCRED (same uid, or allowed_gid) and
- * gets a versioned hello with a read-only data descriptor and a
- * read-write control descriptor; anyone else is refused with the
- * reason logged and sent back. The thread also writes the heartbeat and
- * reclaims the control slots of consumers that died. It never takes the
- * bridge lock: serving never slows a store.
+ * Serve consumers, from two threads of the bridge's own (every signal
+ * blocked): a serving thread and a waker.
+ *
+ * The serving thread accepts on a Unix socket (unless cfg->socket is
+ * NULL). Each peer is checked with SO_PEERCRED (same uid, or allowed_gid)
+ * and gets a versioned hello with a read-only data descriptor and a
+ * control page of its own (a one-page memfd nobody else holds); anyone
+ * else is refused with the reason logged and sent back. Afterwards a
+ * consumer sends only "arm" messages, saying it is about to wait and how
+ * far it has read; the serving thread keeps them in a table of its own.
+ * It also writes the heartbeat every heartbeat_ms and publishes the list
+ * of attached consumers into the region for sb_consumer_peers().
+ *
+ * Work per wake-up is bounded (8 accepts, 4 messages per consumer), so
+ * under a flood of connections the heartbeat is at most one period late
+ * and a stop takes effect at once; lines about refused or dropped peers
+ * are rate-limited. A consumer that sends anything but arms is hung up
+ * on (that consumer alone). At most 64 consumers are attached at once;
+ * the 65th is refused with -EBUSY.
+ *
+ * The waker rings the bell of each armed consumer when a publication
+ * kicks it. A store's own cost does not depend on consumers: with nobody
+ * armed it makes no system call; with somebody armed it makes at most
+ * one (FUTEX_WAKE_PRIVATE of the waker) per waiting period, however many
+ * consumers wait and whatever they do. Neither thread takes the bridge
+ * lock.
  *
  * A socket path that a dead coordinator left behind is replaced; one a
  * live coordinator serves is not (-EADDRINUSE), and a path that is not a
  * socket is never removed (-EEXIST). sb_bridge_destroy() stops serving,
  * wakes every waiting consumer with "closed" and removes the socket.
  * Returns 0, -EALREADY (serving already), -EINVAL, -ENAMETOOLONG, or the
- * errno of the socket call that failed.
+ * errno of the socket or thread call that failed.
  */
 int sb_bridge_serve(struct sb_bridge *bridge, const struct sb_serve_config *cfg);
 
 /*
- * The attached consumers (their control-page slots): up to cap of them
- * into out, and *n = how many are attached (may exceed cap). The values
- * come from the consumers and are hints: see struct sb_consumer_info.
+ * Hand a consumer over by a route of the coordinator's own (inheritance,
+ * SCM_RIGHTS on its own socket): a connected SOCK_SEQPACKET socket whose
+ * other end the serving thread has already admitted like an accepted
+ * connection (its hello waits in it). Give *fd_out to
+ * sb_consumer_open_socket() in the consumer. The bridge must serve
+ * (sb_bridge_serve, socket may be NULL): -ENOTCONN otherwise; -EBUSY
+ * when 64 consumers are attached. *fd_out is close-on-exec; the caller
+ * owns it until it hands it on.
+ */
+int sb_bridge_consumer_socket(struct sb_bridge *bridge, int *fd_out);
+
+/*
+ * The consumers attached through the serving thread (over the socket or
+ * a hand-over; a consumer of a plain data descriptor is not known to the
+ * coordinator), from its own table: up to cap of them into out, and *n =
+ * how many are attached (may exceed cap); 0 when the bridge does not
+ * serve. Whether each waits, and how, is the
+ * table's; cursor and heartbeat are each consumer's claims about itself:
+ * see struct sb_consumer_info.
  */
 int sb_bridge_consumers(struct sb_bridge *bridge, struct sb_consumer_info *out, size_t cap,
 			size_t *n);

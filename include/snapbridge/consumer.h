@@ -36,16 +36,32 @@
  * Both are off by default because a walk of a dump-shaped report costs
  * several times its copy (docs/BENCHMARKS.md).
  *
- * Attaching: over the coordinator's socket (sb_consumer_connect), by the
- * coordinator's pid for a privileged tool (sb_consumer_open_pid), from
- * descriptors handed over some other way (sb_consumer_open_fds), or from
- * a saved image (sb_consumer_open_image). A live attachment takes a slot
- * in the coordinator's control page, where it says how far it has read
- * and whether it sleeps; that page is the only memory a consumer writes.
+ * Attaching: over the coordinator's socket (sb_consumer_connect, which
+ * checks who serves it), from a socket the coordinator handed over
+ * (sb_consumer_open_socket), by the coordinator's pid for a privileged
+ * tool (sb_consumer_open_pid), from a plain data descriptor
+ * (sb_consumer_open_fd), or from a saved image (sb_consumer_open_image).
+ * A consumer attached over a socket gets a control page of its own - the
+ * only memory it writes, shared with the coordinator and nobody else -
+ * with the futex word it sleeps on, and tells the coordinator over its
+ * connection when it is about to wait.
  *
- * Waiting: sb_consumer_wait() sleeps on a futex in the data region until
- * the writer publishes, the coordinator closes or dies, or a deadline;
- * sb_consumer_pollfd() gives a descriptor for an epoll loop instead.
+ * Isolation: nothing one consumer does (whatever it writes or punches
+ * into its page, whatever it sends, however many threads it puts to sleep
+ * on any word it can map) changes another consumer's wake-ups, liveness
+ * answer or accounting, or what a store costs (docs/ARCHITECTURE.md,
+ * "What a consumer can do").
+ *
+ * Waiting: sb_consumer_wait() sleeps until the writer publishes, the
+ * coordinator closes or dies, or a deadline; sb_consumer_pollfd() gives
+ * a descriptor for an epoll loop instead. A waiting consumer is rung at
+ * once, by the coordinator's waker thread. Bounds that hold even if a
+ * ring were lost, and whatever other consumers do: a consumer asleep in
+ * sb_consumer_wait() looks again within 50 ms (its liveness slice); a
+ * polling one is rung within one heartbeat period (100 ms by default) by
+ * the serving thread's safety net. A consumer with nobody to ring it (a
+ * plain descriptor, attached by pid to a coordinator that does not
+ * serve, or hung up on) looks every 10 ms.
  *
  * Thread safety: a consumer handle is used by one thread at a time.
  * Consumers never write to the data region and never block the writer.
@@ -93,59 +109,89 @@ struct sb_drain_counts {
 };
 
 /*
- * Attach to a region through a descriptor of the data memfd. The
- * descriptor must be a memfd sealed against shrinking, growing, resealing
- * and future writes, whose size matches the header; it is mapped
- * PROT_READ only. The caller keeps fd (the consumer holds its own
- * mapping). Returns -EBADF, -EPERM (missing seals), -EBADMSG (a header
- * that fails validation), -EPROTO (another ABI or layout), -ENOMEM.
+ * Attach to a region through a descriptor of the data memfd alone
+ * (sb_bridge_data_fd). The descriptor must be a memfd sealed against
+ * shrinking, growing, resealing and future writes, whose size matches the
+ * header; it is mapped PROT_READ only. The caller keeps fd (the consumer
+ * holds its own mapping). Without a connection nobody rings this
+ * consumer: its waits look every 10 ms. Returns -EBADF, -EPERM (missing
+ * seals), -EBADMSG (a header that fails validation), -EPROTO (another ABI
+ * or layout), -ENOMEM.
  */
 int sb_consumer_open_fd(int fd, uint32_t flags, struct sb_consumer **out);
 
 /*
- * As sb_consumer_open_fd(), plus the control memfd (sb_bridge_control_fd)
- * so that the consumer takes a control slot and can be woken from
- * sb_consumer_wait(). ctl_fd may be -1 (then waits poll every 10 ms, as
- * nobody knows to wake them). The caller keeps both descriptors.
- * Additionally -EBUSY when every control slot is taken.
- */
-int sb_consumer_open_fds(int data_fd, int ctl_fd, uint32_t flags, struct sb_consumer **out);
-
-/*
  * Connect to a coordinator serving on socket (a path, or "@name" for an
- * abstract name; see sb_bridge_serve), check its hello, the descriptors'
- * seals and sizes and the region's header, map the data read-only and the
- * control page read-write. Waits at most 5 s for the hello. Returns
- * -ENOENT / -ECONNREFUSED (nobody serves there), -EACCES (the coordinator
- * refused this uid), -EBUSY (no free consumer slot), -EINVAL (the
- * coordinator cannot see this process's pid: another pid namespace),
- * -EPROTO (another snapbridge version), -EBADMSG (a malformed hello or
- * region), -ETIMEDOUT, -ECONNRESET (hung up before the hello),
- * -ENAMETOOLONG (a name over 107 bytes); sb_last_error() says more.
+ * abstract name; see sb_bridge_serve), check who serves it, check its
+ * hello, the descriptors' seals and sizes and the region's header, map
+ * the data read-only and this consumer's control page read-write. The
+ * serving process must run as this process's effective uid or as root
+ * (its SO_PEERCRED; an abstract name can be bound by anyone first):
+ * sb_consumer_connect_with() names another uid. Waits at most 5 s for the
+ * hello. Returns -ENOENT / -ECONNREFUSED (nobody serves there), -EACCES
+ * (the coordinator refused this uid, or the server runs as another uid),
+ * -EBUSY (64 consumers attached), -EPROTO (another snapbridge version),
+ * -EBADMSG (a malformed hello or region), -ETIMEDOUT, -ECONNRESET (hung
+ * up before the hello), -ENAMETOOLONG (a name over 107 bytes);
+ * sb_last_error() says more.
  * Caveat: if the coordinator fork()s without exec(), its children keep
  * the connection open after it dies; sb_consumer_wait() still notices
  * through a pidfd, but a polling consumer sees no hang-up.
  */
 int sb_consumer_connect(const char *socket, uint32_t flags, struct sb_consumer **out);
 
+/* Options of sb_consumer_connect_with(); sb_connect_config_default() sets them. */
+struct sb_connect_config {
+	uint32_t flags;	   /* enum sb_consumer_flags */
+	uint32_t reserved; /* must be 0 */
+	/*
+	 * The uid the process serving the socket must run as. -1 (the
+	 * default): this process's effective uid, or root.
+	 */
+	int64_t expect_uid;
+};
+
+void sb_connect_config_default(struct sb_connect_config *cfg);
+
+/* sb_consumer_connect() with options; -EINVAL for a bad config. */
+int sb_consumer_connect_with(const char *socket, const struct sb_connect_config *cfg,
+			     struct sb_consumer **out);
+
+/*
+ * Attach through a socket the coordinator handed over
+ * (sb_bridge_consumer_socket, passed on by inheritance or SCM_RIGHTS):
+ * as sb_consumer_connect() from the hello on. The process that made the
+ * socket must run as this process's effective uid or root. Takes fd in
+ * every case: it is closed on failure, and owned by the consumer on
+ * success (sb_consumer_pollfd returns it).
+ */
+int sb_consumer_open_socket(int fd, uint32_t flags, struct sb_consumer **out);
+
 /*
  * Attach to the bridge of a running coordinator by its pid, taking its
- * memfds with pidfd_getfd() (Linux 5.6+). Needs ptrace access to pid
- * (same uid with a permissive kernel.yama.ptrace_scope, or
- * CAP_SYS_PTRACE): -EPERM otherwise, -ESRCH when there is no such
- * process, -ENOENT when it has no snapbridge region, -ENOTUNIQ when it has
- * several (connect to its socket instead), -ENOSYS on older kernels.
+ * data memfd with pidfd_getfd() (Linux 5.6+). If the coordinator serves
+ * (the region names where), the consumer then connects there, checking
+ * that the listener is pid itself and hands over this same memfd, and
+ * gets a control page and wake-ups like sb_consumer_connect(); otherwise
+ * it stays data-only (waits look every 10 ms). Either way a pidfd tells
+ * its liveness. Needs ptrace access to pid (same uid with a permissive
+ * kernel.yama.ptrace_scope, or CAP_SYS_PTRACE): -EPERM otherwise, -ESRCH
+ * when there is no such process, -ENOENT when it has no snapbridge
+ * region, -ENOTUNIQ when it has several (connect to its socket instead),
+ * -ENOSYS on older kernels.
  */
 int sb_consumer_open_pid(pid_t pid, uint32_t flags, struct sb_consumer **out);
 
 /*
  * Open a region image saved to a file. It is read into private memory
- * and validated like a live region; the writer is treated as gone, so an
- * unfinished record counts as torn.
+ * and validated like a live region. Nothing will ever change it: the
+ * coordinator reads as closed (if it had closed when the image was
+ * saved) or dead from the start, sb_consumer_wait() returns at once, and
+ * an unfinished record counts as torn.
  */
 int sb_consumer_open_image(const char *path, uint32_t flags, struct sb_consumer **out);
 
-/* Unmap, free the control slot, close every descriptor the consumer made. */
+/* Unmap, close every descriptor the consumer holds (the coordinator then forgets it). */
 void sb_consumer_close(struct sb_consumer *consumer);
 
 enum sb_wait_status {
@@ -164,13 +210,14 @@ enum sb_wait_status {
  * not block). News is reported before closed or dead, so draining until
  * the status is CLOSED or DEAD loses nothing.
  *
- * It spins briefly (adaptively, a few microseconds), then sleeps on a
- * futex in the read-only data region after telling the control page it
- * waits; the writer wakes it with one system call per waiting period.
- * The coordinator's death is noticed through the socket's hang-up or a
- * pidfd within 50 ms, without relying on the heartbeat. Once CLOSED or
- * DEAD, later drains count an unfinished record as torn.
- * Returns 0 with *status set, or -EINVAL.
+ * It spins briefly (adaptively, a few microseconds), then tells the
+ * coordinator over its connection that it waits (once per waiting period)
+ * and sleeps on the bell in its own control page, which the
+ * coordinator's waker rings. The coordinator's death is noticed through
+ * a pidfd within 50 ms (without one: a heartbeat four periods old and a
+ * pid that is gone); a hang-up alone is not death. Once CLOSED or DEAD,
+ * later drains count an unfinished record as torn. An image answers at
+ * once. Returns 0 with *status set, or -EINVAL.
  */
 int sb_consumer_wait(struct sb_consumer *consumer, int timeout_ms, enum sb_wait_status *status);
 
@@ -179,17 +226,19 @@ int sb_consumer_wait(struct sb_consumer *consumer, int timeout_ms, enum sb_wait_
  * consumer should call sb_consumer_arm() again: the writer published
  * after an arm, or the coordinator closed or died. It is the connection
  * to the coordinator; the consumer owns it: do not read, write or close
- * it. Only for consumers attached with sb_consumer_connect() (-EOPNOTSUPP
- * otherwise). A polling consumer's wake-up goes through the coordinator's
- * serving thread, so it costs a few microseconds more than
- * sb_consumer_wait().
+ * it. Only for consumers attached over a socket (sb_consumer_connect,
+ * _open_socket, or _open_pid to a serving coordinator; -EOPNOTSUPP
+ * otherwise). The waker sends one byte where it would ring the bell, so
+ * it costs a send and a poll wake-up more than sb_consumer_wait().
  */
 int sb_consumer_pollfd(struct sb_consumer *consumer, int *fd);
 
 /*
  * Before polling sb_consumer_pollfd(): *status = SB_WAIT_ARMED means
  * "nothing new, poll now"; READY, CLOSED or DEAD mean act on that instead
- * (as for sb_consumer_wait). Never blocks.
+ * (as for sb_consumer_wait). Never blocks. -ENOTCONN when the
+ * coordinator hung up on this consumer though it lives (nothing will make
+ * the descriptor readable but the hang-up: use sb_consumer_wait).
  */
 int sb_consumer_arm(struct sb_consumer *consumer, enum sb_wait_status *status);
 
@@ -204,17 +253,21 @@ const char *sb_coord_state_name(enum sb_coord_state state);
 
 /*
  * Is the coordinator alive, closed or dead? Closed is read from the
- * region. Dead is the socket's hang-up or the pidfd of the coordinator
- * when the consumer has one; otherwise (an image, or a plain descriptor
- * whose coordinator is not visible) a heartbeat older than four periods
- * and a pid that is gone or was reused (its start time differs). Never
- * blocks. Once closed or dead, the answer does not change.
+ * region. Dead needs the coordinator process gone: its pidfd readable
+ * when the consumer has one (opened only if the pid's start time is the
+ * region's), else a heartbeat older than four periods and a pid that is
+ * gone or was reused. A hang-up of the connection alone never means
+ * dead. An image is closed or dead from the start. Never blocks. Once
+ * closed or dead, the answer does not change.
  */
 int sb_consumer_coordinator(struct sb_consumer *consumer, enum sb_coord_state *out);
 
 /*
- * The consumers attached to the same coordinator (as sb_bridge_consumers,
- * read from the control page; -EOPNOTSUPP without one).
+ * The consumers attached to the same coordinator, as its serving thread
+ * last published them in the region (every heartbeat, and when one comes
+ * or goes): the same fields as sb_bridge_consumers. No consumer reads
+ * another's control page. -EAGAIN if the list stayed mid-update,
+ * -EOPNOTSUPP for an image.
  */
 int sb_consumer_peers(struct sb_consumer *consumer, struct sb_consumer_info *out, size_t cap,
 		      size_t *n);

@@ -144,19 +144,21 @@ struct sb_events {
 void sb_events_free(struct sb_events *events);
 
 /*
- * One consumer attached to a coordinator, as its control-page slot
- * describes it. The consumer writes those values itself, so they are
- * what it claims, bounded and sanity-checked but not proof.
+ * One consumer attached to a coordinator. slot, attached_ns, waiting and
+ * polling come from the serving thread's own table; pid is the peer's
+ * SO_PEERCRED (for a sb_bridge_consumer_socket hand-over, the consumer's
+ * claim). cursor and heartbeat are what the consumer claims in its own
+ * control page: bounded and sanity-checked, but not proof.
  */
 struct sb_consumer_info {
-	uint32_t slot;
-	int32_t pid;
+	uint32_t slot;		   /* its entry in the serving thread's table */
+	int32_t pid;		   /* 0 when not known */
 	uint64_t cursor;	   /* the last store_seq it accounted for */
 	uint64_t lag;		   /* stores it has not accounted for yet (when lag_valid) */
 	uint64_t heartbeat_age_ns; /* since it last drained or waited */
 	uint64_t attached_ns;	   /* CLOCK_MONOTONIC when it attached */
 	bool lag_valid;		   /* false when its cursor is ahead of the stores */
-	bool waiting;		   /* asleep in sb_consumer_wait() or armed for polling */
+	bool waiting;		   /* armed: about to sleep in a wait, or polling */
 	bool polling;		   /* ... on its pollable descriptor */
 };
 

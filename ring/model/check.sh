@@ -60,6 +60,21 @@ CHECKS=(
 	"tagindex fail:g_abs -DMUTANT_KEY_FIRST -DPREFILL -DOPS=2"
 	"tagindex fail:g_obs0 -DMUTANT_KEY_FIRST -DSKIP_T2 -DPREFILL -DOPS=2 -DFINDS=2 -DWANT=3"
 	"tagindex fail:g_pres -DMUTANT_NO_KEY -DOPS=4"
+	# the wake protocol: a hostile consumer's arms and page writes against an
+	# honest sleeper; two writers; more stores; more hostile steps
+	"wake pass -DSTORES=2 -DWRITERS=1 -DHOSTILE_OPS=1"
+	"wake pass -DSTORES=2 -DWRITERS=2 -DHOSTILE_OPS=0"
+	"wake pass -DSTORES=3 -DWRITERS=1 -DHOSTILE_OPS=0"
+	"wake pass -DSTORES=1 -DWRITERS=1 -DHOSTILE_OPS=2"
+	# mutants: the flag tested before the commit; no re-check after marking;
+	# a batch that keeps only its own bits (needs the hostile consumer); a
+	# consumer that trusts an arm its bell says was spent; a kick that does
+	# not wake a sleeping waker
+	"wake fail:h_pos==2 -DMUTANT_FLAG_FIRST -DSTORES=2 -DWRITERS=1 -DHOSTILE_OPS=1"
+	"wake fail:h_pos==2 -DMUTANT_NO_RECHECK -DSTORES=2 -DWRITERS=1 -DHOSTILE_OPS=1"
+	"wake fail:h_pos==2 -DMUTANT_KEEP_BATCH -DSTORES=2 -DWRITERS=1 -DHOSTILE_OPS=1"
+	"wake fail:h_pos==2 -DMUTANT_HELD_BLIND -DSTORES=2 -DWRITERS=1 -DHOSTILE_OPS=1"
+	"wake fail:h_pos==2 -DMUTANT_KICK_NO_WAKE -DSTORES=2 -DWRITERS=1 -DHOSTILE_OPS=1"
 )
 
 status=0

@@ -1,7 +1,9 @@
 /*
  * fuzz_hello.c - the consumer's handshake parser (ring/hello.c) on
  * arbitrary bytes: sb__hello_parse() directly, with any descriptor count,
- * and sb__hello_recv() on a SOCK_SEQPACKET pair, as a consumer receives it.
+ * and sb__hello_recv() on a SOCK_SEQPACKET pair, as a consumer receives it;
+ * and the other direction, the serving thread's parser of a consumer's
+ * arm messages (sb__arm_parse, ring/wake.c), on the same bytes.
  *
  * Input: byte 0 is the descriptor count the kernel reported (0..3), the
  * rest is the message.
@@ -16,6 +18,7 @@
 
 #include "../../ring/hello.h"
 #include "../../ring/layout.h"
+#include "../../ring/wake.h"
 #include "fuzz.h"
 
 SB_FUZZ_MAIN
@@ -48,6 +51,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(msg, data + 1, size - 1);
 	check_result(sb__hello_parse(msg, size - 1, data[0] % 4, &h), &h);
 
+	/* An arm is accepted only whole, with a known mode and channels. */
+	struct sb_arm a;
+	int arm_err = sb__arm_parse(msg, size - 1, &a);
+	if (arm_err == 0)
+		SB_FUZZ_CHECK(size - 1 == sizeof(a) &&
+			      (a.mode == SB_ARM_FUTEX || a.mode == SB_ARM_POLL) && a.chans &&
+			      !(a.chans & ~SB_WAKE_CHANS));
+	else
+		SB_FUZZ_CHECK(arm_err == -EBADMSG);
+
 	/* The same bytes through a socket, as sb_consumer_connect receives them. */
 	if (size - 1 <= 4096 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
 		if (send(sv[0], msg, size - 1, MSG_NOSIGNAL) == (ssize_t)(size - 1)) {
@@ -78,4 +91,10 @@ void sb_fuzz_seeds(const char *dir)
 	memcpy(buf + 1, &h, sizeof(h));
 	sb_fuzz_seed(dir, "refuse", buf, sizeof(buf));
 	sb_fuzz_seed(dir, "short", buf, 13);
+	struct sb_arm a;
+	sb__arm_init(&a, SB_ARM_POLL, SB_WAKE_REC | SB_WAKE_EV);
+	a.rec_pos = 4096;
+	buf[0] = 0;
+	memcpy(buf + 1, &a, sizeof(a));
+	sb_fuzz_seed(dir, "arm", buf, 1 + sizeof(a));
 }

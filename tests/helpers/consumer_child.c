@@ -14,11 +14,17 @@
  *   sb_test_consumer SOCKET advance       prints "attached", waits (30 s at most)
  *                                         for the accessor seqno to pass 0
  *   sb_test_consumer SOCKET not-trying    ... for the accessor worker to leave TRYING
+ *   sb_test_consumer SOCKET follow [poll] drains records and events until the
+ *                                         coordinator closes or dies, waiting at most
+ *                                         FOLLOW_WAIT_MS at a time (poll: on its pollable
+ *                                         descriptor); one result line with the number
+ *                                         of waits that ended with news pending ("late")
  *
  * Every delivered report must hold the bytes tu_report() makes from its
  * store_seq, and every aux item what tu_aux_put() records under its
  * sequence; anything else counts as bad.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +85,70 @@ static int accessor_mode(struct sb_consumer *c, bool advance)
 	return 0;
 }
 
+/* Far above any wake-up bound (50 ms asleep, one heartbeat polling): a wait this long with news
+ * pending is a lost wake-up. */
+#define FOLLOW_WAIT_MS 5000
+
+/* One bounded wait, asleep or on the pollable descriptor. */
+static int follow_wait(struct sb_consumer *c, bool polled, enum sb_wait_status *st)
+{
+	if (!polled)
+		return sb_consumer_wait(c, FOLLOW_WAIT_MS, st);
+	int err = sb_consumer_arm(c, st);
+	if (err || *st != SB_WAIT_ARMED)
+		return err;
+	int fd;
+	sb_consumer_pollfd(c, &fd);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	*st = poll(&p, 1, FOLLOW_WAIT_MS) == 1 ? SB_WAIT_READY : SB_WAIT_TIMEOUT;
+	return 0;
+}
+
+static int follow_mode(struct sb_consumer *c, bool polled)
+{
+	struct tu_tally t = { 0 }; /* store order; superseded stores leave gaps */
+	enum sb_wait_status st = SB_WAIT_READY;
+	uint64_t waits = 0, late = 0;
+
+	printf("attached\n");
+	fflush(stdout);
+	for (;;) {
+		struct sb_events ev;
+
+		if (tu_drain_to_end(c, tu_tally_entry, &t) != 0 ||
+		    sb_consumer_drain_events(c, &ev) != 0) {
+			printf("error %s\n", sb_last_error());
+			return 1;
+		}
+		sb_events_free(&ev);
+		if (st == SB_WAIT_CLOSED || st == SB_WAIT_DEAD)
+			break;
+		if (follow_wait(c, polled, &st) != 0) {
+			printf("error %s\n", sb_last_error());
+			return 1;
+		}
+		waits++;
+		if (st == SB_WAIT_TIMEOUT) {
+			uint64_t cursor, stores;
+			sb_consumer_cursor(c, &cursor);
+			sb_consumer_store_count(c, &stores);
+			late += stores > cursor;
+		}
+	}
+	struct sb_drain_counts d;
+	sb_consumer_totals(c, &d);
+	printf("stores=%llu delivered=%llu superseded=%llu evicted=%llu lapped=%llu torn=%llu "
+	       "seen=%llu bad=%llu waits=%llu late=%llu state=%s\n",
+	       (unsigned long long)d.stores, (unsigned long long)d.delivered,
+	       (unsigned long long)d.superseded, (unsigned long long)d.evicted,
+	       (unsigned long long)d.lapped, (unsigned long long)d.torn,
+	       (unsigned long long)t.delivered, (unsigned long long)t.bad,
+	       (unsigned long long)waits, (unsigned long long)late,
+	       st == SB_WAIT_CLOSED ? "closed" : "dead"); /* dead is final: never seen if closed */
+	sb_consumer_close(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sb_consumer *c;
@@ -88,7 +158,8 @@ int main(int argc, char **argv)
 
 	if (argc < 3) {
 		fprintf(stderr,
-			"usage: %s SOCKET drain [all] | hold | wait | aux | advance | not-trying\n",
+			"usage: %s SOCKET drain [all] | hold | wait | aux | advance | not-trying | "
+			"follow [poll]\n",
 			argv[0]);
 		return 2;
 	}
@@ -100,6 +171,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[2], "aux") == 0)
 		return aux_mode(c);
+	if (strcmp(argv[2], "follow") == 0)
+		return follow_mode(c, argc > 3 && strcmp(argv[3], "poll") == 0);
 	if (strcmp(argv[2], "advance") == 0 || strcmp(argv[2], "not-trying") == 0)
 		return accessor_mode(c, strcmp(argv[2], "advance") == 0);
 	if (strcmp(argv[2], "wait") == 0) {

@@ -12,9 +12,10 @@
  * watches and waits on the accessor; an aux thread appends cgroup.procs
  * snapshots to the aux log and drains the coordinator's copy; a worker
  * thread publishes the accessor seqno. Reader threads each hold a
- * consumer from sb_consumer_open_fds() and drain records, events and the
- * aux log, ask has() and len(), and sleep in sb_consumer_wait(); one more
- * reader connects through the serving thread and polls its descriptor.
+ * consumer handed over through sb_bridge_consumer_socket() and drain
+ * records, events and the aux log, ask has() and len(), and sleep in
+ * sb_consumer_wait() (arms, the waker thread's rings); one more reader
+ * connects over the socket and polls its descriptor.
  *
  * It checks what a data race would break: every delivered payload (and
  * every aux snapshot's pids) matches its seed, store_seq only grows per
@@ -368,7 +369,6 @@ int main(int argc, char **argv)
 	pthread_t writers[WRITERS], coord, aux, worker;
 	struct sb_bridge_ops bops = { .watch_register = watch_register };
 	char sock[64];
-	int data_fd = -1, ctl_fd = -1;
 
 	uint64_t log_kib = 256;
 
@@ -381,8 +381,7 @@ int main(int argc, char **argv)
 	/* A small log: reports up to 12 KiB in 256 KiB lap the readers often. */
 	tu_config(&cfg, 16, 64, log_kib << 10);
 	if (sb_bridge_create(&cfg, &bops, &bridge) != 0 ||
-	    sb_bridge_data_fd(bridge, &data_fd) != 0 ||
-	    sb_bridge_control_fd(bridge, &ctl_fd) != 0 || sb_bridge_accessor_install(bridge) != 0) {
+	    sb_bridge_accessor_install(bridge) != 0) {
 		fprintf(stderr, "tsan_stress: bridge: %s\n", sb_last_error());
 		return 1;
 	}
@@ -394,11 +393,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tsan_stress: serve: %s\n", sb_last_error());
 		return 1;
 	}
-	for (int i = 0; i < READERS; i++)
-		if (sb_consumer_open_fds(data_fd, ctl_fd, 0, &readers[i].c) != 0) {
+	for (int i = 0; i < READERS; i++) {
+		int fd;
+		if (sb_bridge_consumer_socket(bridge, &fd) != 0 ||
+		    sb_consumer_open_socket(fd, 0, &readers[i].c) != 0) {
 			fprintf(stderr, "tsan_stress: open: %s\n", sb_last_error());
 			return 1;
 		}
+	}
 	if (sb_consumer_connect(sock, 0, &readers[READERS].c) != 0) {
 		fprintf(stderr, "tsan_stress: connect: %s\n", sb_last_error());
 		return 1;
@@ -460,8 +462,6 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i <= READERS; i++)
 		sb_consumer_close(readers[i].c);
-	close(data_fd);
-	close(ctl_fd);
 	sb_bridge_destroy(bridge);
 	printf("tsan_stress: %llu stores by %d writers, %d readers, %lu library calls: %s\n",
 	       (unsigned long long)stores, WRITERS, READERS + 1, atomic_load(&ops),
