@@ -23,62 +23,41 @@
 #include "../ring/log.h"
 #include "consumer_internal.h"
 
-/* Only now, with the record validated, do the cursor and the counts move. */
-static void aux_account(struct sb_consumer *c, const struct sb_rec *rec, uint64_t gap,
-			uint64_t *outcome, struct sb_aux_counts *d)
-{
-	d->lapped += gap;
-	d->records += gap + 1;
-	(*outcome)++;
-	c->aux_cursor = rec->seq;
-	c->aux_gap_ok = false;
-	c->aux_seeking = false;
-	c->aux_pos += rec->len;
-}
-
 int sb_consumer_drain_aux(struct sb_consumer *c, sb_aux_fn fn, void *user,
 			  struct sb_aux_counts *counts)
 {
+	struct sb_log_reader *r;
 	struct sb_aux_counts d = { 0 };
-	struct sb_walk w;
 	int ret = 0, step;
 
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
+	r = &c->aux_rec;
 	sb__chan_used(c, SB_CHAN_AUX);
-	sb__walk_begin(&w, &c->aux, &c->aux_pos, &c->aux_gap_ok, "aux");
+	sb__reader_begin(r);
 
-	while (ret == 0 && (step = sb__walk_next(&w, &c->buf, NULL)) > 0) {
+	while (ret == 0 && (step = sb__reader_next(r, &c->buf, NULL)) > 0) {
 		const struct sb_rec *rec = (const struct sb_rec *)c->buf.p;
-		uint64_t gap;
 
-		if (step == SB_WALK_BUSY) {
+		if (step == SB_READER_BUSY) {
 			/* Aux records are committed before W3: one below the head is corrupt. */
 			ret = sb__fail(-EBADMSG,
 				       "aux record at %llu is below the head but not committed",
-				       (unsigned long long)c->aux_pos);
+				       (unsigned long long)r->pos);
 			break;
 		}
-		if (c->aux_seeking && rec->seq <= c->aux_cursor) {
-			c->aux_pos += rec->len; /* accounted for before sb_consumer_seek_aux */
-			continue;
-		}
-		ret = sb__walk_gap(&w, c->aux_cursor, rec->seq, &gap);
-		if (ret)
-			break;
 		struct sb_aux_item item;
 		struct sb_aux_owned own;
 		ret = sb__aux_parse(rec, &item, &own);
 		if (ret)
 			break;
-		aux_account(c, rec, gap, &d.delivered, &d);
-		if (fn)
+		ret = sb__reader_pass(r, rec, &d.records, &d.lapped, &d.delivered);
+		if (ret == 0 && fn)
 			ret = fn(user, &item);
 		sb__aux_owned_free(&own);
 	}
 	if (ret == 0 && step < 0)
 		ret = step;
-	c->aux_more = ret == 0 && c->aux_pos != w.head;
 	c->aux_totals.records += d.records;
 	c->aux_totals.delivered += d.delivered;
 	c->aux_totals.lapped += d.lapped;
@@ -108,7 +87,7 @@ int sb_consumer_aux_cursor(const struct sb_consumer *c, uint64_t *out)
 {
 	if (!c || !out)
 		return sb__fail(-EINVAL, "sb_consumer_aux_cursor: NULL argument");
-	*out = c->aux_cursor;
+	*out = c->aux_rec.cursor;
 	return 0;
 }
 
@@ -116,17 +95,10 @@ int sb_consumer_seek_aux(struct sb_consumer *c, uint64_t aux_seq)
 {
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
-	uint64_t newest = sb_load_acquire(&c->hot->aux_seq); /* as sb_consumer_aux_count */
-	if (aux_seq > newest)
-		return sb__fail(-ERANGE,
-				"cannot resume after aux record %llu: the region's newest is %llu",
-				(unsigned long long)aux_seq, (unsigned long long)newest);
-	c->aux_pos = sb_load_acquire(&c->hot->aux_tail); /* pairs with W1 */
-	c->aux_cursor = aux_seq;
-	c->aux_gap_ok = true;
-	c->aux_seeking = true;
-	memset(&c->aux_totals, 0, sizeof(c->aux_totals)); /* they count from here on */
-	return 0;
+	int err = sb__reader_seek(&c->aux_rec, aux_seq);
+	if (!err)
+		memset(&c->aux_totals, 0, sizeof(c->aux_totals)); /* they count from here on */
+	return err;
 }
 
 int sb_consumer_watch_count(const struct sb_consumer *c, uint32_t *out)

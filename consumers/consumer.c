@@ -51,25 +51,13 @@ int sb__consumer_attach(struct sb_consumer *c, uint32_t flags)
 	    (struct sb_log){ (uint8_t *)(c->base + h->sections[SB_SEC_AUX].offset), h->aux_bytes,
 			     (uint64_t *)&c->hot->aux_head, (uint64_t *)&c->hot->aux_tail };
 	c->flags = flags;
-	if (flags & SB_CONSUMER_START_AT_END) {
-		/*
-		 * store_seq first, then head: W3 publishes head before store_seq, so
-		 * every record at or after this head has a store_seq above this one,
-		 * and any store in between counts as lapped.
-		 */
-		c->cursor = sb_load_acquire(&c->hot->store_seq); /* pairs with W3s */
-		c->pos = sb_load_acquire(&c->hot->log_head);	 /* R1: pairs with W3 */
-		c->gap_ok = true;
+	/* Stores older than the tail were reclaimed before we came: lapped. */
+	enum sb_reader_start start =
+	    flags & SB_CONSUMER_START_AT_END ? SB_READER_AT_END : SB_READER_AT_TAIL;
+	sb__reader_init(&c->rec, &c->log, "log", "store", &c->hot->store_seq, start);
+	sb__reader_init(&c->aux_rec, &c->aux, "aux", "aux record", &c->hot->aux_seq, start);
+	if (start == SB_READER_AT_END)
 		c->ev_cursor = sb__event_head(&c->events);
-		c->aux_cursor = sb_load_acquire(&c->hot->aux_seq); /* as store_seq above */
-		c->aux_pos = sb_load_acquire(&c->hot->aux_head);   /* R1: pairs with W3 */
-	} else {
-		/* Stores older than the tail were reclaimed before we came: lapped. */
-		c->pos = sb_load_acquire(&c->hot->log_tail);	 /* pairs with W1 */
-		c->aux_pos = sb_load_acquire(&c->hot->aux_tail); /* pairs with W1 */
-		c->gap_ok = true;
-	}
-	c->aux_gap_ok = true;
 	return 0;
 }
 
@@ -140,12 +128,11 @@ bool sb__chan_unread(const struct sb_consumer *c, enum sb_chan ch)
 {
 	switch (ch) {
 	case SB_CHAN_REC:
-		return c->more ||
-		       c->pos != sb_load_acquire(&c->hot->log_head); /* R1: pairs with W3 */
+		return sb__reader_unread(&c->rec);
 	case SB_CHAN_EV:
 		return sb__event_head(&c->events) != c->ev_cursor; /* V0: pairs with E3 */
 	case SB_CHAN_AUX:
-		return c->aux_more || c->aux_pos != sb_load_acquire(&c->hot->aux_head); /* R1 */
+		return sb__reader_unread(&c->aux_rec);
 	case SB_CHAN_COUNT:
 		break;
 	}
@@ -168,83 +155,6 @@ int sb_consumer_set_writer_gone(struct sb_consumer *c, bool gone)
 		return sb__fail(-EINVAL, "consumer is NULL");
 	c->writer_gone = gone;
 	return 0;
-}
-
-int sb__walk_gap(const struct sb_walk *w, uint64_t cursor, uint64_t seq, uint64_t *gap)
-{
-	if (seq <= cursor)
-		return sb__fail(-EPROTO, "%s record has sequence %llu, not after the cursor %llu",
-				w->what, (unsigned long long)seq, (unsigned long long)cursor);
-	*gap = seq - cursor - 1;
-	if (*gap && !*w->gap_ok)
-		return sb__fail(-EPROTO, "%s records %llu..%llu are missing without a lap", w->what,
-				(unsigned long long)cursor + 1, (unsigned long long)seq - 1);
-	return 0;
-}
-
-/*
- * A drain gave up after its most lap restarts. Head first, then tail: the
- * tail can only have moved on since, so an honest writer gives
- * head - tail <= size here. More than that is a region that lies, and no
- * number of retries would get past it.
- */
-static int lap_limit(const struct sb_walk *w)
-{
-	uint64_t head = sb_load_acquire(w->log->head); /* R1: pairs with W3 */
-	uint64_t tail = sb_load_acquire(w->log->tail); /* pairs with W1 */
-
-	if ((int64_t)(head - tail) > (int64_t)w->log->size)
-		return sb__fail(-EBADMSG,
-				"the %s head %llu is more than a ring ahead of its tail %llu",
-				w->what, (unsigned long long)head, (unsigned long long)tail);
-	return 0; /* a writer that laps us over and over: the next drain goes on */
-}
-
-/* Most lap restarts one drain call makes before returning what it has. */
-#define SB_DRAIN_MAX_LAPS 64
-
-void sb__walk_begin(struct sb_walk *w, const struct sb_log *log, uint64_t *pos, bool *gap_ok,
-		    const char *what)
-{
-	*w = (struct sb_walk){ log, pos, gap_ok, what, 0, 0 };
-	w->head = sb_load_acquire(log->head); /* R1: pairs with W3 */
-	/*
-	 * A hostile head may promise 2^64 bytes: read at most one ring's worth
-	 * per call, in bytes (a count of records would let small records run
-	 * to several rings' worth behind a writer that laps us).
-	 */
-	w->budget = log->size;
-}
-
-int sb__walk_next(struct sb_walk *w, struct sb_buf *buf, uint32_t *fate)
-{
-	unsigned laps = 0;
-
-	while (*w->pos != w->head && w->budget > 0) {
-		int r = (w->head - *w->pos > w->log->size)
-			    ? SB_READ_LAPPED
-			    : sb__log_copy(w->log, *w->pos, w->head, buf, fate);
-		if (r < 0)
-			return r;
-		if (r == SB_READ_LAPPED) {
-			/* The writer reused bytes we had not read: resume at its tail. */
-			if (++laps > SB_DRAIN_MAX_LAPS)
-				return lap_limit(w) ? -EBADMSG : SB_WALK_END;
-			*w->pos = sb_load_acquire(w->log->tail); /* pairs with W1 */
-			/* R1 again, after the tail, so the head is not older than it. */
-			w->head = sb_load_acquire(w->log->head);
-			*w->gap_ok = true;
-			continue;
-		}
-		const struct sb_rec *rec = (const struct sb_rec *)buf->p;
-		w->budget -= rec->len < w->budget ? rec->len : w->budget;
-		if (rec->kind == SB_REC_PAD) {
-			*w->pos += rec->len;
-			continue;
-		}
-		return r == SB_READ_BUSY ? SB_WALK_BUSY : SB_WALK_RECORD;
-	}
-	return SB_WALK_END;
 }
 
 static int classify(const struct sb_consumer *c, uint32_t fate, uint64_t **counter,
@@ -281,58 +191,32 @@ static void add_counts(struct sb_drain_counts *to, const struct sb_drain_counts 
 	to->torn += d->torn;
 }
 
-/*
- * Called once a record has been validated and classified: only now do the
- * cursor and the counts move, so a record that fails validation leaves the
- * consumer exactly as it was.
- */
-static void account(struct sb_consumer *c, const struct sb_rec *rec, uint64_t gap,
-		    uint64_t *outcome, struct sb_drain_counts *d)
-{
-	d->lapped += gap;
-	d->stores += gap + 1;
-	(*outcome)++;
-	c->cursor = rec->seq;
-	c->gap_ok = false;
-	c->seeking = false;
-	c->pos += rec->len;
-}
-
 int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		      struct sb_drain_counts *counts)
 {
+	struct sb_log_reader *r;
 	struct sb_drain_counts d = { 0 };
-	struct sb_walk w;
-	bool busy = false;
 	int ret = 0, step;
 
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
+	r = &c->rec;
 	sb__chan_used(c, SB_CHAN_REC);
-	sb__walk_begin(&w, &c->log, &c->pos, &c->gap_ok, "log");
+	sb__reader_begin(r);
 
 	uint32_t fate = 0;
-	while (ret == 0 && (step = sb__walk_next(&w, &c->buf, &fate)) > 0) {
+	while (ret == 0 && (step = sb__reader_next(r, &c->buf, &fate)) > 0) {
 		const struct sb_rec *rec = (const struct sb_rec *)c->buf.p;
 		if (rec->kind != SB_REC_SNAPSHOT) {
 			ret = sb__fail(-EBADMSG, "log record at %llu has kind %u",
-				       (unsigned long long)c->pos, rec->kind);
+				       (unsigned long long)r->pos, rec->kind);
 			break;
 		}
-		if (c->seeking && rec->seq <= c->cursor) {
-			c->pos += rec->len; /* accounted for before sb_consumer_seek */
-			continue;
-		}
-		if (step == SB_WALK_BUSY && !c->writer_gone) {
-			busy = true;
-			break; /* being written; its commit is news, and we resume here */
-		}
-		uint64_t gap = 0;
-		ret = sb__walk_gap(&w, c->cursor, rec->seq, &gap);
-		if (ret)
-			break;
-		if (step == SB_WALK_BUSY) {
-			account(c, rec, gap, &d.torn, &d); /* the writer died inside this store */
+		if (step == SB_READER_BUSY) {
+			if (!c->writer_gone)
+				break; /* being written; its commit is news, and we resume here */
+			/* The writer died inside this store. */
+			ret = sb__reader_pass(r, rec, &d.stores, &d.lapped, &d.torn);
 			continue;
 		}
 		uint64_t *outcome;
@@ -341,7 +225,7 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		if (ret)
 			break;
 		if (outcome != &d.delivered) {
-			account(c, rec, gap, outcome, &d);
+			ret = sb__reader_pass(r, rec, &d.stores, &d.lapped, outcome);
 			continue;
 		}
 		ret = sb__rec_parse(rec, &view, c->text);
@@ -352,19 +236,13 @@ int sb_consumer_drain(struct sb_consumer *c, sb_entry_fn fn, void *user,
 		      sb__msgpack_check(view.stats.msgpack, view.stats.msgpack_len))))
 			ret = sb__fail(-EBADMSG, "record %llu (%s) holds invalid msgpack: %s",
 				       (unsigned long long)rec->seq, view.tag, sb__msgpack_error());
-		if (ret)
-			break;
-		account(c, rec, gap, outcome, &d);
-		if (fn)
+		if (ret == 0)
+			ret = sb__reader_pass(r, rec, &d.stores, &d.lapped, outcome);
+		if (ret == 0 && fn)
 			ret = fn(user, &view);
 	}
 	if (ret == 0 && step < 0)
 		ret = step;
-	/*
-	 * Stopped before the head (the per-call bound, the callback, an error)
-	 * rather than at a record in flight: a wait must not sleep on what is left.
-	 */
-	c->more = !busy && c->pos != w.head;
 	add_counts(&c->totals, &d);
 	sb__consumer_touch(c);
 	if (counts)
@@ -384,7 +262,7 @@ int sb_consumer_cursor(const struct sb_consumer *c, uint64_t *out)
 {
 	if (!c || !out)
 		return sb__fail(-EINVAL, "sb_consumer_cursor: NULL argument");
-	*out = c->cursor;
+	*out = c->rec.cursor;
 	return 0;
 }
 
@@ -408,18 +286,10 @@ int sb_consumer_seek(struct sb_consumer *c, uint64_t store_seq)
 {
 	if (!c)
 		return sb__fail(-EINVAL, "consumer is NULL");
-	uint64_t newest = sb_load_acquire(&c->hot->store_seq); /* pairs with P1 */
-	if (store_seq > newest)
-		return sb__fail(-ERANGE,
-				"cannot resume after store %llu: the region's newest store is %llu",
-				(unsigned long long)store_seq, (unsigned long long)newest);
-	/* From the oldest record on: whatever is left of the stores after store_seq. */
-	c->pos = sb_load_acquire(&c->hot->log_tail); /* pairs with W1 */
-	c->cursor = store_seq;
-	c->gap_ok = true;
-	c->seeking = true;
-	memset(&c->totals, 0, sizeof(c->totals)); /* they count from here on */
-	return 0;
+	int err = sb__reader_seek(&c->rec, store_seq);
+	if (!err)
+		memset(&c->totals, 0, sizeof(c->totals)); /* they count from here on */
+	return err;
 }
 
 int sb_consumer_seek_events(struct sb_consumer *c, uint64_t event_seq)

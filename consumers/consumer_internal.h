@@ -48,27 +48,19 @@ struct sb_consumer {
 
 	uint32_t flags;
 	bool writer_gone;
-	bool gap_ok;	    /* stores may be missing before the next record: we were lapped */
-	bool seeking;	    /* after sb_consumer_seek: pass over records up to the cursor */
-	uint64_t cursor;    /* store_seq of the last store accounted for */
-	uint64_t pos;	    /* log position of the next record to read */
-	uint64_t ev_cursor; /* last event sequence taken */
+	struct sb_log_reader rec; /* our place in the record log */
+	uint64_t ev_cursor;	  /* last event sequence taken */
 	struct sb_drain_counts totals;
 	struct sb_buf buf;
 	char text[SB_REASON_MAX + 1];
 
-	/* The aux log (consumers/aux.c), read like the record log. */
+	/* The aux log (consumers/aux.c), read with the same reader core. */
 	struct sb_log aux;
-	uint64_t aux_pos;    /* log position of the next aux record */
-	uint64_t aux_cursor; /* aux sequence of the last record accounted for */
-	bool aux_gap_ok;     /* records may be missing before the next one: we were lapped */
-	bool aux_seeking;    /* after sb_consumer_seek_aux, as seeking */
-	bool aux_more;	     /* the last aux drain stopped at its bound, not at the head */
+	struct sb_log_reader aux_rec;
 	struct sb_aux_counts aux_totals;
 
 	/* Wake-ups (wait.c): used[ch] once channel ch was drained; news comes from positions. */
 	bool used[SB_CHAN_COUNT];
-	bool more;	  /* the last drain stopped at its per-call bound, not at the head */
 	uint64_t spin_ns; /* the adaptive spin before sleeping */
 	/*
 	 * The arm the coordinator holds for us (ring/wake.h C3), valid while
@@ -92,40 +84,6 @@ struct sb_consumer *sb__consumer_new(void);
 
 /* Validate the mapped header and set up the views; flags as sb_consumer_open_fd(). */
 int sb__consumer_attach(struct sb_consumer *c, uint32_t flags);
-
-/*
- * A walk over a log (the record log or the aux log) from a cursor
- * position toward the head read at its start: lap restarts, PAD records
- * and the per-call bound are handled here; the drain decides what each
- * record means.
- */
-struct sb_walk {
-	const struct sb_log *log;
-	uint64_t *pos; /* the consumer's position in this log */
-	bool *gap_ok;  /* set when a lap restart may skip sequences */
-	const char *what;
-	uint64_t head;
-	uint64_t budget;
-};
-
-enum {
-	SB_WALK_END = 0,    /* at the head, or the per-call bound is spent */
-	SB_WALK_RECORD = 1, /* a committed record is in buf */
-	SB_WALK_BUSY = 2,   /* a record not yet committed: buf holds its header */
-};
-
-void sb__walk_begin(struct sb_walk *w, const struct sb_log *log, uint64_t *pos, bool *gap_ok,
-		    const char *what);
-
-/*
- * Copy the next non-PAD record into buf (fate: its fate word, may be NULL).
- * Returns SB_WALK_*, or -EBADMSG for a record or a head that cannot be
- * right. The caller moves *pos past a record it accounts for.
- */
-int sb__walk_next(struct sb_walk *w, struct sb_buf *buf, uint32_t *fate);
-
-/* How many sequences between cursor and seq were never seen; -EPROTO if that cannot be. */
-int sb__walk_gap(const struct sb_walk *w, uint64_t cursor, uint64_t seq, uint64_t *gap);
 
 /* Whether channel ch has anything left to drain, from the positions (exact). */
 bool sb__chan_unread(const struct sb_consumer *c, enum sb_chan ch);

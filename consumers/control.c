@@ -20,7 +20,7 @@ void sb__consumer_touch(struct sb_consumer *c)
 	if (!c->page)
 		return;
 	/* Hints for the listing; relaxed: they order nothing. */
-	sb_store_relaxed(&c->page->cursor, c->cursor);
+	sb_store_relaxed(&c->page->cursor, c->rec.cursor);
 	sb_store_relaxed(&c->page->heartbeat_ns, sb__mono_ns());
 }
 

@@ -6,23 +6,23 @@
  * The writer keeps going while we copy, so a plain copy of the mapping
  * could hold a record whose bytes were being reused, an event slot half
  * rewritten, or a slot mid-update. The image is built with the readers'
- * own protocols (ring/log.h R1-R3, ring/events.h V0-V3, the slot
- * seqlock) and then its hot words are set to describe exactly what was
- * copied intact:
+ * own code (the reader core of ring/log.h, ring/events.h's V0-V3, the
+ * slot seqlock) and then its hot words are set to describe exactly what
+ * was copied intact:
  *
- *   record log  head = the head loaded before the copy (R1), cut back to
- *               the first record still being written after a short wait;
- *               tail = the tail loaded after every record was copied (R3),
- *               so nothing in [tail, head) can hold reused bytes;
- *               store_seq = the last store in that window. Stores older
- *               than the window read as lapped, as they would live.
+ *   record log  from the tail to the head loaded at the start (R1), each
+ *               record copied and checked as a drain copies it (R2-R3);
+ *               one still being written is waited for briefly, else the
+ *               image ends before it. tail and head are that window's
+ *               ends, store_seq its last store; older stores read as
+ *               lapped, as they would live. A lap during the copy starts
+ *               the whole image again.
  *   events      event_seq = the one loaded before the copy (V0); a slot
  *               rewritten during the copy is zeroed, so it reads as
  *               dropped (EventLogTruncated) rather than as a wrong event.
  *   index       each slot copied inside its seqlock; one that stays busy
  *               is left empty.
- *   aux log     the same as the record log (its records are committed
- *               before they are published, so none is waited for).
+ *   aux log     the same as the record log.
  *   counters    copied as they were (informational, like a live stat),
  *               with the accessor worker's words and the watch count.
  *
@@ -34,7 +34,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,116 +52,100 @@
 #define BUSY_WAIT_NS (200ull * 1000000ull)
 
 struct ring_copy {
-	const uint8_t *live;
-	uint8_t *img;
-	uint64_t size;
-	const uint64_t *head, *tail; /* live hot words */
+	const struct sb_log *log; /* the live log */
+	const char *what, *noun;
+	const uint64_t *seq_word;
+	uint8_t *img; /* its section in the image */
 	uint64_t img_head, img_tail, img_seq;
 	uint64_t records; /* non-PAD records in the image window */
 };
 
-/* Wait (briefly) until the writer commits the record at rec. */
-static bool wait_committed(const struct sb_rec *rec)
+/* The PAD record a reader passed over at the ring's end, as the writer wrote it. */
+static void put_pad(struct ring_copy *r, uint64_t pos, uint64_t len)
 {
-	uint64_t deadline = sb__mono_ns() + BUSY_WAIT_NS;
+	struct sb_rec *p = (struct sb_rec *)(r->img + pos % r->log->size);
 
-	for (;;) {
-		if (sb_load_acquire(&rec->commit) == SB_REC_COMMITTED) /* R2: pairs with W4 */
-			return true;
-		if (sb__mono_ns() > deadline)
-			return false;
-		sched_yield();
-	}
+	memset(p, 0, sizeof(*p));
+	p->len = (uint32_t)len;
+	p->kind = SB_REC_PAD;
+	p->commit = SB_REC_COMMITTED;
 }
 
 /*
- * Copy one record ring (the record log or the aux log) into the image.
- * Returns 0, -EAGAIN (the writer lapped the copy: try again), -EBADMSG.
+ * Copy one record ring (the record log or the aux log) into the image with
+ * the reader core: every record from the tail on, each copied intact
+ * (R1-R3), one in flight waited for briefly (then the image ends before
+ * it). Returns 0, -EAGAIN (the writer lapped the copy: try again),
+ * -EBADMSG.
  */
-static int copy_ring(struct ring_copy *r, char *why, size_t whylen)
+static int copy_ring(struct sb_consumer *c, struct ring_copy *r, char *why, size_t whylen)
 {
-	uint64_t head = sb_load_acquire(r->head); /* R1: pairs with W3 */
-	uint64_t last_seq = 0, last_pos = 0;
+	struct sb_log_reader rd;
+	uint64_t deadline = sb__mono_ns() + BUSY_WAIT_NS, total = 0, lapped = 0;
+	uint32_t fate = 0;
+	int step;
 
-	/* Pass 1: the headers. Those in [tail1, head) are intact (R3 below). */
-	memcpy(r->img, r->live, r->size);
-	sb_fence_acquire(); /* R3: pairs with W1's fence */
-	uint64_t tail1 = sb_load_relaxed(r->tail);
-	if (head - tail1 > r->size) {
-		snprintf(why, whylen, "the writer reused the whole log while it was copied");
-		return -EAGAIN;
-	}
-
-	/* Pass 2: each record again after its commit (R2), so its payload is complete. */
-	uint64_t pos = tail1, cut = head;
+	sb__reader_init(&rd, r->log, r->what, r->noun, r->seq_word, SB_READER_AT_TAIL);
+	sb__reader_begin(&rd);
+	r->img_tail = rd.pos;
+	r->img_seq = 0;
 	r->records = 0;
-	while (pos != head) {
-		uint64_t off = pos % r->size;
-		struct sb_rec *rec = (struct sb_rec *)(r->img + off);
-		uint32_t len = rec->len;
-
-		if (len < sizeof(*rec) || len % SB_REC_ALIGN || len > r->size - off ||
-		    len > head - pos) {
-			snprintf(why, whylen, "record at %llu has length %u: the region is corrupt",
-				 (unsigned long long)pos, len);
-			return -EBADMSG;
+	uint64_t expect = rd.pos; /* where the last record copied ends */
+	while ((step = sb__reader_next(&rd, &c->buf, &fate)) > 0 && !rd.laps) {
+		if (step == SB_READER_BUSY) {
+			if (sb__rec_await_commit(sb__log_rec(r->log, rd.pos), deadline) == 0)
+				continue; /* committed now: read it again */
+			break;	  /* still being written: the image ends before it */
 		}
-		if (rec->kind != SB_REC_PAD) {
-			uint64_t seq = rec->seq; /* from pass 1: intact */
-			const struct sb_rec *live = (const struct sb_rec *)(r->live + off);
-
-			if (!wait_committed(live)) {
-				cut = pos; /* still being written: the image ends before it */
-				break;
-			}
-			memcpy(r->img + off, r->live + off, len);
-			last_seq = seq;
-			last_pos = pos;
-			r->records++;
+		const struct sb_rec *rec = (const struct sb_rec *)c->buf.p;
+		uint8_t *at = r->img + rd.pos % r->log->size;
+		if (rd.pos != expect)
+			put_pad(r, expect, rd.pos - expect);
+		memcpy(at, rec, rec->len);
+		((struct sb_rec *)at)->fate = fate; /* as loaded between the copy and R3 */
+		int err = sb__reader_pass(&rd, rec, &total, &lapped, &r->records);
+		if (err) {
+			snprintf(why, whylen, "%s", sb_last_error());
+			return err;
 		}
-		pos += len;
+		r->img_seq = rec->seq;
+		expect = rd.pos;
 	}
-	sb_fence_acquire(); /* R3 again: the re-copies are intact if the tail did not pass them */
-	uint64_t tail2 = sb_load_relaxed(r->tail);
-	/*
-	 * The window [tail2, cut) must hold the newest record copied, so that
-	 * the image's sequence names a record in it; only a log that has no
-	 * committed record yet may be empty.
-	 */
-	bool ok = last_seq ? cut - tail2 <= r->size && last_pos - tail2 < r->size
-			   : tail2 == 0 && cut == 0;
-	if (!ok) {
-		snprintf(why, whylen, "the writer reused the copied records before they were read");
+	if (step < 0) {
+		snprintf(why, whylen, "%s", sb_last_error());
+		return step;
+	}
+	if (rd.laps) {
+		snprintf(why, whylen, "the writer reused the %s's records while they were copied",
+			 r->what);
 		return -EAGAIN;
 	}
-	r->img_head = cut;
-	r->img_tail = tail2;
-	r->img_seq = last_seq;
+	if (rd.pos != expect)
+		put_pad(r, expect, rd.pos - expect);
+	r->img_head = rd.pos;
+	/* Only a log that has no record yet may leave the image's window empty. */
+	if (!r->img_seq && (r->img_tail || r->img_head)) {
+		snprintf(why, whylen, "the oldest %s record stayed in flight", r->what);
+		return -EAGAIN;
+	}
 	return 0;
 }
 
 static void copy_events(const struct sb_consumer *c, uint8_t *img, uint64_t *img_seq)
 {
 	const struct sb_header *h = &c->hdr;
-	const struct sb_event_slot *live =
-	    (const struct sb_event_slot *)(c->base + h->sections[SB_SEC_EVENTS].offset);
 	struct sb_event_slot *out =
 	    (struct sb_event_slot *)(img + h->sections[SB_SEC_EVENTS].offset);
 	uint64_t n = h->max_events;
-	uint64_t e_head = sb_load_acquire(&c->hot->event_seq); /* V0: pairs with E3 */
+	uint64_t e_head = sb__event_head(&c->events); /* V0: pairs with E3 */
 
 	memset(out, 0, n * sizeof(*out));
 	for (uint64_t e = e_head > n ? e_head - n + 1 : 1; e <= e_head; e++) {
-		const struct sb_event_slot *s = &live[(e - 1) % n];
 		struct sb_event_slot copy;
 
-		if (sb_load_acquire(&s->stamp) != e) /* V1: pairs with E2 */
-			continue;
-		memcpy(&copy, s, sizeof(copy));
-		sb_fence_acquire(); /* V3: pairs with E1's fence */
-		if (sb_load_relaxed(&s->stamp) != e)
-			continue; /* rewritten under us: stays zero, reads as dropped */
-		out[(e - 1) % n] = copy;
+		/* Rewritten under us: the slot stays zero and reads as dropped. */
+		if (sb__event_copy(&c->events, e, &copy) == 0)
+			out[(e - 1) % n] = copy;
 	}
 	*img_seq = e_head;
 }
@@ -178,7 +161,7 @@ static void copy_index(const struct sb_consumer *c, uint8_t *img)
 }
 
 /* Build the whole image in memory. 0, -EAGAIN, -EBADMSG (why says more). */
-static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_copy *log,
+static int build_image(struct sb_consumer *c, uint8_t *img, struct ring_copy *log,
 		       struct ring_copy *aux, char *why, size_t whylen)
 {
 	const struct sb_header *h = &c->hdr;
@@ -189,18 +172,18 @@ static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_co
 	int err;
 
 	*aux = (struct ring_copy){
-		.live = c->base + h->sections[SB_SEC_AUX].offset,
+		.log = &c->aux,
+		.what = "aux",
+		.noun = "aux record",
+		.seq_word = &hot->aux_seq,
 		.img = img + h->sections[SB_SEC_AUX].offset,
-		.size = h->aux_bytes,
-		.head = &hot->aux_head,
-		.tail = &hot->aux_tail,
 	};
 	*log = (struct ring_copy){
-		.live = c->base + h->sections[SB_SEC_LOG].offset,
+		.log = &c->log,
+		.what = "log",
+		.noun = "store",
+		.seq_word = &hot->store_seq,
 		.img = img + h->sections[SB_SEC_LOG].offset,
-		.size = h->log_bytes,
-		.head = &hot->log_head,
-		.tail = &hot->log_tail,
 	};
 	memset(img, 0, h->region_size);
 	memcpy(img, h, sizeof(*h)); /* the validated copy */
@@ -225,9 +208,9 @@ static int build_image(const struct sb_consumer *c, uint8_t *img, struct ring_co
 
 	copy_index(c, img);
 	copy_events(c, img, &ev_seq);
-	err = copy_ring(log, why, whylen);
+	err = copy_ring(c, log, why, whylen);
 	if (!err)
-		err = copy_ring(aux, why, whylen);
+		err = copy_ring(c, aux, why, whylen);
 	if (err)
 		return err;
 	ihot->store_seq = log->img_seq;
@@ -410,40 +393,6 @@ out:
 
 /* ---- the region at a glance ----------------------------------------------- */
 
-/*
- * The store_seq of the oldest record still in the log, read from its
- * header and kept only if the tail did not move past it meanwhile (R3);
- * 0 when the log is empty or the writer keeps lapping the read.
- */
-static uint64_t oldest_seq(const struct sb_consumer *c)
-{
-	for (int attempt = 0; attempt < 4; attempt++) {
-		uint64_t head = sb_load_acquire(c->log.head); /* R1: pairs with W3 */
-		uint64_t tail = sb_load_acquire(c->log.tail); /* pairs with W1's store */
-		uint64_t pos = tail;
-
-		if (head == tail || head - tail > c->log.size)
-			return 0;
-		/* At most one PAD record (the ring's end) before the first record. */
-		for (int step = 0; step < 2 && pos != head; step++) {
-			const struct sb_rec *rec = sb__log_rec(&c->log, pos);
-			uint32_t len = sb_load_relaxed(&rec->len);
-			uint16_t kind = sb_load_relaxed(&rec->kind);
-			uint64_t seq = sb_load_relaxed(&rec->seq);
-
-			sb_fence_acquire(); /* R3: pairs with W1's fence */
-			if (sb_load_relaxed(c->log.tail) != tail)
-				break; /* the writer moved on: read again */
-			if (len < sizeof(*rec) || len % SB_REC_ALIGN || len > head - pos)
-				return 0;
-			if (kind != SB_REC_PAD)
-				return seq;
-			pos += len;
-		}
-	}
-	return 0;
-}
-
 int sb_consumer_stat(struct sb_consumer *c, struct sb_region_stat *out)
 {
 	if (!c || !out)
@@ -477,7 +426,7 @@ int sb_consumer_stat(struct sb_consumer *c, struct sb_region_stat *out)
 		.wakes = sb_load_relaxed(&hot->wakes),
 		.log_written_bytes = head,
 		.log_used_bytes = head - tail <= h->log_bytes ? head - tail : h->log_bytes,
-		.oldest_seq = oldest_seq(c),
+		.oldest_seq = sb__log_oldest_seq(&c->log),
 		.heartbeat_known = beat && now >= beat && c->mapped,
 		.heartbeat_age_ns = beat && now >= beat && c->mapped ? now - beat : 0,
 	};

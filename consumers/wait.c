@@ -56,9 +56,9 @@ static void hints(const struct sb_consumer *c, uint32_t mode, uint32_t chans, ui
 		  struct sb_arm *a)
 {
 	sb__arm_init(a, mode, chans);
-	a->rec_pos = c->pos;
+	a->rec_pos = c->rec.pos;
 	a->ev_cursor = c->ev_cursor;
-	a->aux_pos = c->aux_pos;
+	a->aux_pos = c->aux_rec.pos;
 	a->accessor_gen = accessor_gen;
 }
 
@@ -69,8 +69,8 @@ static bool news(const struct sb_consumer *c)
 	struct sb_arm a;
 	uint32_t chans = used_chans(c);
 
-	if (c->more || c->aux_more || !chans)
-		return true; /* left over from the last drain; or, before any drain, everything */
+	if (!chans)
+		return true; /* before any drain, everything is news */
 	sb__consumer_view(c, &v);
 	hints(c, SB_ARM_FUTEX, chans, 0, &a);
 	return sb__wake_news(&v, &a);

@@ -759,7 +759,7 @@ static int copy_record(struct sb_rec *rec, enum drain_variant v, struct sb_entry
 	struct sb_entry view;
 	int err;
 
-	sb__rec_wait_committed(rec); /* a store may still be copying it */
+	(void)sb__rec_await_commit(rec, UINT64_MAX); /* a store may still be copying it */
 	err = sb__rec_parse(rec, &view, text);
 	if (err)
 		return err;

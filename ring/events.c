@@ -45,16 +45,22 @@ static bool cause_fits(uint32_t kind, uint32_t cause)
 	return cause == SB_EVICT_NONE;
 }
 
-int sb__event_read(const struct sb_evring *ring, uint64_t e, struct sb_event *out)
+int sb__event_copy(const struct sb_evring *ring, uint64_t e, struct sb_event_slot *out)
 {
 	const struct sb_event_slot *s = &ring->slots[(e - 1) % ring->n];
-	struct sb_event_slot copy;
 
 	if (sb_load_acquire(&s->stamp) != e) /* V1: pairs with E2 */
 		return 1;
-	memcpy(&copy, s, sizeof(copy));
+	memcpy(out, s, sizeof(*out));
 	sb_fence_acquire(); /* V3: pairs with E1's fence */
-	if (sb_load_relaxed(&s->stamp) != e)
+	return sb_load_relaxed(&s->stamp) != e;
+}
+
+int sb__event_read(const struct sb_evring *ring, uint64_t e, struct sb_event *out)
+{
+	struct sb_event_slot copy;
+
+	if (sb__event_copy(ring, e, &copy))
 		return 1;
 	if (copy.kind < SB_EVENT_CAPTURE_UNAVAILABLE || copy.kind > SB_EVENT_LOG_TRUNCATED ||
 	    !cause_fits(copy.kind, copy.cause) || copy.tag_len > SB_TAG_MAX ||

@@ -126,6 +126,12 @@ void sb__event_cap_violation(struct sb_evring *ring, uint64_t reports_len, uint6
 uint64_t sb__event_head(const struct sb_evring *ring);
 
 /*
+ * V1-V3: copy the slot of event e as it was written. Returns 0, or 1 when
+ * the slot no longer (or not yet) holds e. The copy is not checked.
+ */
+int sb__event_copy(const struct sb_evring *ring, uint64_t e, struct sb_event_slot *out);
+
+/*
  * V1-V3: read event e. Returns 0, 1 when it was overwritten (lapped), or
  * -EBADMSG for a slot whose contents cannot be an event.
  */

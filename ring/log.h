@@ -1,6 +1,8 @@
 /*
  * ring/log.h - a byte ring of records with free-running positions, used
- * for both the record log and the aux log.
+ * for both the record log and the aux log: the writer's half (W1-W4), the
+ * reader's copy-then-validate (R1-R3), and the reader core every drain of
+ * either log and the image copy run on (struct sb_log_reader).
  *
  * Protocol (positions are u64 byte counts that only grow; pos % size is
  * the offset in the section):
@@ -78,13 +80,18 @@ static inline uint32_t sb__rec_len(size_t payload)
 }
 
 /*
+ * Wait until the record at rec is committed (W4 pairs), by a writer that
+ * is alive: the coordinator's own threads (deadline UINT64_MAX), or a
+ * reader that gives a live writer a moment (the image copy). 0, or
+ * -ETIMEDOUT at the deadline (CLOCK_MONOTONIC ns).
+ */
+int sb__rec_await_commit(const struct sb_rec *rec, uint64_t deadline_ns);
+
+/*
  * Called by the writer for each record the reclaim step drops (PAD
  * records excluded), before the tail moves past it.
  */
 typedef void (*sb_reclaim_fn)(void *arg, struct sb_rec *rec, uint64_t pos);
-
-/* Wait until a record some thread is copying has been committed (W4 pairs). */
-void sb__rec_wait_committed(const struct sb_rec *rec);
 
 /*
  * W1-W2: make room for a record of len bytes (a multiple of SB_REC_ALIGN,
@@ -111,7 +118,7 @@ static inline uint64_t sb__log_reserve(struct sb_log *log, uint32_t len, sb_recl
 
 		/* Its bytes are about to be reused: it must be complete first. */
 		if (sb_load_acquire(&old->commit) == SB_REC_BUSY) /* pairs with W4 */
-			sb__rec_wait_committed(old);
+			(void)sb__rec_await_commit(old, UINT64_MAX);
 		if (old->kind != SB_REC_PAD)
 			fn(arg, old, tail);
 		tail += old->len;
@@ -175,5 +182,90 @@ int sb__log_copy(const struct sb_log *log, uint64_t pos, uint64_t head, struct s
 
 /* Whether the writer has reclaimed pos (tail moved past it). */
 bool sb__log_lapped(const struct sb_log *log, uint64_t pos);
+
+/*
+ * Would a reader at pos get past it now: a record committed there (or any
+ * word but BUSY, which the drain then judges), or pos reclaimed under it
+ * (the reader restarts at the tail)? False at the head and at a record in
+ * flight. Reads the tail first, as sb__log_copy does, so an honest
+ * position is read only while its bytes are its record's.
+ */
+bool sb__log_news(const struct sb_log *log, uint64_t pos);
+
+/* ---- the reader core ------------------------------------------------------------------ */
+
+/*
+ * One reader's place in one log. Every record between its cursor and the
+ * head gets exactly one outcome from the drain that reads it, or counts
+ * as lapped when the writer reclaimed it first; the drain decides what a
+ * record means (sb__reader_next hands it over, sb__reader_pass gives it
+ * its outcome). Nothing in the struct is derived: whether anything is
+ * left to read is a question for the positions (sb__reader_unread).
+ */
+struct sb_log_reader {
+	const struct sb_log *log;
+	const char *what;  /* "log" or "aux", for messages */
+	const char *noun;  /* what a sequence counts: "store", "aux record" */
+	uint64_t pos;	   /* the next record */
+	uint64_t cursor;   /* the sequence of the last record accounted for */
+	bool gap_ok;	   /* lapped, or just placed: sequences may be missing before pos */
+	bool seeking;	   /* records up to cursor were accounted for elsewhere: pass them over */
+	uint64_t head;	   /* R1 at this drain's start */
+	uint64_t budget;   /* bytes this drain may still read */
+	unsigned laps;	   /* lap restarts since sb__reader_begin */
+	const uint64_t *seq_word; /* the writer's newest sequence (store_seq, aux_seq) */
+};
+
+/* Which records a new reader starts from. */
+enum sb_reader_start {
+	SB_READER_AT_TAIL, /* the oldest still in the log; older ones count as lapped */
+	SB_READER_AT_END,  /* only records published after this call */
+};
+
+void sb__reader_init(struct sb_log_reader *r, const struct sb_log *log, const char *what,
+		     const char *noun, const uint64_t *seq_word, enum sb_reader_start start);
+
+/*
+ * Resume after sequence seq (accounted for elsewhere): from the tail on,
+ * records up to seq are passed over uncounted, what was reclaimed after it
+ * counts as lapped. -ERANGE when seq is newer than the newest.
+ */
+int sb__reader_seek(struct sb_log_reader *r, uint64_t seq);
+
+/* A drain starts: R1, and its budget of one ring's worth of bytes. */
+void sb__reader_begin(struct sb_log_reader *r);
+
+enum {
+	SB_READER_END = 0,    /* at the head, the budget spent, or lapped too often */
+	SB_READER_RECORD = 1, /* a committed record is in buf */
+	SB_READER_BUSY = 2,   /* a record not committed yet: buf holds its header */
+};
+
+/*
+ * The next record, copied into buf (R2-R3; fate: its fate word, may be
+ * NULL): lap restarts, PAD records, records passed over by a seek and the
+ * budget are handled here. Returns SB_READER_*, or -EBADMSG for a record
+ * or a head that cannot be right. Nothing moves until sb__reader_pass.
+ */
+int sb__reader_next(struct sb_log_reader *r, struct sb_buf *buf, uint32_t *fate);
+
+/*
+ * The record in buf (from sb__reader_next) gets its outcome: *outcome,
+ * *total and, for the sequences it skips over after a lap, *lapped count
+ * it; the cursor and the position pass it. -EPROTO, with nothing moved,
+ * for a sequence that cannot follow the cursor.
+ */
+int sb__reader_pass(struct sb_log_reader *r, const struct sb_rec *rec, uint64_t *total,
+		    uint64_t *lapped, uint64_t *outcome);
+
+/* Anything left to read, a record in flight included (R1). */
+bool sb__reader_unread(const struct sb_log_reader *r);
+
+/*
+ * The sequence of the oldest record still in the log, read from its header
+ * and kept only if the tail did not pass it meanwhile (R3); 0 when the log
+ * is empty or the writer keeps lapping the read.
+ */
+uint64_t sb__log_oldest_seq(const struct sb_log *log);
 
 #endif

@@ -46,31 +46,9 @@ int sb__arm_parse(const void *buf, size_t len, struct sb_arm *out)
 
 /* ---- news ------------------------------------------------------------------ */
 
-/*
- * A record at pos the reader would get past: committed, or reclaimed under
- * it. The tail is checked first, as sb__log_copy does (R3's fence and load),
- * so an honest position is read only while its record's bytes are its
- * own; a hostile position inside another record's payload reads a payload
- * word as its commit word, which decides no more than whether that
- * consumer is rung.
- */
-static bool rec_news(const struct sb_log *log, uint64_t pos)
-{
-	uint64_t head = sb_load_acquire(log->head); /* R1: pairs with W3 */
-
-	if (head == pos)
-		return false;
-	if (head - pos > log->size || pos % SB_REC_ALIGN || sb__log_lapped(log, pos))
-		return true; /* lapped, or a position no reader holds: let the drain say */
-	const struct sb_rec *rec = sb__log_rec(log, pos);
-	if (sb_load_acquire(&rec->commit) != SB_REC_BUSY) /* R2: pairs with W4 */
-		return true;
-	return sb__log_lapped(log, pos); /* R3: a BUSY word in reclaimed bytes is a lap */
-}
-
 bool sb__wake_news(const struct sb_wake_view *v, const struct sb_arm *a)
 {
-	if ((a->chans & SB_WAKE_REC) && rec_news(v->log, a->rec_pos))
+	if ((a->chans & SB_WAKE_REC) && sb__log_news(v->log, a->rec_pos))
 		return true;
 	if ((a->chans & SB_WAKE_EV) && sb__event_head(v->events) != a->ev_cursor) /* V0 */
 		return true;

@@ -1402,3 +1402,52 @@ Test(aux_log, hostile_aux_records_are_refused_without_moving_the_cursor)
 	f.hot->aux_tail = 0;
 	expect_aux_refused(&f, "a head more than a ring ahead");
 }
+
+/* ---- one end-of-drain rule for both logs ---------------------------------------------- */
+
+static int stop_after_one(void *user, const struct sb_aux_item *item)
+{
+	(void)item;
+	return ++*(int *)user >= 1 ? 1 : 0;
+}
+
+static int stop_after_one_entry(void *user, const struct sb_entry *e)
+{
+	(void)e;
+	return ++*(int *)user >= 1 ? 1 : 0;
+}
+
+Test(aux_log, a_callback_that_stops_the_drain_leaves_the_rest_ready_as_the_record_log_does)
+{
+	struct sb_bridge *b = plain_bridge();
+	struct sb_consumer *c = consumer_of(b);
+	const int32_t pids[] = { 1, 2, 3 };
+	uint8_t buf[64];
+	struct sb_report r = { .msgpack = buf, .msgpack_len = tu_report(buf, 16, 1) };
+	struct sb_aux_counts a;
+	struct sb_drain_counts d;
+	int calls = 0;
+
+	for (int i = 0; i < 3; i++) {
+		char tag[8];
+		snprintf(tag, sizeof(tag), "t%d", i);
+		cr_assert_eq(sb_bridge_record_cgroup_procs(b, tag, "/sys/fs/cgroup/x", pids, 3), 0);
+		cr_assert_eq(sb_bridge_store(b, tag, &r), 0);
+	}
+	cr_assert_eq(sb_consumer_drain_aux(c, stop_after_one, &calls, &a), 1);
+	cr_assert_eq(a.delivered, 1, "the callback stopped the drain after the first record");
+	cr_assert_eq(wait_now(c), SB_WAIT_READY, "two aux records are unread");
+	calls = 0;
+	cr_assert_eq(sb_consumer_drain(c, stop_after_one_entry, &calls, &d), 1);
+	cr_assert_eq(d.delivered, 1);
+	cr_assert_eq(wait_now(c), SB_WAIT_READY, "two records and two aux records are unread");
+	/* Once the coordinator is gone, the same rule decides between READY and CLOSED. */
+	sb_bridge_destroy(b);
+	cr_assert_eq(wait_now(c), SB_WAIT_READY, "what was published before the close comes first");
+	cr_assert_eq(sb_consumer_drain_aux(c, NULL, NULL, &a), 0);
+	cr_assert_eq(a.delivered, 2);
+	cr_assert_eq(sb_consumer_drain(c, NULL, NULL, &d), 0);
+	cr_assert_eq(d.delivered, 2);
+	cr_assert_eq(wait_now(c), SB_WAIT_CLOSED);
+	sb_consumer_close(c);
+}

@@ -620,7 +620,7 @@ Test(serve, arm_sent_after_a_store_it_missed_is_rung_by_the_recheck)
 	/* C1, then C2 found nothing; then a store commits while nobody is armed: no kick. */
 	uint32_t g = sb__wake_bell(c->page);
 	sb__arm_init(&a, SB_ARM_FUTEX, SB_WAKE_REC);
-	a.rec_pos = c->pos;
+	a.rec_pos = c->rec.pos;
 	store_seeded(b, "missed", 64);
 	cr_assert_eq(sb_load_relaxed(&b->hot->wakes), 0,
 		     "nobody was armed: the store kicked no one");

@@ -5,8 +5,8 @@
  * Writers (several coordinator threads) store records under one lock and
  * copy their payloads after dropping it, exactly as
  * coordinator/bridge.c:store_prepared() does; one reader runs
- * consumers/consumer.c:sb_consumer_drain() (its log walk, sb__walk_next()
- * and sb__walk_gap()) with ring/log.c:sb__log_copy() against them. One reader is enough: readers never write the region, so
+ * consumers/consumer.c:sb_consumer_drain() (its reader, ring/log.c's
+ * sb__reader_next() and sb__reader_pass()) with ring/log.c:sb__log_copy() against them. One reader is enough: readers never write the region, so
  * a second one cannot change what the first sees.
  *
  * The ring is RING blocks; a block stands for a run of 64-byte units. A
@@ -165,7 +165,7 @@ proctype Writer()
 		do
 		:: wh + pad + rlen - wt > RING ->
 			o = OFF(wt);
-			(h_commit[o] == COMMITTED); /* sb__rec_wait_committed() */
+			(h_commit[o] == COMMITTED); /* sb__rec_await_commit() */
 			if
 #ifndef MUTANT_RECLAIM_OWN_SLOT
 			:: h_kind[o] != PAD && SLOT_HOLDS(o) && h_slot[o] != replacing ->
@@ -263,7 +263,7 @@ proctype Writer()
 	writers_done++
 }
 
-/* ---- the reader: sb_consumer_drain() (sb__walk_*) + sb__log_copy() ---- */
+/* ---- the reader: sb_consumer_drain() (sb__reader_*) + sb__log_copy() ---- */
 byte r_pos, r_head, r_cursor;
 bool r_gapok;
 byte n_delivered, n_superseded, n_evicted, n_lapped;
@@ -378,7 +378,7 @@ drain:
 		:: res == READ_OK && c_kind != PAD ->
 			d_step {
 				assert(c_kind == SNAPSHOT); /* P4 */
-				/* sb__walk_gap(): P4, then P3 for every store skipped by a lap */
+				/* sb__reader_pass(): P4, then P3 for every store skipped by a lap */
 				assert(c_seq > r_cursor);
 				gap = c_seq - r_cursor - 1;
 				assert(gap == 0 || r_gapok);
