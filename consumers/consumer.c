@@ -3,7 +3,7 @@
  * record log from a private cursor with exact accounting, drain events.
  *
  * Nothing here stores to the region. Every value loaded from it is
- * checked before use (ring/log.c bounds each record; ring/record.c each
+ * checked before use (ring/log.c bounds each record; ring/format/snapshot.c each
  * field inside a record copy).
  */
 #define _GNU_SOURCE
@@ -19,13 +19,13 @@
 #include <snapbridge/consumer.h>
 
 #include "../ring/atomics.h"
-#include "../ring/codec.h"
+#include "../ring/format/msgpack.h"
 #include "../ring/error.h"
 #include "../ring/events.h"
-#include "../ring/index.h"
+#include "../ring/slots.h"
 #include "../ring/layout.h"
 #include "../ring/log.h"
-#include "../ring/record.h"
+#include "../ring/format/snapshot.h"
 #include "../shm/shm.h"
 #include "consumer_internal.h"
 
@@ -270,7 +270,7 @@ int sb_consumer_store_count(const struct sb_consumer *c, uint64_t *out)
 {
 	if (!c || !out)
 		return sb__fail(-EINVAL, "sb_consumer_store_count: NULL argument");
-	*out = sb_load_acquire(&c->hot->store_seq); /* pairs with W3s */
+	*out = sb__log_newest_seq(&c->hot->store_seq);
 	return 0;
 }
 
@@ -354,6 +354,19 @@ int sb_consumer_drain_events(struct sb_consumer *c, struct sb_events *out)
 	sb__chan_used(c, SB_CHAN_EV);
 	out->items = items;
 	out->count = k;
+	return 0;
+}
+
+int sb_consumer_watch_count(const struct sb_consumer *c, uint32_t *out)
+{
+	if (!c || !out)
+		return sb__fail(-EINVAL, "sb_consumer_watch_count: NULL argument");
+	uint64_t n = sb_load_relaxed(&c->hot->watch_count);
+	/* A hostile region could claim more than the cap it published. */
+	if (n > c->hdr.max_watch)
+		return sb__fail(-EBADMSG, "the region claims %llu watches over its cap of %u",
+				(unsigned long long)n, c->hdr.max_watch);
+	*out = (uint32_t)n;
 	return 0;
 }
 

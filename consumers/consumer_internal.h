@@ -11,7 +11,6 @@
 #include <snapbridge/consumer.h>
 
 #include "../ring/accessor.h"
-#include "../ring/codec.h"
 #include "../ring/control.h"
 #include "../ring/events.h"
 #include "../ring/layout.h"
@@ -54,7 +53,7 @@ struct sb_consumer {
 	struct sb_buf buf;
 	char text[SB_REASON_MAX + 1];
 
-	/* The aux log (consumers/aux.c), read with the same reader core. */
+	/* The aux log (consumers/aux_log.c), read with the same reader core. */
 	struct sb_log aux;
 	struct sb_log_reader aux_rec;
 	struct sb_aux_counts aux_totals;

@@ -62,7 +62,7 @@ int sb_consumer_peers(struct sb_consumer *c, struct sb_consumer_info *out, size_
 	int err = read_list(shared, &count, e);
 	if (err)
 		return err;
-	uint64_t stores = sb_load_acquire(&c->hot->store_seq); /* pairs with a store's P1 */
+	uint64_t stores = sb__log_newest_seq(&c->hot->store_seq);
 	uint64_t now = sb__mono_ns();
 	for (uint32_t i = 0; i < count && i < cap; i++) {
 		struct sb_consumer_info *p = &out[i];

@@ -42,8 +42,10 @@
 
 #include "../ring/atomics.h"
 #include "../ring/clock.h"
+#include "../ring/accessor.h"
 #include "../ring/error.h"
-#include "../ring/index.h"
+#include "../ring/liveness.h"
+#include "../ring/slots.h"
 #include "consumer_internal.h"
 
 /* Whole-image attempts before giving up on a writer that laps us every time. */
@@ -188,9 +190,8 @@ static int build_image(struct sb_consumer *c, uint8_t *img, struct ring_copy *lo
 	memset(img, 0, h->region_size);
 	memcpy(img, h, sizeof(*h)); /* the validated copy */
 	struct sb_header *ih = (struct sb_header *)img;
-	ih->heartbeat_ns = sb_load_relaxed(&live_hdr->heartbeat_ns);
-	ih->heartbeat_period_ms = sb_load_relaxed(&live_hdr->heartbeat_period_ms);
-	ih->closed = sb_load_acquire(&live_hdr->closed);
+	sb__beat_read(live_hdr, &ih->heartbeat_ns, &ih->heartbeat_period_ms);
+	ih->closed = sb__region_closed(live_hdr);
 
 	/* Counters first: informational, a moment before the log is taken. */
 	ihot->resident = sb_load_relaxed(&hot->resident);
@@ -200,10 +201,12 @@ static int build_image(struct sb_consumer *c, uint8_t *img, struct ring_copy *lo
 	ihot->drained = sb_load_relaxed(&hot->drained);
 	ihot->capture_unavailable = sb_load_relaxed(&hot->capture_unavailable);
 	ihot->wakes = sb_load_relaxed(&hot->wakes);
-	ihot->accessor_seqno = sb_load_acquire(&hot->accessor_seqno);
-	ihot->accessor_state = sb_load_relaxed(&hot->accessor_state);
+	struct sb_accessor_view av;
+	sb__accessor_read(hot, &av);
+	ihot->accessor_seqno = av.seqno;
+	ihot->accessor_state = av.state;
 	ihot->accessor_gen = sb_load_relaxed(&hot->accessor_gen);
-	ihot->accessor_installed = sb_load_relaxed(&hot->accessor_installed);
+	ihot->accessor_installed = av.installed;
 	ihot->watch_count = sb_load_relaxed(&hot->watch_count);
 
 	copy_index(c, img);
@@ -399,10 +402,14 @@ int sb_consumer_stat(struct sb_consumer *c, struct sb_region_stat *out)
 		return sb__fail(-EINVAL, "sb_consumer_stat: NULL argument");
 	const struct sb_header *h = &c->hdr;
 	const struct sb_hot *hot = c->hot;
-	uint64_t beat = sb_load_relaxed(&((const struct sb_header *)c->base)->heartbeat_ns);
+	uint64_t beat;
+	uint32_t period;
+
+	sb__beat_read((const struct sb_header *)c->base, &beat, &period);
 	uint64_t now = sb__mono_ns();
-	uint64_t head = sb_load_acquire(&hot->log_head); /* R1: pairs with W3 */
-	uint64_t tail = sb_load_acquire(&hot->log_tail);
+	uint64_t head, tail;
+
+	sb__log_span(&c->log, &head, &tail);
 
 	*out = (struct sb_region_stat){
 		.abi_major = h->abi_major,

@@ -19,6 +19,7 @@
 #include "../ring/atomics.h"
 #include "../ring/clock.h"
 #include "../ring/error.h"
+#include "../ring/liveness.h"
 #include "../shm/shm.h"
 #include "consumer_internal.h"
 
@@ -58,8 +59,10 @@ static bool exited(int pidfd)
 static bool looks_dead(struct sb_consumer *c)
 {
 	const struct sb_header *shared = (const struct sb_header *)c->base;
-	uint64_t beat = sb_load_relaxed(&shared->heartbeat_ns);
-	uint32_t period = sb_load_relaxed(&shared->heartbeat_period_ms);
+	uint64_t beat;
+	uint32_t period;
+
+	sb__beat_read(shared, &beat, &period);
 	uint64_t now = sb__mono_ns();
 
 	if (period && now >= beat && now - beat < (uint64_t)period * STALE_PERIODS * 1000000ull)
@@ -82,7 +85,7 @@ enum sb_coord_state sb__consumer_coord_state(struct sb_consumer *c)
 	if (c->coord_final)
 		return c->coord_final;
 	/* Acquire: pairs with the release store of closed in sb_bridge_destroy. */
-	if (sb_load_acquire(&shared->closed))
+	if (sb__region_closed(shared))
 		return settle(c, SB_COORD_CLOSED);
 	if (c->image)
 		return settle(c, SB_COORD_DEAD); /* a copy: its writer is gone for it */
@@ -92,7 +95,7 @@ enum sb_coord_state sb__consumer_coord_state(struct sb_consumer *c)
 	if (!gone)
 		return SB_COORD_ALIVE;
 	/* closed is stored before any hang-up or exit: read it again to tell the two apart. */
-	return settle(c, sb_load_acquire(&shared->closed) ? SB_COORD_CLOSED : SB_COORD_DEAD);
+	return settle(c, sb__region_closed(shared) ? SB_COORD_CLOSED : SB_COORD_DEAD);
 }
 
 int sb_consumer_coordinator(struct sb_consumer *c, enum sb_coord_state *out)

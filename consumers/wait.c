@@ -21,6 +21,7 @@
 #include "../ring/atomics.h"
 #include "../ring/clock.h"
 #include "../ring/error.h"
+#include "../ring/liveness.h"
 #include "consumer_internal.h"
 
 /* A sleeper looks for a dead coordinator at least this often. */
@@ -96,7 +97,7 @@ static bool unread(const struct sb_consumer *c)
 static bool closed_flag(const struct sb_consumer *c)
 {
 	/* pairs with the release store of closed in sb_bridge_destroy */
-	return sb_load_acquire(&((const struct sb_header *)c->base)->closed) != 0;
+	return sb__region_closed((const struct sb_header *)c->base);
 }
 
 /*
@@ -280,7 +281,7 @@ static void accessor_sleep(void *arg, const struct sb_hot *hot, uint32_t g, uint
 		return;
 	}
 	uint32_t bell = sb__wake_bell(c->page);	      /* C1 */
-	if (sb_load_acquire(&hot->accessor_gen) != g) /* C2: pairs with A2 */
+	if (sb__accessor_gen(hot) != g) /* C2 */
 		return;
 	struct sb_arm a;
 	hints(c, SB_ARM_FUTEX, SB_WAKE_ACCESSOR, g, &a);

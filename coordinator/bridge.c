@@ -29,10 +29,12 @@
 
 #include "../ring/atomics.h"
 #include "../ring/clock.h"
-#include "../ring/codec.h"
+#include "../ring/format/msgpack.h"
+#include "../ring/format/missing_stats.h"
 #include "../ring/error.h"
-#include "../ring/index.h"
-#include "../ring/record.h"
+#include "../ring/liveness.h"
+#include "../ring/slots.h"
+#include "../ring/format/snapshot.h"
 
 void sb_config_default(struct sb_config *cfg)
 {
@@ -123,7 +125,8 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	if (ops)
 		b->ops = *ops;
 	sb__lock_init(&b->lock);
-	sb__aux_init(b);
+	sb__aux_log_init(b);
+	sb__accessor_init(b);
 	b->free_slots = malloc(sizeof(uint32_t) * cfg.max_snapshots);
 	if (!b->free_slots) {
 		err = sb__fail(-ENOMEM, "out of memory for %u slots", cfg.max_snapshots);
@@ -164,7 +167,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	b->hdr->coord_start_time = sb__proc_start_time(getpid());
 	memcpy(b->hdr->region_id, region_id, sizeof(region_id));
 	/* Nothing reads the region before a descriptor leaves: no pair needed yet. */
-	sb_store_relaxed(&b->hdr->heartbeat_ns, sb__mono_ns());
+	sb__beat(b->hdr, sb__mono_ns());
 	/* Before any other thread can see the bridge: the store path reads wake.fenced plainly. */
 	sb__wake_init(&b->wake, &b->hot->wakes);
 	*out = b;
@@ -173,7 +176,8 @@ fail:
 	sb__shm_destroy(&b->data);
 	sb__tagindex_fini(&b->index);
 	free(b->free_slots);
-	sb__aux_fini(b);
+	sb__aux_log_fini(b);
+	sb__accessor_fini(b);
 	free(b);
 	return err;
 }
@@ -188,14 +192,15 @@ void sb_bridge_destroy(struct sb_bridge *b)
 	 * set before any connection is hung up, so a consumer that sees the
 	 * hang-up and then reads closed tells "closed" from "died".
 	 */
-	sb_store_release(&b->hdr->closed, 1);
+	sb__region_close(b->hdr);
 	/* Every attached consumer, asleep or polling, in any wait, looks again and sees it. */
 	sb__serve_ring_all(b);
 	sb__serve_stop(b);
 	sb__tagindex_fini(&b->index);
 	sb__shm_destroy(&b->data);
 	free(b->free_slots);
-	sb__aux_fini(b);
+	sb__aux_log_fini(b);
+	sb__accessor_fini(b);
 	free(b);
 }
 
@@ -514,7 +519,7 @@ static struct sb_rec *reserve_record(struct sb_bridge *b, const struct store_arg
 	rec->step_index = a->step_index;
 	sb__log_publish(&b->log, pos + len); /* W3 */
 	/* W3s: after W3, so a reader that loads store_seq finds that store's header below the head. */
-	sb_store_release(&b->hot->store_seq, seq);
+	sb__log_publish_seq(&b->hot->store_seq, seq);
 	*pos_out = pos;
 	return rec;
 }

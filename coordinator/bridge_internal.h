@@ -20,7 +20,7 @@
 
 struct sb_server;
 
-/* A growable array the bridge owns (coordinator/aux.c). */
+/* A growable array the bridge owns (coordinator/aux_log.c). */
 struct sb_vec {
 	void *items;
 	size_t count, cap;
@@ -52,16 +52,18 @@ struct sb_bridge {
 	uint64_t resident_cursor; /* log position before which no record is resident */
 	uint64_t events_drained;  /* event sequence the coordinator's own drain reached */
 
-	/* coordinator/aux.c: the private logs and the aux log, under aux_lock. */
+	/* coordinator/aux_log.c: the private logs and the aux log, under aux_lock. */
 	pthread_mutex_t aux_lock;
 	struct sb_vec kops;	       /* of struct sb_kop_record */
 	struct sb_vec procs;	       /* of struct sb_cgroup_procs * */
 	pthread_mutex_t accessor_lock; /* serialises the accessor worker's transitions */
 };
 
-/* Set up and free coordinator/aux.c's state. */
-void sb__aux_init(struct sb_bridge *b);
-void sb__aux_fini(struct sb_bridge *b);
+/* Set up and free coordinator/aux_log.c's and coordinator/accessor.c's state. */
+void sb__aux_log_init(struct sb_bridge *b);
+void sb__aux_log_fini(struct sb_bridge *b);
+void sb__accessor_init(struct sb_bridge *b);
+void sb__accessor_fini(struct sb_bridge *b);
 
 /*
  * N2-N4 (ring/wake.h), after publishing on chans (SB_WAKE_* bits): one

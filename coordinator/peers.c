@@ -28,7 +28,7 @@
 
 #include "../ring/clock.h"
 #include "../ring/error.h"
-#include "../ring/hello.h"
+#include "../shm/handover.h"
 #include "../shm/shm.h"
 #include "bridge_internal.h"
 

@@ -50,7 +50,8 @@
 
 #include "../ring/clock.h"
 #include "../ring/error.h"
-#include "../ring/hello.h"
+#include "../ring/liveness.h"
+#include "../shm/handover.h"
 #include "peers.h"
 
 /* Connections accepted per wake-up of the serving thread. */
@@ -452,7 +453,7 @@ static bool service(struct sb_server *s, uint32_t i, int fd, short revents)
 static void beat(struct sb_server *s)
 {
 	/* Relaxed: the beat orders nothing, readers compare it with their clock. */
-	sb_store_relaxed(&s->b->hdr->heartbeat_ns, sb__mono_ns());
+	sb__beat(s->b->hdr, sb__mono_ns());
 }
 
 static int ms_until(uint64_t ns)
@@ -597,7 +598,7 @@ int sb_bridge_serve(struct sb_bridge *b, const struct sb_serve_config *cfg)
 			goto fail;
 	}
 	publish_name(s);
-	sb_store_relaxed(&b->hdr->heartbeat_period_ms, cfg->heartbeat_ms);
+	sb__beat_period(b->hdr, cfg->heartbeat_ms);
 	beat(s);
 	/* The threads take no signal: SIGINT and friends stay the application's. */
 	sigfillset(&all);

@@ -178,3 +178,29 @@ int sb__accessor_wait_advance(const struct sb_hot *hot, uint64_t seqno_before, u
 		sleep_on(hot, g, now, deadline_ns, z);
 	}
 }
+
+void sb__accessor_read(const struct sb_hot *hot, struct sb_accessor_view *out)
+{
+	/* pairs with the release store of installed in sb__accessor_install */
+	out->installed = sb_load_acquire(&hot->accessor_installed) != 0;
+	out->state = sb_load_acquire(&hot->accessor_state); /* B2: pairs with A1 */
+	out->seqno = sb_load_acquire(&hot->accessor_seqno); /* B2: pairs with A1 */
+}
+
+uint32_t sb__accessor_gen(const struct sb_hot *hot)
+{
+	return sb_load_acquire(&hot->accessor_gen); /* B1: pairs with A2 */
+}
+
+const char *sb_worker_state_name(enum sb_worker_state state)
+{
+	switch (state) {
+	case SB_WORKER_TRYING:
+		return "Trying";
+	case SB_WORKER_SUCCEEDED:
+		return "Succeeded";
+	case SB_WORKER_FAILED_PERMANENTLY:
+		return "FailedPermanently";
+	}
+	return NULL;
+}

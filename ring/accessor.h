@@ -40,6 +40,19 @@ void sb__accessor_set_state(struct sb_hot *hot, uint32_t state);
 /* A3's first half: wake the coordinator's own waiters (a private futex wake). */
 void sb__accessor_wake(struct sb_hot *hot);
 
+/* What a reader sees: installed, and the seqno and state A1 published. */
+struct sb_accessor_view {
+	bool installed;
+	uint64_t seqno;
+	uint32_t state; /* enum sb_worker_state; unchecked: the region may lie */
+};
+
+/* B2 on its own: the published words (acquire: pairs with A1). */
+void sb__accessor_read(const struct sb_hot *hot, struct sb_accessor_view *out);
+
+/* B1 on its own: the futex word a waiter compares with (acquire: pairs with A2). */
+uint32_t sb__accessor_gen(const struct sb_hot *hot);
+
 /* B3 for one process: how it sleeps, and (for a consumer) whether its coordinator is gone. */
 struct sb_accessor_sleeper {
 	/*

@@ -1,8 +1,13 @@
-/* ring/events.c - the event ring; the protocol is in events.h. */
+/*
+ * ring/events.c - the event ring: its constructors per kind, the reader's
+ * copy and check (the protocol is in events.h), and the event helpers of
+ * the public API.
+ */
 #include "events.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "atomics.h"
@@ -77,4 +82,32 @@ int sb__event_read(const struct sb_evring *ring, uint64_t e, struct sb_event *ou
 	memcpy(out->tag, copy.tag, copy.tag_len);
 	memcpy(out->detail, copy.detail, copy.detail_len);
 	return 0;
+}
+
+void sb_events_free(struct sb_events *events)
+{
+	if (!events)
+		return;
+	free(events->items);
+	events->items = NULL;
+	events->count = 0;
+}
+
+const char *sb_event_kind_name(enum sb_event_kind kind)
+{
+	switch (kind) {
+	case SB_EVENT_CAPTURE_UNAVAILABLE:
+		return "CaptureUnavailable";
+	case SB_EVENT_OVERWRITE:
+		return "Overwrite";
+	case SB_EVENT_EVICTION:
+		return "Eviction";
+	case SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION:
+		return "DrainOrderingInvariantViolation";
+	case SB_EVENT_CAP_INVARIANT_VIOLATION:
+		return "CapInvariantViolation";
+	case SB_EVENT_LOG_TRUNCATED:
+		return "EventLogTruncated";
+	}
+	return "Unknown";
 }

@@ -1,5 +1,6 @@
 /*
- * ring/layout.c - planning, stamping and validating the region header.
+ * ring/layout.c - planning, stamping and validating the region header, and
+ * the library version and region format a build reads (sb_version).
  */
 #include "layout.h"
 
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include <snapbridge/bridge.h>
+#include <snapbridge/snapbridge.h>
 
 #include "error.h"
 
@@ -221,4 +223,26 @@ int sb__header_validate(const struct sb_header *hdr, uint64_t region_size)
 		prev_end = s->offset + s->size;
 	}
 	return 0;
+}
+
+/* ---- what this build of the library is and which regions it reads ---------- */
+
+const char *sb_version(void)
+{
+	return SNAPBRIDGE_VERSION;
+}
+
+void sb_version_info(struct sb_version_info *out)
+{
+	if (!out)
+		return;
+	*out = (struct sb_version_info){
+		.version = SNAPBRIDGE_VERSION,
+		.major = SNAPBRIDGE_VERSION_MAJOR,
+		.minor = SNAPBRIDGE_VERSION_MINOR,
+		.patch = SNAPBRIDGE_VERSION_PATCH,
+		.abi_major = SB_ABI_MAJOR,
+		.abi_minor = SB_ABI_MINOR,
+		.layout_hash = sb__layout_hash(),
+	};
 }

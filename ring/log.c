@@ -149,7 +149,7 @@ void sb__reader_init(struct sb_log_reader *r, const struct sb_log *log, const ch
 		 * the sequence, so every record at or after this head is newer
 		 * than the cursor, and anything in between counts as lapped.
 		 */
-		r->cursor = sb_load_acquire(seq_word); /* pairs with W3s */
+		r->cursor = sb__log_newest_seq(seq_word);
 		r->pos = sb_load_acquire(log->head);	/* R1: pairs with W3 */
 	} else {
 		r->pos = sb_load_acquire(log->tail); /* pairs with W1 */
@@ -158,7 +158,7 @@ void sb__reader_init(struct sb_log_reader *r, const struct sb_log *log, const ch
 
 int sb__reader_seek(struct sb_log_reader *r, uint64_t seq)
 {
-	uint64_t newest = sb_load_acquire(r->seq_word); /* pairs with W3s */
+	uint64_t newest = sb__log_newest_seq(r->seq_word);
 
 	if (seq > newest)
 		return sb__fail(-ERANGE,
@@ -261,6 +261,12 @@ int sb__reader_pass(struct sb_log_reader *r, const struct sb_rec *rec, uint64_t 
 bool sb__reader_unread(const struct sb_log_reader *r)
 {
 	return r->pos != sb_load_acquire(r->log->head); /* R1: pairs with W3 */
+}
+
+void sb__log_span(const struct sb_log *log, uint64_t *head, uint64_t *tail)
+{
+	*head = sb_load_acquire(log->head); /* R1: pairs with W3 */
+	*tail = sb_load_acquire(log->tail); /* pairs with W1's store */
 }
 
 uint64_t sb__log_oldest_seq(const struct sb_log *log)

@@ -158,6 +158,21 @@ static inline void sb__log_publish(struct sb_log *log, uint64_t new_head)
 	sb_store_release(log->head, new_head); /* W3: pairs with R1 */
 }
 
+/*
+ * W3s, after W3: the sequence of the newest record (store_seq, aux_seq). A
+ * reader that loads it finds that record's header below the head.
+ */
+static inline void sb__log_publish_seq(uint64_t *seq_word, uint64_t seq)
+{
+	sb_store_release(seq_word, seq); /* W3s: pairs with sb__log_newest_seq */
+}
+
+/* The newest sequence published (W3s pairs): every record up to it is below the head. */
+static inline uint64_t sb__log_newest_seq(const uint64_t *seq_word)
+{
+	return sb_load_acquire(seq_word); /* pairs with W3s */
+}
+
 /* W4: the record's bytes are complete. */
 static inline void sb__rec_commit(struct sb_rec *rec)
 {
@@ -260,6 +275,9 @@ int sb__reader_pass(struct sb_log_reader *r, const struct sb_rec *rec, uint64_t 
 
 /* Anything left to read, a record in flight included (R1). */
 bool sb__reader_unread(const struct sb_log_reader *r);
+
+/* Head (R1) and then tail, for a reader that only counts bytes: head - tail <= size when honest. */
+void sb__log_span(const struct sb_log *log, uint64_t *head, uint64_t *tail);
 
 /*
  * The sequence of the oldest record still in the log, read from its header

@@ -1,12 +1,12 @@
 /*
  * test_codec_decode.c - decoding a missing-stats reason from untrusted
- * record bytes (ring/codec.c). Regressions found by tests/fuzz/fuzz_codec.c.
+ * record bytes (ring/format/missing_stats.c, ring/format/msgpack.c). Regressions found by tests/fuzz/fuzz_codec.c.
  */
 #include <criterion/criterion.h>
 #include <msgpack.h>
 #include <string.h>
 
-#include "../ring/codec.h"
+#include "../ring/format/missing_stats.h"
 
 static void pack_str(msgpack_packer *pk, const char *s)
 {

@@ -26,7 +26,7 @@
 #include "../coordinator/bridge_internal.h"
 #include "../ring/clock.h"
 #include "../ring/futex.h"
-#include "../ring/hello.h"
+#include "../shm/handover.h"
 #include "serveutil.h"
 #include "testutil.h"
 

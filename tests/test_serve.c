@@ -32,7 +32,7 @@
 #include "../consumers/consumer_internal.h"
 #include "../coordinator/bridge_internal.h"
 #include "../ring/futex.h"
-#include "../ring/hello.h"
+#include "../shm/handover.h"
 #include "serveutil.h"
 #include "testutil.h"
 

@@ -1,5 +1,5 @@
 /*
- * ring/model/slot.pml - the slot index seqlock (ring/index.c, ck_sequence)
+ * ring/model/slot.pml - the slot index seqlock (ring/slots.c, ck_sequence)
  * as SPIN checks it.
  *
  * The coordinator rewrites a slot under its lock (one writer at a time,
@@ -33,7 +33,7 @@
 #define READERS 1 /* readers only load: a second one sees nothing new */
 #endif
 #ifndef TRIES
-#define TRIES 3 /* 10000 in ring/index.c; the count does not change the logic */
+#define TRIES 3 /* 10000 in ring/slots.c; the count does not change the logic */
 #endif
 
 byte seq;		/* sb_slot.seq (ck_sequence_t) */

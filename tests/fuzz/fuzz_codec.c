@@ -14,9 +14,10 @@
 #include <msgpack.h>
 #include <snapbridge/snapbridge.h>
 
-#include "../../ring/codec.h"
+#include "../../ring/format/msgpack.h"
+#include "../../ring/format/missing_stats.h"
 #include "../../ring/layout.h"
-#include "../../ring/record.h"
+#include "../../ring/format/snapshot.h"
 #include "fuzz.h"
 
 SB_FUZZ_MAIN

@@ -1,5 +1,5 @@
 /*
- * fuzz_hello.c - the consumer's handshake parser (ring/hello.c) on
+ * fuzz_hello.c - the consumer's handshake parser (shm/handover.c) on
  * arbitrary bytes: sb__hello_parse() directly, with any descriptor count,
  * and sb__hello_recv() on a SOCK_SEQPACKET pair, as a consumer receives it;
  * and the other direction, the serving thread's parser of a consumer's
@@ -16,7 +16,7 @@
 
 #include <snapbridge/snapbridge.h>
 
-#include "../../ring/hello.h"
+#include "../../shm/handover.h"
 #include "../../ring/layout.h"
 #include "../../ring/wake.h"
 #include "fuzz.h"

@@ -14,7 +14,7 @@
 
 #include <msgpack.h>
 
-#include "../../ring/codec.h"
+#include "../../ring/format/msgpack.h"
 #include "fuzz.h"
 
 SB_FUZZ_MAIN

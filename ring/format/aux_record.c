@@ -1,5 +1,6 @@
 /*
- * ring/auxrec.c - the aux log's records (format in ring/kop.h): building
+ * ring/format/aux_record.c - the aux log's records (format in
+ * aux_record.h): building
  * the cgroup.procs payload, and parsing a record a consumer copied out of
  * shared memory, where every length is hostile until checked.
  */
@@ -10,9 +11,10 @@
 
 #include <msgpack.h>
 
-#include "codec.h"
-#include "error.h"
-#include "kop.h"
+#include "../error.h"
+#include "aux_record.h"
+#include "kernel_op.h"
+#include "msgpack.h"
 
 int sb__cgroup_check(const char *tag, const char *cgroup, const int32_t *pids, size_t n,
 		     size_t *tag_len, size_t *cgroup_len)
@@ -238,29 +240,6 @@ void sb__aux_owned_free(struct sb_aux_owned *own)
 	sb_kop_reply_free(own->reply);
 	sb_cgroup_procs_free(own->procs);
 	memset(own, 0, sizeof(*own));
-}
-
-void sb_kop_value_free(struct sb_kop_value *v)
-{
-	if (!v)
-		return;
-	if (v->kind == SB_KOP_BYTES)
-		free((void *)v->bytes);
-	v->bytes = NULL;
-	v->len = 0;
-}
-
-void sb_kop_log_free(struct sb_kop_log *log)
-{
-	if (!log)
-		return;
-	for (size_t i = 0; i < log->count; i++) {
-		free(log->items[i].tag);
-		sb_kop_reply_free(log->items[i].reply);
-	}
-	free(log->items);
-	log->items = NULL;
-	log->count = 0;
 }
 
 void sb_cgroup_procs_free(struct sb_cgroup_procs *procs)

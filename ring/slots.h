@@ -1,5 +1,5 @@
 /*
- * ring/index.h - the slot index: one seqlocked slot per resident report.
+ * ring/slots.h - the slot index: one seqlocked slot per resident report.
  *
  * The coordinator writes a slot between ck_sequence_write_begin() and
  * ck_sequence_write_end() (odd while writing: S1/S2). A reader copies the
@@ -8,8 +8,8 @@
  * forever: a writer that died inside a write section leaves the slot odd,
  * and the reader gives up with -EAGAIN.
  */
-#ifndef SB_RING_INDEX_H
-#define SB_RING_INDEX_H
+#ifndef SB_RING_SLOTS_H
+#define SB_RING_SLOTS_H
 
 #include "layout.h"
 

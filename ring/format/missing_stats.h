@@ -1,9 +1,9 @@
 /*
- * ring/codec.h - the encodings inside records: msgpack validation and the
- * msgpack form of missing-stats reasons.
+ * ring/format/missing_stats.h - the msgpack form of a missing-stats reason
+ * (the stats bytes of a record whose stats are SB_STATS_MISSING).
  */
-#ifndef SB_RING_CODEC_H
-#define SB_RING_CODEC_H
+#ifndef SB_RING_FORMAT_MISSING_STATS_H
+#define SB_RING_FORMAT_MISSING_STATS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -12,15 +12,6 @@
 
 /* The largest encoded missing-stats reason. */
 #define SB_MISSING_ENC_MAX (SB_REASON_MAX + 128)
-
-/*
- * 0 when buf holds exactly one well-formed msgpack object, else -EINVAL
- * with sb__msgpack_error() saying where it breaks (the caller names what
- * it was checking). Allocates nothing; every length is checked against
- * the bytes left. Formats nothing on success: it sits on the store path.
- */
-int sb__msgpack_check(const void *buf, size_t len);
-const char *sb__msgpack_error(void);
 
 /* -EINVAL for an unknown kind, -ENAMETOOLONG for text over SB_REASON_MAX. */
 int sb__missing_check(const struct sb_missing *m);

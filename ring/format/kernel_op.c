@@ -1,5 +1,5 @@
 /*
- * ring/kop.c - the msgpack form of kernel-op requests and replies
+ * ring/format/kernel_op.c - the msgpack form of kernel-op requests and replies
  * (snapbridge/aux.h has the schema), and the single-block decoded objects.
  *
  * Decoding reads bytes that came from shared memory or another process:
@@ -16,22 +16,9 @@
 #include <msgpack.h>
 #include <snapbridge/aux.h>
 
-#include "codec.h"
-#include "error.h"
-#include "kop.h"
-
-const char *sb_worker_state_name(enum sb_worker_state state)
-{
-	switch (state) {
-	case SB_WORKER_TRYING:
-		return "Trying";
-	case SB_WORKER_SUCCEEDED:
-		return "Succeeded";
-	case SB_WORKER_FAILED_PERMANENTLY:
-		return "FailedPermanently";
-	}
-	return NULL;
-}
+#include "../error.h"
+#include "kernel_op.h"
+#include "msgpack.h"
 
 /* ---- checks shared by encoding and decoding ---------------------------------- */
 
@@ -125,40 +112,6 @@ static void pack_value(msgpack_packer *pk, const struct sb_kop_value *v)
 	} else {
 		msgpack_pack_uint64(pk, v->num);
 	}
-}
-
-/* msgpack-c's sbuffer writer, remembering the first failure (out of memory). */
-static int checked_write(void *data, const char *buf, size_t len)
-{
-	struct sb_pack *p = data;
-
-	if (!p->failed && msgpack_sbuffer_write(&p->sb, buf, len) != 0)
-		p->failed = true;
-	return p->failed ? -1 : 0;
-}
-
-void sb__pack_init(struct sb_pack *p)
-{
-	msgpack_sbuffer_init(&p->sb);
-	msgpack_packer_init(&p->pk, p, checked_write);
-	p->failed = false;
-}
-
-int sb__pack_finish(struct sb_pack *p, size_t max, const char *what, void **buf, size_t *len)
-{
-	if (p->failed || !p->sb.data) {
-		msgpack_sbuffer_destroy(&p->sb);
-		return sb__fail(-ENOMEM, "out of memory encoding a %s", what);
-	}
-	if (p->sb.size > max) {
-		size_t n = p->sb.size;
-
-		msgpack_sbuffer_destroy(&p->sb);
-		return sb__fail(-E2BIG, "the encoded %s is %zu bytes, more than %zu", what, n, max);
-	}
-	*len = p->sb.size;
-	*buf = msgpack_sbuffer_release(&p->sb);
-	return 0;
 }
 
 int sb_kop_request_encode(const struct sb_kop_request *req, void **buf, size_t *len)
@@ -628,4 +581,27 @@ int sb_kop_request_decode(const void *buf, size_t len, struct sb_kop_request **o
 void sb_kop_request_free(struct sb_kop_request *req)
 {
 	free(req);
+}
+
+void sb_kop_value_free(struct sb_kop_value *v)
+{
+	if (!v)
+		return;
+	if (v->kind == SB_KOP_BYTES)
+		free((void *)v->bytes);
+	v->bytes = NULL;
+	v->len = 0;
+}
+
+void sb_kop_log_free(struct sb_kop_log *log)
+{
+	if (!log)
+		return;
+	for (size_t i = 0; i < log->count; i++) {
+		free(log->items[i].tag);
+		sb_kop_reply_free(log->items[i].reply);
+	}
+	free(log->items);
+	log->items = NULL;
+	log->count = 0;
 }

@@ -1,5 +1,5 @@
 /*
- * ring/hello.h - the hand-over message a coordinator sends each consumer
+ * shm/handover.h - the hand-over message a coordinator sends each consumer
  * that connects to its socket, and the descriptors that ride with it.
  *
  * The socket is SOCK_SEQPACKET, so the message arrives whole or not at
@@ -16,12 +16,12 @@
  * The receiver treats every byte as hostile: sizes, magic, version,
  * descriptor count and the reason string are all checked.
  */
-#ifndef SB_RING_HELLO_H
-#define SB_RING_HELLO_H
+#ifndef SB_SHM_HANDOVER_H
+#define SB_SHM_HANDOVER_H
 
 #include <stdint.h>
 
-#include "layout.h"
+#include "../ring/layout.h"
 
 #define SB_HELLO_MAGIC	 "SNAPHELO"
 #define SB_HELLO_VERSION 2

@@ -1,11 +1,16 @@
-#include "record.h"
+/*
+ * ring/format/snapshot.c - what a snapshot record holds: parsing a copy of
+ * one (every length checked against the record), owned entries, and the
+ * tag rules.
+ */
+#include "snapshot.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-#include "error.h"
+#include "../error.h"
+#include "missing_stats.h"
 
 int sb__rec_parse(const struct sb_rec *rec, struct sb_entry *view, char *text)
 {
@@ -104,15 +109,6 @@ void sb_entries_free(struct sb_entries *entries)
 	entries->count = 0;
 }
 
-void sb_events_free(struct sb_events *events)
-{
-	if (!events)
-		return;
-	free(events->items);
-	events->items = NULL;
-	events->count = 0;
-}
-
 bool sb_tag_is_periodic(const char *tag)
 {
 	static const char prefix[] = "periodic_";
@@ -124,25 +120,6 @@ bool sb_tag_is_periodic(const char *tag)
 		if (d[i] < '0' || d[i] > '9')
 			return false;
 	return d[3] == '\0';
-}
-
-const char *sb_event_kind_name(enum sb_event_kind kind)
-{
-	switch (kind) {
-	case SB_EVENT_CAPTURE_UNAVAILABLE:
-		return "CaptureUnavailable";
-	case SB_EVENT_OVERWRITE:
-		return "Overwrite";
-	case SB_EVENT_EVICTION:
-		return "Eviction";
-	case SB_EVENT_DRAIN_ORDERING_INVARIANT_VIOLATION:
-		return "DrainOrderingInvariantViolation";
-	case SB_EVENT_CAP_INVARIANT_VIOLATION:
-		return "CapInvariantViolation";
-	case SB_EVENT_LOG_TRUNCATED:
-		return "EventLogTruncated";
-	}
-	return "Unknown";
 }
 
 int sb__check_tag(const char *tag, size_t *len)

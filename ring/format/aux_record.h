@@ -1,6 +1,5 @@
 /*
- * ring/kop.h - internal helpers around the kernel-op codec (ring/kop.c)
- * and the aux-log record format (ring/auxrec.c).
+ * ring/format/aux_record.h - what an aux-log record holds (aux_record.c).
  *
  * An aux record is an sb_rec of kind SB_REC_KERNEL_OP or
  * SB_REC_CGROUP_PROCS whose seq is the 1-based aux sequence, followed by
@@ -10,35 +9,16 @@
  *            (snapbridge/aux.h), or the pids as an array of int32
  * stats_len, flags and every other field are 0.
  */
-#ifndef SB_RING_KOP_H
-#define SB_RING_KOP_H
+#ifndef SB_RING_FORMAT_AUX_RECORD_H
+#define SB_RING_FORMAT_AUX_RECORD_H
 
-#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-#include <msgpack.h>
 #include <snapbridge/aux.h>
 #include <snapbridge/consumer.h>
 
-#include "layout.h"
-
-/*
- * A msgpack packer into a growing buffer that remembers the first failed
- * write, so that an out-of-memory in the middle of a document is an error
- * rather than a truncated document.
- */
-struct sb_pack {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	bool failed;
-};
-
-void sb__pack_init(struct sb_pack *p);
-
-/* Hand over the bytes (*buf is malloc'd), or -ENOMEM / -E2BIG (over max) and free them. */
-int sb__pack_finish(struct sb_pack *p, size_t max, const char *what, void **buf, size_t *len);
-
-/* 0 when tag is 1..SB_KOP_TAG_MAX bytes (*len set), else -EINVAL / -ENAMETOOLONG. */
-int sb__kop_check_tag(const char *tag, size_t *len);
+#include "../layout.h"
 
 /* Check cgroup.procs arguments as sb_bridge_record_cgroup_procs documents. */
 int sb__cgroup_check(const char *tag, const char *cgroup, const int32_t *pids, size_t n,

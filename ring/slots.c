@@ -1,4 +1,4 @@
-#include "index.h"
+#include "slots.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /*
- * ring/hello.c - building, sending, receiving and checking the hello.
+ * shm/handover.c - building, sending, receiving and checking the hello.
  */
 #define _GNU_SOURCE
-#include "hello.h"
+#include "handover.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "../ring/error.h"
 
 static void stamp(struct sb_hello *h)
 {

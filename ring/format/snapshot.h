@@ -1,14 +1,14 @@
 /*
- * ring/record.h - reading a snapshot record's contents. Used on a stable
+ * ring/format/snapshot.h - reading a snapshot record's contents. Used on a stable
  * copy (consumers) or on a committed record the caller owns (the
  * coordinator's own drains); every length is checked against the record.
  */
-#ifndef SB_RING_RECORD_H
-#define SB_RING_RECORD_H
+#ifndef SB_RING_FORMAT_SNAPSHOT_H
+#define SB_RING_FORMAT_SNAPSHOT_H
 
 #include <snapbridge/types.h>
 
-#include "layout.h"
+#include "../layout.h"
 
 /*
  * Fill a view of the record's snapshot: its pointers point into rec, the

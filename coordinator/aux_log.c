@@ -1,14 +1,12 @@
 /*
- * coordinator/aux.c - the parts of the reference bridge beside snapshots:
- * watch slots, the accessor worker's state and waits, the kernel-op and
- * cgroup.procs logs (kept privately with the reference's destructive
- * drains, and appended to the region's aux log for consumers), and the
- * thread's active bridge.
+ * coordinator/aux_log.c - the kernel-op and cgroup.procs logs: kept
+ * privately with the reference's destructive drains and first-match
+ * lookups, and appended to the region's aux log for consumers.
  *
  * Locking: aux_lock covers both private logs and every write to the aux
- * log, so the two orders (private and shared) are the same order.
- * accessor_lock serialises the accessor worker's transitions. Neither is
- * ever held with b->lock, and no callback runs under either.
+ * log, so the two orders (private and shared) are the same order. It is
+ * never held with b->lock, no callback runs under it, and consumers are
+ * told of an append only after it is dropped.
  */
 #define _GNU_SOURCE
 #include "bridge_internal.h"
@@ -18,24 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../ring/accessor.h"
 #include "../ring/atomics.h"
-#include "../ring/clock.h"
 #include "../ring/error.h"
-#include "../ring/kop.h"
+#include "../ring/format/aux_record.h"
+#include "../ring/format/kernel_op.h"
 
-uint64_t sb_monotonic_ns(void)
-{
-	return sb__mono_ns();
-}
-
-void sb__aux_init(struct sb_bridge *b)
+void sb__aux_log_init(struct sb_bridge *b)
 {
 	pthread_mutex_init(&b->aux_lock, NULL);
-	pthread_mutex_init(&b->accessor_lock, NULL);
 }
 
-void sb__aux_fini(struct sb_bridge *b)
+void sb__aux_log_fini(struct sb_bridge *b)
 {
 	struct sb_kop_log kops = { b->kops.count, b->kops.items };
 	struct sb_cgroup_procs_log procs = { b->procs.count, b->procs.items };
@@ -43,160 +34,6 @@ void sb__aux_fini(struct sb_bridge *b)
 	sb_kop_log_free(&kops);
 	sb_cgroup_procs_log_free(&procs);
 	pthread_mutex_destroy(&b->aux_lock);
-	pthread_mutex_destroy(&b->accessor_lock);
-}
-
-/* ---- watch slots ------------------------------------------------------------ */
-
-int sb_bridge_register_watch(struct sb_bridge *b, const char *symbol)
-{
-	uint64_t *count;
-	uint64_t prev;
-
-	if (!b)
-		return sb__fail(-EINVAL, "bridge is NULL");
-	if (!symbol || !symbol[0])
-		return sb__fail(-EINVAL, "watch symbol is %s", symbol ? "empty" : "NULL");
-	if (strnlen(symbol, SB_KOP_TARGET_MAX + 1) > SB_KOP_TARGET_MAX)
-		return sb__fail(-ENAMETOOLONG, "watch symbol \"%.24s...\" is longer than %d bytes",
-				symbol, SB_KOP_TARGET_MAX);
-	/*
-	 * Reserve by compare-and-swap, never add-then-undo: a failed add would
-	 * put the published count over the cap for a moment, and consumers
-	 * (and other threads) read it at any moment.
-	 */
-	count = &b->hot->watch_count;
-	prev = sb_load_relaxed(count);
-	do {
-		if (prev >= b->cfg.max_watch)
-			return sb__fail(-ENOSPC,
-					"watch on %s: cap exceeded: all %u watch slots are taken "
-					"(max_watch; the host's own trigger slot is not counted). "
-					"Drop a watch, or capture on a timer instead",
-					symbol, b->cfg.max_watch);
-	} while (!sb_cas(count, &prev, prev + 1));
-
-	if (!b->ops.watch_register) {
-		sb_fetch_add_seqcst(count, (uint64_t)-1);
-		return sb__fail(-ENOSYS,
-				"watch on %s: no watch-register callback installed on this "
-				"bridge (set sb_bridge_ops.watch_register at create)",
-				symbol);
-	}
-	char why[256] = "";
-	int r = b->ops.watch_register(b->ops.user, symbol, why, sizeof(why));
-	if (r != 0) {
-		int err = r < 0 ? r : -EIO;
-
-		sb_fetch_add_seqcst(count, (uint64_t)-1); /* the slot goes back */
-		why[sizeof(why) - 1] = '\0';
-		if (!why[0])
-			snprintf(why, sizeof(why), "it returned %d (%s)", r,
-				 r < 0 ? strerror(-r) : "not a negative errno");
-		return sb__fail(err, "watch on %s: the watch-register callback failed: %s", symbol,
-				why);
-	}
-	return 0; /* the slot stays taken */
-}
-
-int sb_bridge_watch_count(struct sb_bridge *b, uint32_t *out)
-{
-	if (!b || !out)
-		return sb__fail(-EINVAL, "sb_bridge_watch_count: NULL argument");
-	*out = (uint32_t)sb_load_relaxed(&b->hot->watch_count);
-	return 0;
-}
-
-/* ---- accessor state ----------------------------------------------------------- */
-
-/* A3 (ring/accessor.h), with the accessor lock dropped: waiters here, then consumers. */
-static void accessor_wake(struct sb_bridge *b)
-{
-	sb__accessor_wake(b->hot);
-	sb__bridge_notify(b, SB_WAKE_ACCESSOR);
-}
-
-int sb_bridge_accessor_install(struct sb_bridge *b)
-{
-	if (!b)
-		return sb__fail(-EINVAL, "bridge is NULL");
-	pthread_mutex_lock(&b->accessor_lock);
-	bool had = sb_load_relaxed(&b->hot->accessor_installed) != 0;
-	if (!had)
-		sb__accessor_install(b->hot);
-	pthread_mutex_unlock(&b->accessor_lock);
-	if (had)
-		return sb__fail(-EALREADY, "accessor state is already installed");
-	accessor_wake(b);
-	return 0;
-}
-
-/* Run a worker transition: state is the target, or UINT32_MAX for a publish. */
-static int transition(struct sb_bridge *b, uint32_t state, uint64_t *seqno)
-{
-	int err = 0;
-
-	if (!b)
-		return sb__fail(-EINVAL, "bridge is NULL");
-	pthread_mutex_lock(&b->accessor_lock);
-	if (!sb_load_relaxed(&b->hot->accessor_installed))
-		err = sb__fail(-ENODEV,
-			       "no accessor state is installed (sb_bridge_accessor_install)");
-	else if (sb_load_relaxed(&b->hot->accessor_state) == SB_WORKER_FAILED_PERMANENTLY)
-		err = sb__fail(-ENOTRECOVERABLE,
-			       "the accessor worker already failed permanently; it cannot "
-			       "publish or retry again");
-	else if (state == UINT32_MAX) {
-		uint64_t s = sb__accessor_publish(b->hot);
-		if (seqno)
-			*seqno = s;
-	} else {
-		sb__accessor_set_state(b->hot, state);
-	}
-	pthread_mutex_unlock(&b->accessor_lock);
-	if (!err)
-		accessor_wake(b);
-	return err;
-}
-
-int sb_bridge_accessor_publish(struct sb_bridge *b, uint64_t *seqno)
-{
-	return transition(b, UINT32_MAX, seqno);
-}
-
-int sb_bridge_accessor_retry(struct sb_bridge *b)
-{
-	return transition(b, SB_WORKER_TRYING, NULL);
-}
-
-int sb_bridge_accessor_fail(struct sb_bridge *b)
-{
-	return transition(b, SB_WORKER_FAILED_PERMANENTLY, NULL);
-}
-
-int sb_bridge_accessor_publish_seqno(struct sb_bridge *b, uint64_t *out)
-{
-	if (!b || !out)
-		return sb__fail(-EINVAL, "sb_bridge_accessor_publish_seqno: NULL argument");
-	/* pairs with A1 (ring/accessor.h); 0 while nothing is installed */
-	*out = sb_load_acquire(&b->hot->accessor_seqno);
-	return 0;
-}
-
-int sb_bridge_wait_worker_not_trying(struct sb_bridge *b, uint64_t deadline_ns,
-				     const char *op_label)
-{
-	if (!b)
-		return sb__fail(-EINVAL, "bridge is NULL");
-	return sb__accessor_wait_not_trying(b->hot, deadline_ns, op_label, NULL);
-}
-
-int sb_bridge_wait_publish_advance(struct sb_bridge *b, uint64_t seqno_before, uint64_t deadline_ns,
-				   const char *op_label, uint64_t *seqno)
-{
-	if (!b)
-		return sb__fail(-EINVAL, "bridge is NULL");
-	return sb__accessor_wait_advance(b->hot, seqno_before, deadline_ns, op_label, NULL, seqno);
 }
 
 /* ---- the aux log ---------------------------------------------------------------- */
@@ -245,7 +82,7 @@ static void aux_append(struct sb_bridge *b, uint16_t kind, const char *tag, size
 	memcpy(p + tag_len + cgroup_len, payload, len);
 	sb__rec_commit(rec);			 /* W4 */
 	sb__log_publish(&b->aux, pos + rec_len); /* W3 */
-	sb_store_release(&b->hot->aux_seq, seq); /* pairs with sb_consumer_aux_count */
+	sb__log_publish_seq(&b->hot->aux_seq, seq); /* W3s */
 	/* The caller notifies (N2-N4) once aux_lock is dropped. */
 }
 
@@ -513,40 +350,4 @@ int sb_bridge_cgroup_procs_by_tag(struct sb_bridge *b, const char *tag,
 	if (err == -ENOENT)
 		return sb__fail(-ENOENT, "no cgroup.procs snapshot is logged under tag %.64s", tag);
 	return err;
-}
-
-/* ---- the thread's active bridge --------------------------------------------------- */
-
-static _Thread_local struct sb_bridge *active;
-
-struct sb_bridge_guard sb_bridge_set_thread_local(struct sb_bridge *b)
-{
-	struct sb_bridge_guard g = { active, true };
-
-	active = b;
-	return g;
-}
-
-void sb_bridge_guard_restore(struct sb_bridge_guard *g)
-{
-	if (!g || !g->armed)
-		return;
-	active = g->prev;
-	g->armed = false;
-}
-
-struct sb_bridge *sb_active_bridge(void)
-{
-	return active;
-}
-
-int sb_with_active_bridge(int (*fn)(struct sb_bridge *b, void *user), void *user, int *result)
-{
-	if (!fn || !result)
-		return sb__fail(-EINVAL, "sb_with_active_bridge: NULL argument");
-	if (!active)
-		return sb__fail(-ENOENT, "no bridge is active on this thread "
-					 "(sb_bridge_set_thread_local)");
-	*result = fn(active, user);
-	return 0;
 }
