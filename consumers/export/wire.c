@@ -960,50 +960,20 @@ static bool mp_int(struct mp *m, int64_t *v, bool *neg_ok_or_unsigned)
 		*v = (int8_t)t;
 		return true;
 	}
-	switch (t) {
-	case 0xcc:
-		if (!mp_be(m, 1, &u))
-			return false;
-		*v = (int64_t)u;
-		return true;
-	case 0xcd:
-		if (!mp_be(m, 2, &u))
-			return false;
-		*v = (int64_t)u;
-		return true;
-	case 0xce:
-		if (!mp_be(m, 4, &u))
-			return false;
-		*v = (int64_t)u;
-		return true;
-	case 0xcf:
-		if (!mp_be(m, 8, &u))
-			return false;
+	/* 0xcc..0xcf: unsigned, 0xd0..0xd3: signed, 1 << (t & 3) bytes each. */
+	if (t < 0xcc || t > 0xd3)
+		return false;
+	unsigned width = 1u << (t & 3);
+	if (!mp_be(m, (int)width, &u))
+		return false;
+	if (t <= 0xcf) {
 		*v = (int64_t)u;
 		*neg_ok_or_unsigned = u <= INT64_MAX;
-		return true;
-	case 0xd0:
-		if (!mp_be(m, 1, &u))
-			return false;
-		*v = (int8_t)u;
-		return true;
-	case 0xd1:
-		if (!mp_be(m, 2, &u))
-			return false;
-		*v = (int16_t)u;
-		return true;
-	case 0xd2:
-		if (!mp_be(m, 4, &u))
-			return false;
-		*v = (int32_t)u;
-		return true;
-	case 0xd3:
-		if (!mp_be(m, 8, &u))
-			return false;
-		*v = (int64_t)u;
-		return true;
+	} else {
+		unsigned shift = 64 - 8 * width; /* sign-extend from the top bit of its width */
+		*v = (int64_t)(u << shift) >> shift;
 	}
-	return false;
+	return true;
 }
 
 static bool mp_u64(struct mp *m, uint64_t *v)
