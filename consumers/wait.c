@@ -29,15 +29,6 @@
 /* Without a bell nobody wakes us: sleep in slices this long. */
 #define UNARMED_SLICE_MS 10
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* The channels a wait reports: those drained so far. */
 static uint32_t used_chans(const struct sb_consumer *c)
 {
@@ -133,7 +124,7 @@ static bool spin(struct sb_consumer *c)
 				c->spin_ns *= 2;
 			return true;
 		}
-		cpu_relax();
+		sb_cpu_relax();
 		if ((i & 31) == 0 && sb__mono_ns() - start >= c->spin_ns)
 			break;
 	}

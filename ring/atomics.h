@@ -27,8 +27,6 @@
  * Read-modify-writes with one-sided ordering, for the wake protocol's
  * private words (ring/wake.h): the arm flag and the waker's kick word.
  */
-#define sb_exchange_acquire(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_ACQUIRE)
-#define sb_exchange_acq_rel(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
 #define sb_fetch_or_release(p, v)  __atomic_fetch_or((p), (v), __ATOMIC_RELEASE)
 #define sb_fetch_or_acq_rel(p, v)  __atomic_fetch_or((p), (v), __ATOMIC_ACQ_REL)
 #define sb_fetch_and_acquire(p, v) __atomic_fetch_and((p), (v), __ATOMIC_ACQUIRE)
@@ -62,5 +60,15 @@
  */
 #define sb_fence_acquire() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 #define sb_fence_release() __atomic_thread_fence(__ATOMIC_RELEASE)
+
+/* One step of a spin on a shared word: tells the CPU, not the compiler, to back off. */
+static inline void sb_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 
 #endif
