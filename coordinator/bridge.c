@@ -132,7 +132,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	for (uint32_t i = 0; i < cfg.max_snapshots; i++)
 		b->free_slots[i] = cfg.max_snapshots - 1 - i;
 	b->nfree = cfg.max_snapshots;
-	err = sb__tagindex_init(&b->index, cfg.max_snapshots);
+	err = sb__tagindex_init(&b->index, cfg.max_snapshots, SB_TAG_BUCKETS_PER_SLOT);
 	if (err)
 		goto fail;
 

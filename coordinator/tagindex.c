@@ -52,13 +52,12 @@ static struct sb_tagtable *table_new(struct sb_tagindex *idx)
 	return t;
 }
 
-int sb__tagindex_init(struct sb_tagindex *idx, uint32_t nslots)
+int sb__tagindex_init(struct sb_tagindex *idx, uint32_t nslots, uint32_t per_slot)
 {
 	uint32_t buckets = 16;
 
 	memset(idx, 0, sizeof(*idx));
-	/* At most a quarter full of entries, so probes stay short even with tombstones. */
-	while (buckets < 4 * nslots)
+	while (buckets < per_slot * nslots)
 		buckets <<= 1;
 	idx->nslots = nslots;
 	idx->mask = buckets - 1;

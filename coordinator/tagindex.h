@@ -78,13 +78,23 @@ struct sb_tagindex {
 	uint64_t *bucket;	   /* the writer's: the current version's buckets */
 	struct sb_tagkey *keys;	   /* one per slot */
 	uint32_t nslots;
-	uint32_t mask;	     /* buckets - 1; buckets >= 4 * nslots */
+	uint32_t mask;	     /* buckets - 1; buckets >= per_slot * nslots */
 	uint32_t live;	     /* entries (the writer's) */
 	uint32_t used;	     /* entries plus tombstones: a rebuild starts above half */
 	uint32_t *bucket_of; /* the bucket of each resident slot's entry, or UINT32_MAX */
 };
 
-int sb__tagindex_init(struct sb_tagindex *idx, uint32_t nslots);
+/*
+ * Buckets per slot: at most a sixteenth of the buckets hold entries, so a
+ * store's probe for a new tag stays short while deletes leave tombstones
+ * (at four per slot a unique-tag store took 114 ns of CPU instead of 98,
+ * mostly in mispredicted probe loops; docs/BENCHMARKS.md). 128 bytes per
+ * slot per table version.
+ */
+#define SB_TAG_BUCKETS_PER_SLOT 16
+
+/* An index for nslots slots with at least per_slot buckets each (tests use fewer). */
+int sb__tagindex_init(struct sb_tagindex *idx, uint32_t nslots, uint32_t per_slot);
 void sb__tagindex_fini(struct sb_tagindex *idx);
 
 /* The hash sb__tag_make() computes. */
