@@ -221,8 +221,9 @@ static inline int sb__tagindex_find_held(const struct sb_tagindex *idx, const st
 			continue;
 		uint32_t slot = (uint32_t)e - 1;
 		const struct sb_tagkey *k = &idx->keys[slot];
-		bool same = k->len == tag->len;
-		for (uint32_t w = 0; w < sb__tag_words_of(tag->len) && same; w++)
+		/* A live key has at least one word; most tags fit in two. */
+		bool same = k->len == tag->len && k->word[0] == tag->word[0];
+		for (uint32_t w = 1; w < sb__tag_words_of(tag->len) && same; w++)
 			same = k->word[w] == tag->word[w];
 		if (same) {
 			*slot_out = slot;
