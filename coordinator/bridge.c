@@ -135,7 +135,7 @@ int sb_bridge_create(const struct sb_config *cfg_in, const struct sb_bridge_ops 
 	for (uint32_t i = 0; i < cfg.max_snapshots; i++)
 		b->free_slots[i] = cfg.max_snapshots - 1 - i;
 	b->nfree = cfg.max_snapshots;
-	err = sb__tagindex_init(&b->index, cfg.max_snapshots);
+	err = sb__tagindex_init(&b->index, cfg.max_snapshots, SB_TAG_BUCKETS_PER_SLOT);
 	if (err)
 		goto fail;
 
@@ -412,8 +412,52 @@ static int check_msgpack(const struct sb_bridge *b, const char *what, const char
 			sb__msgpack_error());
 }
 
+/* What the store calls other than sb_bridge_store() add, each NULL when not given. */
+struct store_extras {
+	const struct sb_stats *stats;
+	const uint64_t *elapsed_ms;
+	const uint64_t *boundary_offset_ms;
+	const uint16_t *step_index;
+};
+
+/* Stats and step: absent from sb_bridge_store(), whose arguments are checked without them. */
+static int prepare_extras(const struct sb_bridge *b, const char *tag, const struct store_extras *x,
+			  struct store_args *a, uint8_t *missing_buf)
+{
+	const struct sb_stats *stats = x->stats;
+	int err;
+
+	if (stats && stats->kind == SB_STATS_OK) {
+		if (!stats->msgpack && stats->msgpack_len)
+			return sb__fail(-EINVAL, "stats for %s have %zu bytes at NULL", tag,
+					stats->msgpack_len);
+		err = check_msgpack(b, "stats", tag, stats->msgpack, stats->msgpack_len);
+		if (err)
+			return err;
+		a->stats = stats->msgpack;
+		a->stats_len = stats->msgpack_len;
+		a->flags |= SB_F_HAS_STATS | SB_F_STATS_OK;
+	} else if (stats && stats->kind == SB_STATS_MISSING) {
+		err = sb__missing_encode(&stats->missing, missing_buf, SB_MISSING_ENC_MAX,
+					 &a->stats_len);
+		if (err)
+			return err;
+		a->stats = missing_buf;
+		a->flags |= SB_F_HAS_STATS;
+	} else if (stats && stats->kind != SB_STATS_ABSENT) {
+		return sb__fail(-EINVAL, "stats kind %d for %s is unknown", (int)stats->kind, tag);
+	}
+	a->flags |= (x->elapsed_ms ? SB_F_HAS_ELAPSED : 0) |
+		    (x->boundary_offset_ms ? SB_F_HAS_BOUNDARY : 0) |
+		    (x->step_index ? SB_F_HAS_STEP : 0);
+	a->elapsed_ms = x->elapsed_ms ? *x->elapsed_ms : 0;
+	a->boundary_offset_ms = x->boundary_offset_ms ? *x->boundary_offset_ms : 0;
+	a->step_index = x->step_index ? *x->step_index : 0;
+	return 0;
+}
+
 static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report *report,
-		   const struct sb_stats *stats, struct store_args *a, uint8_t *missing_buf)
+		   const struct store_extras *x, struct store_args *a, uint8_t *missing_buf)
 {
 	size_t tag_len;
 	int err;
@@ -439,25 +483,13 @@ static int prepare(struct sb_bridge *b, const char *tag, const struct sb_report 
 	a->flags = report->placeholder ? SB_F_PLACEHOLDER : 0;
 	a->stats = NULL;
 	a->stats_len = 0;
-	if (stats && stats->kind == SB_STATS_OK) {
-		if (!stats->msgpack && stats->msgpack_len)
-			return sb__fail(-EINVAL, "stats for %s have %zu bytes at NULL", tag,
-					stats->msgpack_len);
-		err = check_msgpack(b, "stats", tag, stats->msgpack, stats->msgpack_len);
+	a->elapsed_ms = 0;
+	a->boundary_offset_ms = 0;
+	a->step_index = 0;
+	if (x) {
+		err = prepare_extras(b, tag, x, a, missing_buf);
 		if (err)
 			return err;
-		a->stats = stats->msgpack;
-		a->stats_len = stats->msgpack_len;
-		a->flags |= SB_F_HAS_STATS | SB_F_STATS_OK;
-	} else if (stats && stats->kind == SB_STATS_MISSING) {
-		err = sb__missing_encode(&stats->missing, missing_buf, SB_MISSING_ENC_MAX,
-					 &a->stats_len);
-		if (err)
-			return err;
-		a->stats = missing_buf;
-		a->flags |= SB_F_HAS_STATS;
-	} else if (stats && stats->kind != SB_STATS_ABSENT) {
-		return sb__fail(-EINVAL, "stats kind %d for %s is unknown", (int)stats->kind, tag);
 	}
 	/* Every check passed: only now the copies the locked steps work from. */
 	sb__tag_make(&a->tag, tag, tag_len);
@@ -501,8 +533,9 @@ static struct sb_rec *reserve_record(struct sb_bridge *b, const struct store_arg
 				     uint64_t *pos_out)
 {
 	struct reclaim_ctx ctx = { b, &a->tag, replacing };
-	uint64_t pos = sb__log_reserve(&b->log, len, reclaim_record, &ctx); /* W1-W2 */
-	struct sb_rec *rec = sb__log_wrec(&b->log, pos);
+	uint64_t pos;
+	/* W1-W2 */
+	struct sb_rec *rec = sb__log_reserve_rec(&b->log, len, reclaim_record, &ctx, &pos);
 
 	sb_store_relaxed(&rec->fate, (uint32_t)(slot == UINT32_MAX ? SB_FATE_EVICTED_CAP
 								   : SB_FATE_RESIDENT));
@@ -611,33 +644,26 @@ static int store_prepared(struct sb_bridge *b, const struct store_args *a)
 	return 0;
 }
 
+/* x: NULL for a plain sb_bridge_store(). */
 static int store_full(struct sb_bridge *b, const char *tag, const struct sb_report *report,
-		      const struct sb_stats *stats, const uint64_t *elapsed_ms,
-		      const uint64_t *boundary_offset_ms, const uint16_t *step_index)
+		      const struct store_extras *x)
 {
 	struct store_args a; /* every field set below: no clearing of its padded buffers */
 	uint8_t missing_buf[SB_MISSING_ENC_MAX];
-	int err = prepare(b, tag, report, stats, &a, missing_buf);
+	int err = prepare(b, tag, report, x, &a, missing_buf);
 
-	if (err)
-		return err;
-	a.flags |= (elapsed_ms ? SB_F_HAS_ELAPSED : 0) | (boundary_offset_ms ? SB_F_HAS_BOUNDARY : 0) |
-		   (step_index ? SB_F_HAS_STEP : 0);
-	a.elapsed_ms = elapsed_ms ? *elapsed_ms : 0;
-	a.boundary_offset_ms = boundary_offset_ms ? *boundary_offset_ms : 0;
-	a.step_index = step_index ? *step_index : 0;
-	return store_prepared(b, &a);
+	return err ? err : store_prepared(b, &a);
 }
 
 int sb_bridge_store(struct sb_bridge *b, const char *tag, const struct sb_report *report)
 {
-	return store_full(b, tag, report, NULL, NULL, NULL, NULL);
+	return store_full(b, tag, report, NULL);
 }
 
 int sb_bridge_store_with_stats(struct sb_bridge *b, const char *tag, const struct sb_report *report,
 			       const struct sb_stats *stats, const uint64_t *elapsed_ms)
 {
-	return store_full(b, tag, report, stats, elapsed_ms, NULL, NULL);
+	return store_full(b, tag, report, &(struct store_extras){ stats, elapsed_ms, NULL, NULL });
 }
 
 int sb_bridge_store_with_stats_and_step(struct sb_bridge *b, const char *tag,
@@ -645,7 +671,9 @@ int sb_bridge_store_with_stats_and_step(struct sb_bridge *b, const char *tag,
 					const struct sb_stats *stats, const uint64_t *elapsed_ms,
 					const uint64_t *boundary_offset_ms, uint16_t step_index)
 {
-	return store_full(b, tag, report, stats, elapsed_ms, boundary_offset_ms, &step_index);
+	struct store_extras x = { stats, elapsed_ms, boundary_offset_ms, &step_index };
+
+	return store_full(b, tag, report, &x);
 }
 
 static int capture(struct sb_bridge *b, const char *tag, const uint16_t *step, bool *stored)
@@ -668,7 +696,8 @@ static int capture(struct sb_bridge *b, const char *tag, const uint16_t *step, b
 		sb__bridge_notify(b, SB_WAKE_EV);
 		return 0;
 	}
-	err = store_full(b, tag, &report, NULL, NULL, NULL, step);
+	struct store_extras x = { .step_index = step };
+	err = store_full(b, tag, &report, step ? &x : NULL);
 	if (b->ops.release)
 		b->ops.release(b->ops.user, &report);
 	*stored = err == 0;

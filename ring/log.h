@@ -95,14 +95,15 @@ typedef void (*sb_reclaim_fn)(void *arg, struct sb_rec *rec, uint64_t pos);
 
 /*
  * W1-W2: make room for a record of len bytes (a multiple of SB_REC_ALIGN,
- * at most the ring size) and return its position. The caller fills the
- * header (commit is already BUSY) and then calls sb__log_publish().
+ * at most the ring size); return its header, and its position in *pos.
+ * The caller fills the header (commit is already BUSY) and then calls
+ * sb__log_publish().
  * Waits for an older record that another thread is still copying if its
  * bytes are needed. Caller holds the writer lock. Inline: the store path
  * runs it once per store, with fn known at the call.
  */
-static inline uint64_t sb__log_reserve(struct sb_log *log, uint32_t len, sb_reclaim_fn fn,
-				       void *arg)
+static inline struct sb_rec *sb__log_reserve_rec(struct sb_log *log, uint32_t len, sb_reclaim_fn fn,
+						 void *arg, uint64_t *pos)
 {
 	uint64_t head = sb_load_relaxed(log->head); /* only lock holders store it */
 	uint64_t tail = sb_load_relaxed(log->tail);
@@ -149,7 +150,18 @@ static inline uint64_t sb__log_reserve(struct sb_log *log, uint32_t len, sb_recl
 	memset(rec, 0, sizeof(*rec));
 	sb_store_relaxed(&rec->commit, SB_REC_BUSY);
 	rec->len = len;
-	return head;
+	*pos = head;
+	return rec;
+}
+
+/* sb__log_reserve_rec() for a caller that wants the position only. */
+static inline uint64_t sb__log_reserve(struct sb_log *log, uint32_t len, sb_reclaim_fn fn,
+				       void *arg)
+{
+	uint64_t pos;
+
+	(void)sb__log_reserve_rec(log, len, fn, arg, &pos);
+	return pos;
 }
 
 /* W3: publish every header written up to new_head. */

@@ -8,23 +8,6 @@
 
 #include "error.h"
 
-_Static_assert(sizeof(ck_sequence_t) == sizeof(uint32_t), "ck_sequence_t is one word");
-
-static ck_sequence_t *seqlock(struct sb_slot *slot)
-{
-	return (ck_sequence_t *)(void *)&slot->seq;
-}
-
-void sb__slot_write_begin(struct sb_slot *slot)
-{
-	ck_sequence_write_begin(seqlock(slot)); /* S1: odd, then store fence */
-}
-
-void sb__slot_write_end(struct sb_slot *slot)
-{
-	ck_sequence_write_end(seqlock(slot)); /* S2: store fence, then even */
-}
-
 int sb__slot_read(const struct sb_slot *slot, struct sb_slot *copy)
 {
 	const ck_sequence_t *sq = (const ck_sequence_t *)(const void *)&slot->seq;

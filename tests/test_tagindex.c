@@ -19,6 +19,9 @@
 #include "../coordinator/tagindex.h"
 
 #define POOL 40
+/* Buckets per slot: a quarter of the bridge's, so that the churn below fills tables and rebuilds.
+ */
+#define PER_SLOT 4
 
 struct model {
 	struct sb_tagindex idx;
@@ -88,7 +91,7 @@ static int64_t expected(int64_t slot_of)
 
 static void model_init(struct model *m, uint32_t nslots)
 {
-	cr_assert_eq(sb__tagindex_init(&m->idx, nslots), 0);
+	cr_assert_eq(sb__tagindex_init(&m->idx, nslots, PER_SLOT), 0);
 	m->nslots = nslots;
 	m->nfree = nslots;
 	for (uint32_t i = 0; i < nslots; i++)
@@ -234,7 +237,7 @@ Test(tagindex, a_lock_free_reader_never_misses_a_resident_tag_nor_finds_an_absen
 	uint64_t seed = 99, home = 0, rebuilds = 0;
 	pthread_t th;
 
-	cr_assert_eq(sb__tagindex_init(&r.idx, 8), 0);
+	cr_assert_eq(sb__tagindex_init(&r.idx, 8, PER_SLOT), 0);
 	cr_assert_eq(r.idx.mask, 31);
 	/* Two churned tags first, so the target starts behind them in its chain. */
 	for (uint32_t slot = 0; slot < 2; slot++) {
@@ -289,7 +292,7 @@ Test(tagindex, a_table_a_reader_may_hold_is_not_reused_before_its_grace_period)
 	uint64_t seed = 5, home = 0;
 	bool live[7] = { false };
 
-	cr_assert_eq(sb__tagindex_init(&idx, 8), 0);
+	cr_assert_eq(sb__tagindex_init(&idx, 8, PER_SLOT), 0);
 	add(&idx, "target", 6, 5, 7);
 	rcu_read_lock();
 	seen[nseen++] = idx.table;
@@ -354,7 +357,7 @@ Test(tagindex, a_lock_free_reader_never_matches_a_key_torn_between_two_tags)
 	struct torn r = { .phantoms = 0 };
 	pthread_t th;
 
-	cr_assert_eq(sb__tagindex_init(&r.idx, 8), 0);
+	cr_assert_eq(sb__tagindex_init(&r.idx, 8, PER_SLOT), 0);
 	add(&r.idx, torn_a, 16, 3, 0);
 	cr_assert_eq(pthread_create(&th, NULL, torn_reader, &r), 0);
 	while (atomic_load(&r.lookups) == 0)
