@@ -10,10 +10,8 @@
 #include "../ring/atomics.h"
 #include "../ring/clock.h"
 #include "../ring/error.h"
+#include "../ring/peers.h"
 #include "consumer_internal.h"
-
-/* Reads of a list being rewritten before giving up: its writer is one thread, it finishes fast. */
-#define PEERS_TRIES 10000
 
 void sb__consumer_touch(struct sb_consumer *c)
 {
@@ -22,30 +20,6 @@ void sb__consumer_touch(struct sb_consumer *c)
 	/* Hints for the listing; relaxed: they order nothing. */
 	sb_store_relaxed(&c->page->cursor, c->rec.cursor);
 	sb_store_relaxed(&c->page->heartbeat_ns, sb__mono_ns());
-}
-
-/* A consistent copy of the list (P1-P2 in coordinator/peers.c), or -EAGAIN. */
-static int read_list(const struct sb_peers *shared, uint32_t *count, struct sb_peer_entry *out)
-{
-	for (int tries = 0; tries < PEERS_TRIES; tries++) {
-		uint32_t v = sb_load_acquire(&shared->seq); /* pairs with P2 */
-		if (v & 1)
-			continue;
-		uint32_t n = sb_load_relaxed(&shared->count);
-		if (n > SB_PEERS_MAX)
-			n = SB_PEERS_MAX + 1; /* judged after the re-check: it may be torn */
-		memcpy(out, shared->entries, sizeof(shared->entries));
-		sb_fence_acquire(); /* pairs with P1's fence */
-		if (sb_load_relaxed(&shared->seq) != v)
-			continue;
-		if (n > SB_PEERS_MAX)
-			return sb__fail(-EBADMSG, "the region lists more than %u consumers",
-					SB_PEERS_MAX);
-		*count = n;
-		return 0;
-	}
-	return sb__fail(-EAGAIN, "the consumer list stayed busy: its writer may have died "
-				 "mid-update");
 }
 
 int sb_consumer_peers(struct sb_consumer *c, struct sb_consumer_info *out, size_t cap, size_t *n)
@@ -59,7 +33,7 @@ int sb_consumer_peers(struct sb_consumer *c, struct sb_consumer_info *out, size_
 		return sb__fail(-EOPNOTSUPP, "an image has no attached consumers");
 	const struct sb_peers *shared =
 	    (const struct sb_peers *)(c->base + c->hdr.sections[SB_SEC_PEERS].offset);
-	int err = read_list(shared, &count, e);
+	int err = sb__peers_read(shared, &count, e); /* D3-D4 */
 	if (err)
 		return err;
 	uint64_t stores = sb__log_newest_seq(&c->hot->store_seq);

@@ -3,14 +3,7 @@
  * admitting one with a control page of its own, marking its arms (the
  * wake protocol's M1-M4), the waker thread that rings them (K1, F1-F3),
  * the heartbeat's safety net, the listing, and the copy of the listing
- * consumers read from the data region.
- *
- * The consumer list in the data region (struct sb_peers) is a seqlock
- * with one writer, the serving thread:
- *   P1  seq + 1 (odd), release fence; rewrite count and entries
- *   P2  store_release(seq + 1) (even)          -- pairs with the reader's
- *       load_acquire of seq; the reader copies, fences (acquire) and
- *       loads seq again (pairs with P1's fence): changed means retry.
+ * consumers read from the data region (its seqlock: ring/peers.h).
  */
 #define _GNU_SOURCE
 #include "peers.h"
@@ -28,6 +21,7 @@
 
 #include "../ring/clock.h"
 #include "../ring/error.h"
+#include "../ring/peers.h"
 #include "../shm/handover.h"
 #include "../shm/shm.h"
 #include "bridge_internal.h"
@@ -299,7 +293,7 @@ static void describe(const struct sb_peer *p, uint32_t slot, uint64_t stores, ui
 
 static size_t list(struct sb_peer_table *t, struct sb_consumer_info *out, size_t cap)
 {
-	uint64_t stores = sb_load_acquire(&t->b->hot->store_seq); /* pairs with a store's P1 */
+	uint64_t stores = sb__log_newest_seq(&t->b->hot->store_seq); /* pairs with W3s */
 	uint64_t now = sb__mono_ns();
 	size_t n = 0;
 
@@ -335,14 +329,7 @@ void sb__peers_publish(struct sb_peer_table *t, uint64_t now)
 		n++;
 	}
 	pthread_mutex_unlock(&t->lock);
-
-	uint32_t seq = sb_load_relaxed(&shared->seq); /* we are its only writer */
-	sb_store_relaxed(&shared->seq, seq + 1);      /* P1: odd */
-	sb_fence_release();
-	memcpy(shared->entries, e, sizeof(e));
-	sb_store_relaxed(&shared->count, n);
-	sb_store_relaxed(&shared->published_ns, now);
-	sb_store_release(&shared->seq, seq + 2); /* P2: even */
+	sb__peers_write(shared, e, n, now); /* D1-D2 */
 }
 
 int sb_bridge_consumers(struct sb_bridge *b, struct sb_consumer_info *out, size_t cap, size_t *n)

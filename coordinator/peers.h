@@ -78,7 +78,7 @@ void sb__peers_net(struct sb_peer_table *t);
 /* Ring every attached consumer, armed or not, both ways (the close). */
 void sb__peers_ring_all(struct sb_peer_table *t);
 
-/* Serving thread: rewrite the consumer list in the data region (P1-P2). */
+/* Serving thread: rewrite the consumer list in the data region (D1-D2, ring/peers.h). */
 void sb__peers_publish(struct sb_peer_table *t, uint64_t now);
 
 #endif

@@ -340,7 +340,7 @@ SB_ASSERT_SIZE(struct sb_event_slot, 192);
  * entries as sb_bridge_consumers): consumers read it for
  * sb_consumer_peers, since none may read another's control page. The
  * serving thread, the only writer, rewrites it under seq (odd while
- * writing: P1/P2 in coordinator/peers.c) on every heartbeat and whenever
+ * writing: D1-D4 in ring/peers.h) on every heartbeat and whenever
  * a consumer comes or goes. cursor and heartbeat_ns are each consumer's
  * claims about itself; readers bound them.
  */
