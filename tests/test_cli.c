@@ -28,6 +28,8 @@
 
 #include <snapbridge/snapbridge.h>
 
+#include "testutil.h"
+
 #ifndef SB_TOOL
 #error "SB_TOOL must name the snapbridge binary"
 #endif
@@ -40,24 +42,6 @@ struct run {
 	int status; /* exit code, or 128 + signal */
 	char *out, *err;
 };
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0;
-
-	if (!f)
-		return strdup("");
-	FILE *m = open_memstream(&buf, &len);
-	char chunk[8192];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		fwrite(chunk, 1, n, m);
-	fclose(m);
-	fclose(f);
-	return buf;
-}
 
 /* Start SB_TOOL with args (NULL-terminated); stdout and stderr go to files. */
 static pid_t start(const char *out_path, const char *err_path, const char *const args[])
@@ -104,8 +88,8 @@ static struct run run_args(const char *const args[])
 	snprintf(o, sizeof(o), "%s/run.out", dir);
 	snprintf(e, sizeof(e), "%s/run.err", dir);
 	r.status = finish(start(o, e, args));
-	r.out = slurp(o);
-	r.err = slurp(e);
+	r.out = tu_slurp(o);
+	r.err = tu_slurp(e);
 	return r;
 }
 
@@ -324,7 +308,7 @@ static bool one_line(const char *s)
 
 static bool file_has(const char *path, const char *needle)
 {
-	char *t = slurp(path);
+	char *t = tu_slurp(path);
 	bool yes = strstr(t, needle) != NULL;
 
 	free(t);
@@ -370,7 +354,7 @@ static json_t *await_stat(const char *sock, json_int_t stores, size_t consumers,
 		json_decref(st);
 		for (size_t i = 0; alive && alive[i]; i++)
 			cr_assert_eq(waitpid(alive[i], NULL, WNOHANG), 0, "a process exited early: %s",
-				     slurp(errs[i]));
+				     tu_slurp(errs[i]));
 		nap_ms(20);
 	}
 }
@@ -463,11 +447,11 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	/* SIGTERM: the coordinator closes cleanly, both followers see it and finish. */
 	kill(coord, SIGTERM);
 	cr_assert_eq(finish(coord), 0);
-	cr_assert_eq(finish(a), 0, "follower a failed: %s", slurp(ae));
-	cr_assert_eq(finish(b), 0, "follower b failed: %s", slurp(be));
+	cr_assert_eq(finish(a), 0, "follower a failed: %s", tu_slurp(ae));
+	cr_assert_eq(finish(b), 0, "follower b failed: %s", tu_slurp(be));
 
 	struct lines la, lb;
-	char *text = slurp(ao);
+	char *text = tu_slurp(ao);
 	check_lines(text, &la);
 	free(text);
 	assert_adds_up(la.summary, STORES);
@@ -484,7 +468,7 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	assert_aux_adds_up(&la, 2 * STORES / 10);
 	cr_assert_eq(la.kernel_ops, STORES / 10);
 
-	text = slurp(bo);
+	text = tu_slurp(bo);
 	check_lines(text, &lb);
 	free(text);
 	assert_adds_up(lb.summary, STORES);
@@ -816,7 +800,7 @@ Test(cli, a_failed_write_is_one_line_and_exit_1_and_a_closed_pipe_is_quiet, .tim
 	snprintf(e, sizeof(e), "%s/err", dir);
 	/* /dev/full: every write fails with ENOSPC. */
 	int status = finish(start("/dev/full", e, (const char *const[]){ "version", NULL }));
-	char *err = slurp(e);
+	char *err = tu_slurp(e);
 	cr_assert_eq(status, 1, "version > /dev/full exited %d", status);
 	cr_assert(one_line(err) && strstr(err, "cannot write the output"), "%s", err);
 	free(err);
@@ -893,7 +877,7 @@ Test(cli, a_follower_piped_into_a_reader_delivers_each_round_at_once, .timeout =
 	fclose(in); /* the reader goes away, as head does */
 	int status = finish(fol);
 	cr_assert_eq(status, 0, "a closed pipe ends the follower quietly (exit %d)", status);
-	char *err = slurp(fe);
+	char *err = tu_slurp(fe);
 	cr_assert_eq(strlen(err), 0, "nothing on stderr: %s", err);
 	free(err);
 	kill(coord, SIGTERM);
@@ -1021,9 +1005,9 @@ Test(cli, drain_waits_for_a_coordinator_that_starts_later, .timeout = 120)
 	json_decref(await_stat(sock, 50, 1, (const pid_t[]){ f, 0 }, (const char *const[]){ fe }));
 	kill(coord, SIGTERM);
 	cr_assert_eq(finish(coord), 0);
-	cr_assert_eq(finish(f), 0, "%s", slurp(fe));
+	cr_assert_eq(finish(f), 0, "%s", tu_slurp(fe));
 	struct lines l;
-	char *text = slurp(fo);
+	char *text = tu_slurp(fo);
 	check_lines(text, &l);
 	free(text);
 	assert_adds_up(l.summary, 50);
@@ -1061,10 +1045,10 @@ Test(cli, a_follower_exits_3_when_its_coordinator_dies_and_0_when_it_closes, .ti
 	finish(coord);
 	int status = finish(f);
 	cr_assert_eq(status, 3, "drain --follow after the coordinator died exited %d: %s", status,
-		     slurp(fe));
+		     tu_slurp(fe));
 	cr_assert_eq(finish(e), 3, "events --follow after the coordinator died");
 	struct lines l;
-	char *text = slurp(fo);
+	char *text = tu_slurp(fo);
 	check_lines(text, &l);
 	free(text);
 	cr_assert_str_eq(json_string_value(json_object_get(l.summary, "coordinator")), "dead");
@@ -1184,7 +1168,7 @@ Test(cli, sizes_take_binary_suffixes_and_jsonl_takes_fields, .timeout = 120)
 
 	kill(coord, SIGTERM);
 	cr_assert_eq(finish(coord), 0);
-	cr_assert(file_has(co, "stored 1 capture in "), "says '1 capture': %s", slurp(co));
+	cr_assert(file_has(co, "stored 1 capture in "), "says '1 capture': %s", tu_slurp(co));
 	remove_dir();
 }
 
@@ -1314,6 +1298,6 @@ Test(cli, stat_watch_gives_rates_and_a_time_on_every_line, .timeout = 120)
 	kill(f, SIGCONT);
 	kill(coord, SIGTERM);
 	cr_assert_eq(finish(coord), 0);
-	cr_assert_eq(finish(f), 0, "%s", slurp(fe));
+	cr_assert_eq(finish(f), 0, "%s", tu_slurp(fe));
 	remove_dir();
 }

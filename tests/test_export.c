@@ -68,24 +68,6 @@ static void remove_dir(void)
 	sbx_remove_tree(dir);
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0;
-
-	if (!f)
-		return strdup("");
-	FILE *m = open_memstream(&buf, &len);
-	char chunk[8192];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		fwrite(chunk, 1, n, m);
-	fclose(m);
-	fclose(f);
-	return buf;
-}
-
 /* ---- the tool ---------------------------------------------------------------------------- */
 
 struct tool {
@@ -133,7 +115,7 @@ static int tool_wait(struct tool *t, int timeout_ms)
 		if (now_ms() > until) {
 			kill(t->pid, SIGKILL);
 			waitpid(t->pid, &st, 0);
-			char *err = slurp(t->err);
+			char *err = tu_slurp(t->err);
 			cr_assert_fail("%s did not finish in %d ms; stderr:\n%s", t->out,
 				       timeout_ms, err);
 		}
@@ -149,8 +131,8 @@ static int tool_run(const char *name, const char *const args[], char **out, char
 
 	tool_start(&t, name, args);
 	int st = tool_wait(&t, 120000);
-	*out = slurp(t.out);
-	*err = slurp(t.err);
+	*out = tu_slurp(t.out);
+	*err = tu_slurp(t.err);
 	return st;
 }
 
@@ -553,7 +535,7 @@ static void wait_exporting(const struct tool *t)
 	uint64_t until = now_ms() + 60000;
 
 	while (now_ms() < until) {
-		char *err = slurp(t->err);
+		char *err = tu_slurp(t->err);
 		bool yes = strstr(err, "exporting region") != NULL;
 
 		free(err);
@@ -561,16 +543,16 @@ static void wait_exporting(const struct tool *t)
 			return;
 		if (waitpid(t->pid, NULL, WNOHANG) == t->pid)
 			cr_assert_fail("the exporter exited before it started exporting: %s",
-				       slurp(t->err));
+				       tu_slurp(t->err));
 		nap_ms(20);
 	}
-	cr_assert_fail("the exporter never started exporting: %s", slurp(t->err));
+	cr_assert_fail("the exporter never started exporting: %s", tu_slurp(t->err));
 }
 
 static json_t *export_end(struct tool *t, int timeout_ms)
 {
 	int st = tool_wait(t, timeout_ms);
-	char *out = slurp(t->out), *err = slurp(t->err);
+	char *out = tu_slurp(t->out), *err = tu_slurp(t->err);
 
 	cr_assert_eq(st, 0, "export exited %d; stderr:\n%s", st, err);
 	json_t *j = last_json(out);
@@ -748,7 +730,7 @@ Test(export, drain_nats_prints_what_drain_prints_of_the_same_region, .init = mak
 	uint64_t until = now_ms() + 60000;
 	bool rows = false;
 	while (!rows && now_ms() < until) {
-		char *out = slurp(fl.out);
+		char *out = tu_slurp(fl.out);
 
 		rows = strstr(out, "\nsnap ") != NULL;
 		free(out);

@@ -23,6 +23,9 @@ int tu_report_check(const void *report, size_t len, uint64_t *seed_out);
  */
 uint8_t *tu_read_region(int fd, size_t *size);
 
+/* A file's whole text, NUL-terminated ("" when it cannot be opened). The caller frees it. */
+char *tu_slurp(const char *path);
+
 /* Writers a multi-writer tally tells apart, and the seed of writer w's n-th store. */
 #define TU_WRITERS 8
 static inline uint64_t tu_seed(unsigned writer, uint64_t n)
