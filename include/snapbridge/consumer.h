@@ -287,7 +287,9 @@ typedef int (*sb_entry_fn)(void *user, const struct sb_entry *entry);
  * worth of records, so a caller that wants everything drains until the
  * cursor reaches sb_consumer_store_count(). A record that fails
  * validation is reported (-EBADMSG / -EPROTO) and leaves the cursor and
- * counts as they were.
+ * counts as they were. Never blocks; a drain that finds nothing new
+ * pauses the CPU for about a microsecond before returning, so that a
+ * caller polling it in a loop does not compete with the writer.
  */
 int sb_consumer_drain(struct sb_consumer *consumer, sb_entry_fn fn, void *user,
 		      struct sb_drain_counts *counts);
