@@ -225,6 +225,7 @@ struct coord {
 	int pause_us;	      /* between stores */
 	uint64_t max_stores;  /* stop after this many (0: until stopped) */
 	uint64_t drain_after; /* a coordinator drain after this store (0: none) */
+	uint64_t log_bytes;   /* set before coord_start (0: the default log) */
 	atomic_bool stop;
 	atomic_uint_fast64_t stored;
 	pthread_t thread;
@@ -306,6 +307,8 @@ static void coord_start(struct coord *c, const char *name, uint32_t cap, int poo
 	sb_config_default(&cfg);
 	cfg.max_snapshots = cap;
 	cfg.max_events = 1u << 16; /* every event fits: none is lost to truncation */
+	if (c->log_bytes)
+		cfg.log_bytes = c->log_bytes;
 	c->cap = cap;
 	c->pool = pool;
 	c->fifo = calloc(cap + 1, sizeof(uint64_t));
@@ -366,7 +369,9 @@ static void export_start(struct tool *t, const char *name, const struct coord *c
 /* ---- reading the stream back -------------------------------------------------------------- */
 
 struct readback {
-	int pool; /* the coordinator's tag pool, for what each store's tag was */
+	int pool;		/* the coordinator's tag pool, for what each store's tag was */
+	const uint8_t *region;	/* only this region's messages (NULL: all of them) */
+	uint64_t other_regions; /* messages skipped for being of another region */
 	uint64_t snaps, events, summaries, resumes, aux;
 	uint64_t last_store, last_event;
 	bool in_order, bodies_ok, ids_ok;
@@ -390,9 +395,12 @@ static void problem(struct readback *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Read everything the stream holds for host; check each snapshot against what was stored. */
-static void read_back(const char *url, const char *stream, const char *host, int pool,
-		      struct readback *r)
+/*
+ * Read everything the stream holds for host (of one region when region is
+ * not NULL); check each snapshot against what was stored.
+ */
+static void read_back_region(const char *url, const char *stream, const char *host, int pool,
+			     const uint8_t *region_only, struct readback *r)
 {
 	static uint8_t want[4096];
 	struct sbx_reader_config cfg = { { url, stream, NULL }, host, false, 30000 };
@@ -402,6 +410,7 @@ static void read_back(const char *url, const char *stream, const char *host, int
 
 	memset(r, 0, sizeof(*r));
 	r->pool = pool;
+	r->region = region_only;
 	r->in_order = r->bodies_ok = r->ids_ok = true;
 	cr_assert_eq(sbx_reader_open(&cfg, &rd), 0, "%s", sbx_last_error());
 	for (;;) {
@@ -410,6 +419,11 @@ static void read_back(const char *url, const char *stream, const char *host, int
 		cr_assert_geq(err, 0, "%s", sbx_last_error());
 		if (err == 1)
 			break;
+		if (r->region && memcmp(m.region, r->region, SB_REGION_ID_BYTES) != 0) {
+			r->other_regions++;
+			sbx_msg_free(&m);
+			continue;
+		}
 		sbx_region_text(m.region, region);
 		if (m.kind == SBX_SNAP) {
 			uint64_t s = m.entry.store_seq;
@@ -469,6 +483,12 @@ static void read_back(const char *url, const char *stream, const char *host, int
 		sbx_msg_free(&m);
 	}
 	sbx_reader_close(rd);
+}
+
+static void read_back(const char *url, const char *stream, const char *host, int pool,
+		      struct readback *r)
+{
+	read_back_region(url, stream, host, pool, NULL, r);
 }
 
 static void readback_free(struct readback *r)
@@ -822,6 +842,111 @@ Test(export, a_server_restart_mid_run_loses_nothing, .init = make_dir, .fini = r
 	json_decref(sum);
 	readback_free(&r);
 	coord_free(&c);
+	sbx_natsd_stop(&srv, SIGTERM);
+}
+
+/*
+ * NATS down while the coordinator goes on storing into a 256 KiB log: the
+ * exporter cannot publish, stops reading and is lapped; once the server is
+ * back it goes on from the log's oldest record. The stream holds the rest
+ * once each, in order, and the accounting counts what it lost as lapped.
+ * (Residents stay in the log: 16 of at most 1 KiB each, and a resident is
+ * evicted by the cap long before 256 KiB of newer records pass it.)
+ */
+Test(export, a_server_down_long_enough_laps_the_exporter_and_it_counts_the_laps, .init = make_dir,
+     .fini = remove_dir, .timeout = 300)
+{
+	struct sbx_natsd srv;
+	struct coord c = { .log_bytes = 256u << 10 };
+	struct tool ex;
+	struct readback r;
+	char sdir[300];
+
+	server_start(&srv, "n1", 0);
+	int port = srv.port;
+	coord_start(&c, "c", 16, 24);
+	c.pause_us = 200;
+	export_start(&ex, "ex", &c, srv.url, "S7", "h7", NULL);
+	wait_exporting(&ex);
+	coord_run(&c);
+	nap_ms(500);
+	sbx_natsd_stop(&srv, SIGTERM);
+	uint64_t at_stop = atomic_load(&c.stored);
+	nap_ms(1500); /* a few thousand stores of 64-964 bytes: the log wraps many times */
+	cr_assert_gt(atomic_load(&c.stored), at_stop + 1000, "the coordinator stored too little");
+	snprintf(sdir, sizeof(sdir), "%s/n1", dir);
+	cr_assert_eq(sbx_natsd_start(&srv, sdir, "n1", port, 0, NULL, 20000), 0, "%s",
+		     sbx_last_error());
+	nap_ms(3000); /* the exporter's backoff is at most 2 s */
+	coord_close(&c);
+	uint64_t stores = atomic_load(&c.stored);
+	json_t *sum = export_end(&ex, 120000);
+
+	read_back(srv.url, "S7", "h7", c.pool, &r);
+	assert_exported(&r, sum, &c, stores);
+	cr_assert_gt(geti(sum, "lapped"), 0,
+		     "%" PRIu64 " stores, %" PRIu64 " exported, none lapped", stores, r.snaps);
+	cr_assert_eq(r.last_summary.counts.rec.lapped, (uint64_t)geti(sum, "lapped"),
+		     "the stream's final summary and the exporter's disagree on laps");
+	cr_assert_geq(geti(sum, "reconnects"), 1, "the exporter never reconnected");
+	json_decref(sum);
+	readback_free(&r);
+	coord_free(&c);
+	sbx_natsd_stop(&srv, SIGTERM);
+}
+
+/*
+ * A restarted coordinator is a new region: its store_seqs start again at
+ * 1, below the host's last message in the stream. Its exporter must not
+ * take the old region's point as its own (it would skip or count as
+ * lapped every new store): it starts at the new region's oldest record.
+ */
+Test(export, a_restarted_coordinator_is_exported_from_its_oldest_record, .init = make_dir,
+     .fini = remove_dir, .timeout = 300)
+{
+	struct sbx_natsd srv;
+	struct coord a = { 0 }, b = { 0 };
+	struct tool ex;
+	struct readback ra, rb;
+	uint8_t ida[SB_REGION_ID_BYTES], idb[SB_REGION_ID_BYTES];
+
+	server_start(&srv, "n1", 0);
+	coord_start(&a, "a", 16, 24);
+	cr_assert_eq(sb_bridge_region_id(a.b, ida), 0);
+	export_start(&ex, "exa", &a, srv.url, "S8", "h8", NULL);
+	wait_exporting(&ex);
+	for (uint64_t s = 1; s <= 300; s++)
+		store_one(&a, s);
+	coord_close(&a);
+	json_t *sa = export_end(&ex, 120000);
+
+	coord_start(&b, "b", 16, 24);
+	cr_assert_eq(sb_bridge_region_id(b.b, idb), 0);
+	cr_assert(memcmp(ida, idb, sizeof(ida)) != 0, "two coordinators, one region id");
+	for (uint64_t s = 1; s <= 40; s++) /* before its exporter starts */
+		store_one(&b, s);
+	export_start(&ex, "exb", &b, srv.url, "S8", "h8", NULL);
+	wait_exporting(&ex);
+	char *said = tu_slurp(ex.err);
+	cr_assert(strstr(said, "from its oldest record"), "the exporter said: %s", said);
+	free(said);
+	coord_close(&b);
+	json_t *sb = export_end(&ex, 120000);
+
+	read_back_region(srv.url, "S8", "h8", a.pool, ida, &ra);
+	assert_exported(&ra, sa, &a, 300);
+	read_back_region(srv.url, "S8", "h8", b.pool, idb, &rb);
+	assert_exported(&rb, sb, &b, 40);
+	cr_assert_gt(rb.other_regions, 0, "the first region's messages are gone");
+	cr_assert(!json_is_true(json_object_get(sb, "resumed")));
+	cr_assert_eq(geti(sb, "lapped"), 0, "the new region's stores were all in its log");
+	cr_assert(seen(&rb, 40), "the new region's last store is missing");
+	json_decref(sa);
+	json_decref(sb);
+	readback_free(&ra);
+	readback_free(&rb);
+	coord_free(&a);
+	coord_free(&b);
 	sbx_natsd_stop(&srv, SIGTERM);
 }
 
