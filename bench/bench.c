@@ -1135,35 +1135,35 @@ static const char *const cmd = "bench";
 
 static void usage(FILE *f)
 {
-	fprintf(
-	    f, "usage: snapbridge bench [--quick | --smoke] [--json FILE] [--svg FILE]\n"
-	       "                        [--only NAME,...] [--sizes LIST] [--shape LIST]\n"
-	       "\n"
-	       "Measure snapbridge next to memcpy, a minimal ring, pipes, sockets, a mutex map\n"
-	       "and iceoryx, side by side in one run (docs/BENCHMARKS.md).\n"
-	       "\n"
-	       "  --quick        a tenth of the records, 3 repetitions\n"
-	       "  --smoke        a fraction of a second, 1 repetition: proves it runs, figures "
-	       "mean nothing\n"
-	       "  --json FILE    one object per measurement, a \"machine\" object, the targets\n"
-	       "  --svg FILE     throughput against record size, log-log (gnuplot; skipped with "
-	       "a note\n"
-	       "                 when it is not installed)\n"
-	       "  --only LIST    systems (snapbridge memcpy raw_ring pipe unix_stream mutex_map\n"
-	       "                 iceoryx raw_futex) and/or measurements (store e2e wake parallel\n"
-	       "                 export: the export to NATS JetStream, which needs nats-server)\n"
-	       "  --sizes LIST   record sizes, of 64,1024,4096,65536,262144\n"
-	       "  --shape LIST   report shapes, of bin (one msgpack bin) and dump (a "
-	       "scheduler-state\n"
-	       "                 dump, 4096 bytes and up); both by default\n"
-	       "  --version      print the version\n"
-	       "  -h, --help     this text\n"
-	       "\n"
-	       "examples:\n"
-	       "  snapbridge bench --quick\n"
-	       "  snapbridge bench --json out.json --svg out.svg\n"
-	       "  snapbridge bench --only store,snapbridge,raw_ring --sizes 64 --shape bin\n"
-	       "  snapbridge bench --only e2e --shape dump --sizes 65536\n");
+	fprintf(f,
+		"usage: snapbridge bench [--quick | --smoke] [--json FILE] [--svg FILE]\n"
+		"                        [--only NAME,...] [--sizes LIST] [--shape LIST]\n"
+		"\n"
+		"Measure snapbridge next to memcpy, a minimal ring, pipes, sockets, a mutex map\n"
+		"and iceoryx, side by side in one run (docs/BENCHMARKS.md).\n"
+		"\n"
+		"  --quick        a tenth of the records, 3 repetitions\n"
+		"  --smoke        a fraction of a second, 1 repetition: proves it runs, figures "
+		"mean nothing\n"
+		"  --json FILE    one object per measurement, a \"machine\" object, the targets\n"
+		"  --svg FILE     throughput against record size, log-log (gnuplot; skipped with "
+		"a note\n"
+		"                 when it is not installed)\n"
+		"  --only LIST    systems (snapbridge memcpy raw_ring pipe unix_stream mutex_map\n"
+		"                 iceoryx raw_futex) and/or measurements (store e2e wake parallel\n"
+		"                 export: the export to NATS JetStream, which needs nats-server)\n"
+		"  --sizes LIST   record sizes, of 64,1K,4K,64K,256K (bytes or K)\n"
+		"  --shape LIST   report shapes, of bin (one msgpack bin) and dump (a "
+		"scheduler-state\n"
+		"                 dump, 4096 bytes and up); both by default\n"
+		"  --version      print the version\n"
+		"  -h, --help     this text\n"
+		"\n"
+		"examples:\n"
+		"  snapbridge bench --quick\n"
+		"  snapbridge bench --json out.json --svg out.svg\n"
+		"  snapbridge bench --only store,snapbridge,raw_ring --sizes 64 --shape bin\n"
+		"  snapbridge bench --only e2e --shape dump --sizes 64K\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -1195,12 +1195,30 @@ static int parse_names(char *list, const char *const *names, unsigned n, bool *o
 	return 0;
 }
 
+/* Sizes in bytes or KiB, as the tool's size options take them: 64, 4096 or 4K, 256K. */
 static int parse_sizes(struct plan *pl, char *list)
 {
-	static const char *const names[NSIZES] = { "64", "1024", "4096", "65536", "262144" };
+	memset(pl->size_on, 0, sizeof(pl->size_on));
+	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+		unsigned long v = *tok >= '0' && *tok <= '9' ? strtoul(tok, &end, 10) : 0;
+		bool known = false;
 
-	return parse_names(list, names, NSIZES, pl->size_on, "--sizes",
-			   "64,1024,4096,65536,262144");
+		if (v && (!strcmp(end, "K") || !strcmp(end, "k") || !strcmp(end, "KiB")) &&
+		    v <= UINT32_MAX >> 10)
+			v <<= 10;
+		else if (v && *end)
+			v = 0;
+		for (unsigned i = 0; i < NSIZES; i++)
+			if (v == sizes[i])
+				known = pl->size_on[i] = true;
+		if (!known)
+			return usage_error("--sizes: '%s' is not one of 64,1K,4K,64K,256K "
+					   "(in bytes or with K)",
+					   tok);
+	}
+	return 0;
 }
 
 static int parse_shapes(struct plan *pl, char *list)

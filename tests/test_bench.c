@@ -175,10 +175,11 @@ Test(bench, a_bad_option_is_one_line_naming_it_and_exit_2, .init = setup, .fini 
 	char *only[] = { SB_TOOL, "bench", "--only", "no_such_system", NULL };
 	char *shape[] = { SB_TOOL, "bench", "--shape", "cube", NULL };
 	char *missing[] = { SB_TOOL, "bench", "--json", NULL };
-	char *const *cases[] = { unknown, only, shape, missing };
-	const char *names[] = { "--no-such-option", "no_such_system", "cube", "--json" };
+	char *size[] = { SB_TOOL, "bench", "--sizes", "64,3K", NULL };
+	char *const *cases[] = { unknown, only, shape, missing, size };
+	const char *names[] = { "--no-such-option", "no_such_system", "cube", "--json", "'3K'" };
 
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < 5; i++) {
 		cr_assert_eq(run_tool(cases[i], out_path), 2, "%s: not a usage error", names[i]);
 		const char *out = slurp(out_path);
 		cr_assert(strstr(out, names[i]), "the message does not name %s: %s", names[i], out);
@@ -208,7 +209,7 @@ Test(bench, no_gnuplot_skips_only_the_plot, .init = setup, .fini = teardown, .ti
 {
 	char svg[80];
 	char *argv[] = { SB_TOOL,	 "bench",   "--smoke", "--only",
-			 "store,memcpy", "--sizes", "64",      "--json",
+			 "store,memcpy", "--sizes", "4K",      "--json",
 			 json_path,	 "--svg",   svg,       NULL };
 	char *envp[] = { "PATH=/nonexistent", NULL };
 
@@ -221,5 +222,17 @@ Test(bench, no_gnuplot_skips_only_the_plot, .init = setup, .fini = teardown, .ti
 	cr_assert_null(eol ? strstr(eol, "gnuplot") : NULL, "said on more than one line: %s", out);
 	cr_assert_eq(access(json_path, R_OK), 0, "the JSON was not written");
 	cr_assert_neq(access(svg, F_OK), 0, "an SVG appeared without gnuplot");
+	/* --sizes took 4K as 4096 bytes, and only that size was measured. */
+	json_error_t jerr;
+	json_t *root = json_load_file(json_path, 0, &jerr), *m;
+	size_t i, rows = 0;
+	cr_assert_not_null(root, "%s:%d: %s", json_path, jerr.line, jerr.text);
+	json_array_foreach(json_object_get(root, "measurements"), i, m)
+	{
+		cr_assert_eq(number(m, "size"), 4096, "a row of %.0f bytes", number(m, "size"));
+		rows++;
+	}
+	cr_assert_gt(rows, 0, "no row measured");
+	json_decref(root);
 	unlink(svg);
 }
