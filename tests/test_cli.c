@@ -403,7 +403,19 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	cr_assert_str_eq(
 	    json_string_value(json_object_get(json_object_get(st, "coordinator"), "state")),
 	    "alive");
+	/* The region id: 32 hex digits, not all zero; the table shows the same. */
+	char region[40];
+	const char *rid =
+	    json_string_value(json_object_get(json_object_get(st, "header"), "region_id"));
+	cr_assert(rid && strlen(rid) == 32 && strspn(rid, "0123456789abcdef") == 32 &&
+		      strspn(rid, "0") < 32,
+		  "stat's region_id: %s", rid ? rid : "(none)");
+	snprintf(region, sizeof(region), "%s", rid);
 	json_decref(st);
+	r0 = run_args((const char *const[]){ "stat", "--socket", sock, "--format", "table", NULL });
+	cr_assert_eq(r0.status, 0, "stat failed: %s", r0.err);
+	cr_assert(strstr(r0.out, region), "the table does not show the region id:\n%s", r0.out);
+	run_free(&r0);
 
 	/* stat --watch: one JSON object per redraw. */
 	r0 = run_args((const char *const[]){ "stat", "--socket", sock, "--watch", "--iterations",
@@ -456,6 +468,8 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	free(text);
 	assert_adds_up(la.summary, STORES);
 	cr_assert_str_eq(json_string_value(json_object_get(la.summary, "coordinator")), "closed");
+	cr_assert_str_eq(json_string_value(json_object_get(la.summary, "region_id")), region,
+			 "the drain's summary names another region than stat");
 	cr_assert_eq((json_int_t)la.snapshots, geti(la.summary, "delivered"));
 	cr_assert_eq(la.bad_checksums, 0, "%zu reports fail their checksum", la.bad_checksums);
 	cr_assert(la.seq_order_ok && la.report_seq_ok && la.stats_ok && la.verified_ok);
@@ -514,6 +528,9 @@ Test(cli, coordinator_two_followers_stat_save_and_image_all_add_up, .timeout = 1
 	st = json_loads(r.out, 0, NULL);
 	cr_assert_not_null(st);
 	cr_assert_eq(geti(json_object_get(st, "counters"), "stores"), STORES);
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(st, "header"), "region_id")), region,
+	    "the saved image names another region");
 	cr_assert(json_is_null(json_object_get(st, "consumers")));
 	json_decref(st);
 	run_free(&r);
