@@ -806,6 +806,27 @@ Test(export, sigkill_twenty_times_leaves_every_store_once_in_order, .init = make
 	sbx_natsd_stop(&srv, SIGTERM);
 }
 
+/*
+ * Stop the server started by server_start(srv, "n1", ...) for down_ms while
+ * c stores (at least min_stores more meanwhile), then start it again on
+ * its port and its store.
+ */
+static void server_outage(struct sbx_natsd *srv, const struct coord *c, long down_ms,
+			  uint64_t min_stores)
+{
+	char sdir[300];
+	int port = srv->port;
+
+	sbx_natsd_stop(srv, SIGTERM);
+	uint64_t at_stop = atomic_load(&c->stored);
+	nap_ms(down_ms); /* stores go on; the exporter cannot publish */
+	cr_assert_geq(atomic_load(&c->stored), at_stop + min_stores,
+		      "the coordinator stored too little while the server was down");
+	snprintf(sdir, sizeof(sdir), "%s/n1", dir);
+	cr_assert_eq(sbx_natsd_start(srv, sdir, "n1", port, 0, NULL, 20000), 0, "%s",
+		     sbx_last_error());
+}
+
 Test(export, a_server_restart_mid_run_loses_nothing, .init = make_dir, .fini = remove_dir,
      .timeout = 300)
 {
@@ -813,23 +834,15 @@ Test(export, a_server_restart_mid_run_loses_nothing, .init = make_dir, .fini = r
 	struct coord c = { 0 };
 	struct tool ex;
 	struct readback r;
-	char sdir[300];
 
 	server_start(&srv, "n1", 0);
-	int port = srv.port;
 	coord_start(&c, "c", 64, 80);
 	c.pause_us = 1000;
 	export_start(&ex, "ex", &c, srv.url, "S4", "h4", NULL);
 	wait_exporting(&ex);
 	coord_run(&c);
 	nap_ms(1000);
-	sbx_natsd_stop(&srv, SIGTERM);
-	uint64_t at_stop = atomic_load(&c.stored);
-	nap_ms(1500); /* stores go on; the exporter cannot publish */
-	cr_assert_gt(atomic_load(&c.stored), at_stop);
-	snprintf(sdir, sizeof(sdir), "%s/n1", dir);
-	cr_assert_eq(sbx_natsd_start(&srv, sdir, "n1", port, 0, NULL, 20000), 0, "%s",
-		     sbx_last_error());
+	server_outage(&srv, &c, 1500, 1);
 	nap_ms(1500);
 	coord_close(&c);
 	uint64_t stores = atomic_load(&c.stored);
@@ -860,23 +873,16 @@ Test(export, a_server_down_long_enough_laps_the_exporter_and_it_counts_the_laps,
 	struct coord c = { .log_bytes = 256u << 10 };
 	struct tool ex;
 	struct readback r;
-	char sdir[300];
 
 	server_start(&srv, "n1", 0);
-	int port = srv.port;
 	coord_start(&c, "c", 16, 24);
 	c.pause_us = 200;
 	export_start(&ex, "ex", &c, srv.url, "S7", "h7", NULL);
 	wait_exporting(&ex);
 	coord_run(&c);
 	nap_ms(500);
-	sbx_natsd_stop(&srv, SIGTERM);
-	uint64_t at_stop = atomic_load(&c.stored);
-	nap_ms(1500); /* a few thousand stores of 64-964 bytes: the log wraps many times */
-	cr_assert_gt(atomic_load(&c.stored), at_stop + 1000, "the coordinator stored too little");
-	snprintf(sdir, sizeof(sdir), "%s/n1", dir);
-	cr_assert_eq(sbx_natsd_start(&srv, sdir, "n1", port, 0, NULL, 20000), 0, "%s",
-		     sbx_last_error());
+	/* A few thousand stores of 64-964 bytes meanwhile: the log wraps many times. */
+	server_outage(&srv, &c, 1500, 1000);
 	nap_ms(3000); /* the exporter's backoff is at most 2 s */
 	coord_close(&c);
 	uint64_t stores = atomic_load(&c.stored);
