@@ -2,12 +2,12 @@
 # The tool in a terminal (ctest entry "cli_terminal"), through a pty
 # (script(1), to see the raw bytes) and tmux (to type as a user does):
 #   - drain prints a table on a terminal and JSON lines into a pipe;
-#   - stat --watch and the demo's status line use cursor controls on a
-#     terminal, and none with TERM=dumb or into a pipe;
+#   - stat --watch, the demo's status line and bench's progress use cursor
+#     controls on a terminal, and none with TERM=dumb or into a pipe;
 #   - in an interactive bash with the completion, "snapbridge dr<TAB>"
 #     becomes "snapbridge drain ".
 set -eu
-: "${SB_TOOL:?}" "${SB_SOURCE_DIR:?}"
+: "${SB_TOOL:?}" "${SB_BENCH_TOOL:?}" "${SB_SOURCE_DIR:?}"
 t=$(mktemp -d /tmp/sb-term-XXXXXX)
 coord=
 natsd=
@@ -98,6 +98,18 @@ grep -q "${esc}\[K" "$t/demo.tty" || fail "the demo draws no status line on a te
 on_pty dumb "$t/demo.dumb" "$SB_TOOL" demo --seconds 1 --consumers 1
 ! grep -q "$esc" "$t/demo.dumb" || fail "the demo sends escapes to TERM=dumb"
 grep -q "consumer process," "$t/demo.dumb" || fail "the demo says 'processes' of 1 consumer"
+
+# bench's progress (the build tree's tool: the installed one has no bench):
+# one line redrawn in place on a terminal, a plain line per repetition with
+# TERM=dumb (as into a pipe). --smoke measures 64 B and 4 KB: two lines.
+on_pty xterm "$t/bench.tty" "$SB_BENCH_TOOL" bench --smoke --only store,memcpy --shape bin
+grep -q "${esc}\[K" "$t/bench.tty" || fail "bench redraws no progress line on a terminal"
+[ "$(grep -c 'rep 1/1' "$t/bench.tty")" = 1 ] ||
+	fail "bench's progress on a terminal is not one redrawn line: $(cat "$t/bench.tty")"
+on_pty dumb "$t/bench.dumb" "$SB_BENCH_TOOL" bench --smoke --only store,memcpy --shape bin
+! grep -q "$esc" "$t/bench.dumb" || fail "bench sends escapes to TERM=dumb"
+[ "$(grep -c 'rep 1/1' "$t/bench.dumb")" = 2 ] ||
+	fail "bench with TERM=dumb: not a line per repetition: $(cat "$t/bench.dumb")"
 
 # Completion, typed: "snapbridge dr<TAB>" in an interactive bash (capture-pane
 # drops trailing blanks: "drain " shows as "drain").
