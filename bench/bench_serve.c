@@ -11,6 +11,10 @@
  *      sleepers, with one consumer holding 10,000 threads asleep on words
  *      of the data region and on its own bell, and with one consumer
  *      sending arms as fast as it can.
+ *   5. serving under a connection flood (bench/flood.c): the oldest
+ *      heartbeat, the refusal log's rate and an honest consumer's connect
+ *      while two processes of another uid connect and hang up as fast as
+ *      they can, against the same time without them.
  *
  * Coordinators store a warm-up (a log's worth) before consumers attach,
  * so page faults of a fresh log are not timed; consumers attach at the
@@ -58,6 +62,7 @@
 #include "../consumers/consumer_internal.h"
 #include "../ring/clock.h"
 #include "../ring/futex.h"
+#include "flood.h"
 #include "harness.h"
 #include "wake.h"
 
@@ -84,6 +89,8 @@
  * with the machine's other load, so the median needs more of them.
  */
 #define LAT_REPS	    9
+#define FLOOD_MS	    3000 /* each case of each repetition */
+#define FLOOD_MS_QUICK	    1000
 #define HOSTILE_STACK_BYTES (32u << 10)
 
 /* ---- what the processes of a writer run share -------------------------------------- */
@@ -876,6 +883,64 @@ out:
 
 /* ---- main -------------------------------------------------------------------------- */
 
+static void print_flood(FILE *json, unsigned ms, const char *why,
+			const struct sbb_flood_result *quiet,
+			const struct sbb_flood_result *flooded)
+{
+	const struct sbb_flood_result *res[2] = { quiet, flooded };
+	const char *names[2] = { "quiet", "flooded" };
+
+	printf("\nServing under a connection flood: %u ms per case; \"flooded\": %d processes of "
+	       "uid %d\nconnecting and hanging up as fast as they can (each refused and logged); "
+	       "the oldest\nheartbeat seen, sampled every 1 ms; an honest consumer's connect "
+	       "halfway. Median\n[min..max] of %d repetitions.\n\n",
+	       ms, 2, SBB_FLOOD_UID, SBB_REPS);
+	if (why[0]) {
+		printf("  skipped: %s\n", why);
+		return;
+	}
+	printf("  %-8s %22s %20s %22s %26s\n", "case", "oldest beat ms", "log lines/s",
+	       "honest connect ms", "connection attempts/s");
+	for (int i = 0; i < 2; i++) {
+		if (!res[i]->ok) {
+			printf("  %-8s %22s\n", names[i], "FAILED");
+			continue;
+		}
+		struct sbb_spread a = sbb_spread_of(res[i]->worst_age_ms, SBB_REPS),
+				  l = sbb_spread_of(res[i]->lines_per_s, SBB_REPS),
+				  c = sbb_spread_of(res[i]->connect_ms, SBB_REPS),
+				  n = sbb_spread_of(res[i]->attempts_per_s, SBB_REPS);
+		char sa[40], sl[40], sc[40], sn[48];
+		snprintf(sa, sizeof(sa), "%.1f [%.1f..%.1f]", a.median, a.min, a.max);
+		snprintf(sl, sizeof(sl), "%.1f [%.1f..%.1f]", l.median, l.min, l.max);
+		snprintf(sc, sizeof(sc), "%.2f [%.2f..%.2f]", c.median, c.min, c.max);
+		snprintf(sn, sizeof(sn), "%.0f [%.0f..%.0f]", n.median, n.min, n.max);
+		printf("  %-8s %22s %20s %22s %26s\n", names[i], sa, sl, sc, sn);
+		if (json) {
+			fprintf(json,
+				"{\"measurement\":\"serving_%s\",\"ms\":%u,\"reps\":%d,"
+				"\"heartbeat_ms\":%u,",
+				names[i], ms, SBB_REPS, res[i]->heartbeat_ms);
+			json_spread(json, "oldest_beat_ms", res[i]->worst_age_ms, SBB_REPS);
+			fputc(',', json);
+			json_spread(json, "log_lines_per_s", res[i]->lines_per_s, SBB_REPS);
+			fputc(',', json);
+			json_spread(json, "honest_connect_ms", res[i]->connect_ms, SBB_REPS);
+			fputc(',', json);
+			json_spread(json, "attempts_per_s", res[i]->attempts_per_s, SBB_REPS);
+			fprintf(json, "}\n");
+		}
+	}
+	if (!flooded->ok)
+		return;
+	/* One period late at most: a beat every period, so no beat older than two. */
+	struct sbb_spread worst = sbb_spread_of(flooded->worst_age_ms, SBB_REPS);
+	double bound = 2.0 * flooded->heartbeat_ms;
+	printf("\n  target \"the heartbeat never more than one period late\" (no beat older than "
+	       "%.0f ms,\n  every repetition): oldest %.1f ms: %s\n",
+	       bound, worst.max, worst.max <= bound ? "met" : "NOT met");
+}
+
 static void usage(FILE *f)
 {
 	fprintf(
@@ -884,11 +949,12 @@ static void usage(FILE *f)
 	    "       snapbridge-bench-serve --syscall-probe N | --syscall-probe-unique N\n"
 	    "\n"
 	    "Measures the serving path: wake latency against a raw futex, the writer's cost\n"
-	    "of consumers, and store latency under hostile consumers (docs/BENCHMARKS.md).\n"
+	    "of consumers, store latency under hostile consumers, and serving under a\n"
+	    "connection flood (docs/BENCHMARKS.md).\n"
 	    "\n"
 	    "  -q, --quick                  fewer samples and stores (about 20 s)\n"
 	    "  -j, --json FILE              one JSON object per measurement per line\n"
-	    "  -o, --only PART              wake, writer or latency: that part alone\n"
+	    "  -o, --only PART              wake, writer, latency or flood: that part alone\n"
 	    "  -p, --syscall-probe N        N 4 KiB overwrites with one idle consumer\n"
 	    "                               attached, between \"probe start\" and \"probe end\"\n"
 	    "                               on stderr (run under strace -f)\n"
@@ -898,6 +964,7 @@ static void usage(FILE *f)
 	    "examples:\n"
 	    "  snapbridge-bench-serve --quick\n"
 	    "  snapbridge-bench-serve --only latency --json latency.json\n"
+	    "  snapbridge-bench-serve --only flood\n"
 	    "  strace -f -o trace.txt snapbridge-bench-serve --syscall-probe 100000\n");
 }
 
@@ -923,7 +990,7 @@ static int parse_count(const char *s, uint64_t *out)
 	return 0;
 }
 
-enum part { PART_WAKE = 1, PART_WRITER = 2, PART_LATENCY = 4, PART_ALL = 7 };
+enum part { PART_WAKE = 1, PART_WRITER = 2, PART_LATENCY = 4, PART_FLOOD = 8, PART_ALL = 15 };
 
 int main(int argc, char **argv)
 {
@@ -959,9 +1026,12 @@ int main(int argc, char **argv)
 				parts = PART_WRITER;
 			else if (!strcmp(optarg, "latency"))
 				parts = PART_LATENCY;
+			else if (!strcmp(optarg, "flood"))
+				parts = PART_FLOOD;
 			else
-				return bad_usage("--only takes wake, writer or latency, not '%s'",
-						 optarg);
+				return bad_usage(
+				    "--only takes wake, writer, latency or flood, not '%s'",
+				    optarg);
 			break;
 		case 'p':
 		case 'u':
@@ -1069,6 +1139,22 @@ int main(int argc, char **argv)
 			failed |= !lc[i].ok;
 	}
 
+	struct sbb_flood_result fq = { .ok = true }, ff = { .ok = true };
+	unsigned flood_ms = quick ? FLOOD_MS_QUICK : FLOOD_MS;
+	char flood_why[96] = "";
+	if ((parts & PART_FLOOD) && sbb_flood_possible(flood_why, sizeof(flood_why))) {
+		fprintf(stderr,
+			"serving under a flood: %u ms x %d repetitions x 2 cases (interleaved)\n",
+			flood_ms, SBB_REPS);
+		for (unsigned rep = 0; rep < SBB_REPS; rep++) {
+			if (fq.ok && sbb_flood_run(false, flood_ms, rep, SBB_REPS, &fq))
+				fq.ok = false;
+			if (ff.ok && sbb_flood_run(true, flood_ms, rep, SBB_REPS, &ff))
+				ff.ok = false;
+		}
+		failed |= !fq.ok || !ff.ok;
+	}
+
 	printf("snapbridge-bench-serve%s: %d repetitions per measurement, %.0f s\n",
 	       quick ? " --quick" : "", SBB_REPS, (double)(sb__mono_ns() - t0) / 1e9);
 	if (parts & PART_WAKE)
@@ -1077,6 +1163,8 @@ int main(int argc, char **argv)
 		print_writer(json, nstores, wc, ncases);
 	if (parts & PART_LATENCY)
 		print_latency_cases(json, nlat, lc, nlc);
+	if (parts & PART_FLOOD)
+		print_flood(json, flood_ms, flood_why, &fq, &ff);
 	if (json && fclose(json) != 0) {
 		fprintf(stderr, "snapbridge-bench-serve: %s: %s\n", json_path, strerror(errno));
 		failed = true;
