@@ -12,9 +12,9 @@
  *      of the data region and on its own bell, and with one consumer
  *      sending arms as fast as it can.
  *   5. serving under a connection flood (bench/flood.c): the oldest
- *      heartbeat, the refusal log's rate and an honest consumer's connect
- *      while two processes of another uid connect and hang up as fast as
- *      they can, against the same time without them.
+ *      heartbeat, the log's rate, the refusals and an honest consumer's
+ *      connect while two processes of another uid connect and hang up as
+ *      fast as they can, against the same time without them.
  *
  * Coordinators store a warm-up (a log's worth) before consumers attach,
  * so page faults of a fresh log are not timed; consumers attach at the
@@ -891,16 +891,17 @@ static void print_flood(FILE *json, unsigned ms, const char *why,
 	const char *names[2] = { "quiet", "flooded" };
 
 	printf("\nServing under a connection flood: %u ms per case; \"flooded\": %d processes of "
-	       "uid %d\nconnecting and hanging up as fast as they can (each refused and logged); "
-	       "the oldest\nheartbeat seen, sampled every 1 ms; an honest consumer's connect "
-	       "halfway. Median\n[min..max] of %d repetitions.\n\n",
+	       "uid %d\nconnecting and hanging up as fast as they can (those the backlog takes are "
+	       "accepted\nand refused, the rest turned away at once); the oldest heartbeat seen, "
+	       "sampled every\n1 ms; an honest consumer's connect halfway, from another thread. "
+	       "Median [min..max]\nof %d repetitions.\n\n",
 	       ms, 2, SBB_FLOOD_UID, SBB_REPS);
 	if (why[0]) {
 		printf("  skipped: %s\n", why);
 		return;
 	}
-	printf("  %-8s %22s %20s %22s %26s\n", "case", "oldest beat ms", "log lines/s",
-	       "honest connect ms", "connection attempts/s");
+	printf("  %-8s %22s %18s %26s %22s %26s\n", "case", "oldest beat ms", "log lines/s",
+	       "refused/s", "honest connect ms", "connect() calls/s");
 	for (int i = 0; i < 2; i++) {
 		if (!res[i]->ok) {
 			printf("  %-8s %22s\n", names[i], "FAILED");
@@ -908,14 +909,16 @@ static void print_flood(FILE *json, unsigned ms, const char *why,
 		}
 		struct sbb_spread a = sbb_spread_of(res[i]->worst_age_ms, SBB_REPS),
 				  l = sbb_spread_of(res[i]->lines_per_s, SBB_REPS),
+				  f = sbb_spread_of(res[i]->refusals_per_s, SBB_REPS),
 				  c = sbb_spread_of(res[i]->connect_ms, SBB_REPS),
 				  n = sbb_spread_of(res[i]->attempts_per_s, SBB_REPS);
-		char sa[40], sl[40], sc[40], sn[48];
+		char sa[40], sl[40], sf[48], sc[40], sn[48];
 		snprintf(sa, sizeof(sa), "%.1f [%.1f..%.1f]", a.median, a.min, a.max);
 		snprintf(sl, sizeof(sl), "%.1f [%.1f..%.1f]", l.median, l.min, l.max);
+		snprintf(sf, sizeof(sf), "%.0f [%.0f..%.0f]", f.median, f.min, f.max);
 		snprintf(sc, sizeof(sc), "%.2f [%.2f..%.2f]", c.median, c.min, c.max);
 		snprintf(sn, sizeof(sn), "%.0f [%.0f..%.0f]", n.median, n.min, n.max);
-		printf("  %-8s %22s %20s %22s %26s\n", names[i], sa, sl, sc, sn);
+		printf("  %-8s %22s %18s %26s %22s %26s\n", names[i], sa, sl, sf, sc, sn);
 		if (json) {
 			fprintf(json,
 				"{\"measurement\":\"serving_%s\",\"ms\":%u,\"reps\":%d,"
@@ -925,9 +928,11 @@ static void print_flood(FILE *json, unsigned ms, const char *why,
 			fputc(',', json);
 			json_spread(json, "log_lines_per_s", res[i]->lines_per_s, SBB_REPS);
 			fputc(',', json);
+			json_spread(json, "refused_per_s", res[i]->refusals_per_s, SBB_REPS);
+			fputc(',', json);
 			json_spread(json, "honest_connect_ms", res[i]->connect_ms, SBB_REPS);
 			fputc(',', json);
-			json_spread(json, "attempts_per_s", res[i]->attempts_per_s, SBB_REPS);
+			json_spread(json, "connect_calls_per_s", res[i]->attempts_per_s, SBB_REPS);
 			fprintf(json, "}\n");
 		}
 	}
@@ -952,7 +957,7 @@ static void usage(FILE *f)
 	    "of consumers, store latency under hostile consumers, and serving under a\n"
 	    "connection flood (docs/BENCHMARKS.md).\n"
 	    "\n"
-	    "  -q, --quick                  fewer samples and stores (about 20 s)\n"
+	    "  -q, --quick                  fewer samples and stores (about 26 s)\n"
 	    "  -j, --json FILE              one JSON object per measurement per line\n"
 	    "  -o, --only PART              wake, writer, latency or flood: that part alone\n"
 	    "  -p, --syscall-probe N        N 4 KiB overwrites with one idle consumer\n"

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,14 +20,20 @@
 #define FLOODERS	2
 #define SAMPLE_EVERY_NS 1000000
 
+/* What the serving thread logged: written by it alone, read when the run ends. */
+struct log_count {
+	uint64_t lines;
+	uint64_t refusals; /* "refused ..." lines plus the N of each "... and N more" */
+};
+
 /* What the processes of a run share. */
 struct flood_shared {
 	_Alignas(64) uint32_t served; /* the coordinator serves: the flooders may start */
-	uint32_t lines;		      /* lines the serving thread logged, so far */
-	_Alignas(64) uint64_t attempts[FLOODERS];
-	uint64_t until_ns; /* when the flooders stop (set before served) */
+	_Alignas(64) struct log_count log;
+	_Alignas(64) uint64_t attempts[FLOODERS]; /* connect() calls, whatever they returned */
+	uint64_t until_ns;			  /* when the flooders stop (set before served) */
 	uint64_t worst_age_ns, connect_ns, elapsed_ns;
-	uint32_t lines_in_run; /* lines logged while sampling (not the backlog's after it) */
+	struct log_count in_run; /* lines when sampling ended; refusals of its windows */
 	uint32_t heartbeat_ms;
 	sbb_errtab err;
 };
@@ -34,6 +42,7 @@ struct flood_run {
 	struct flood_shared *sh;
 	char socket[64];
 	unsigned ms;
+	bool flood;
 };
 
 bool sbb_flood_possible(char *why, size_t len)
@@ -46,8 +55,42 @@ bool sbb_flood_possible(char *why, size_t len)
 
 static void count_line(void *user, const char *line)
 {
-	(void)line;
-	sb_fetch_add_relaxed((uint32_t *)user, 1); /* read after the run: a count, no order */
+	struct log_count *n = user;
+	unsigned long long more;
+	uint64_t refused = 0;
+
+	if (!strncmp(line, "refused ", 8))
+		refused = 1;
+	else if (sscanf(line, "... and %llu more", &more) == 1)
+		refused = more; /* the refusals (and hang-ups: none here) left out */
+	/* Relaxed: counts, read once sampling ends; nothing is ordered by them. */
+	sb_store_relaxed(&n->lines, sb_load_relaxed(&n->lines) + 1);
+	sb_store_relaxed(&n->refusals, sb_load_relaxed(&n->refusals) + refused);
+}
+
+/* One honest consumer connecting halfway through, beside the sampling. */
+struct honest {
+	const char *socket;
+	uint64_t at_ns, took_ns;
+	int err;
+	char why[160];
+};
+
+static void *honest_connect(void *arg)
+{
+	struct honest *h = arg;
+	struct sb_consumer *c = NULL;
+	uint64_t now = sb__mono_ns();
+
+	if (h->at_ns > now)
+		sbb_sleep_ns(h->at_ns - now);
+	uint64_t t = sb__mono_ns();
+	h->err = sb_consumer_connect(h->socket, 0, &c);
+	h->took_ns = sb__mono_ns() - t;
+	if (h->err)
+		snprintf(h->why, sizeof(h->why), "%s", sb_last_error());
+	sb_consumer_close(c);
+	return NULL;
 }
 
 static int flood_coordinator(void *arg, int idx)
@@ -57,7 +100,10 @@ static int flood_coordinator(void *arg, int idx)
 	struct sb_config cfg;
 	struct sb_serve_config sc;
 	struct sb_bridge *b;
-	struct sb_consumer *self = NULL, *honest = NULL;
+	struct sb_consumer *self = NULL;
+	struct honest h = { .socket = r->socket };
+	pthread_t ht;
+	bool joined = true;
 	int fd = -1, err;
 
 	sb_config_default(&cfg);
@@ -68,7 +114,7 @@ static int flood_coordinator(void *arg, int idx)
 	sb_serve_config_default(&sc);
 	sc.socket = r->socket;
 	sc.log = count_line;
-	sc.log_user = &sh->lines;
+	sc.log_user = &sh->log;
 	sh->heartbeat_ms = sc.heartbeat_ms;
 	err = sb_bridge_serve(b, &sc);
 	if (!err)
@@ -81,8 +127,14 @@ static int flood_coordinator(void *arg, int idx)
 	}
 	uint64_t start = sb__mono_ns(), end = start + (uint64_t)r->ms * 1000000;
 	sh->until_ns = end;
+	h.at_ns = start + (end - start) / 2;
+	err = -pthread_create(&ht, NULL, honest_connect, &h);
+	if (err) {
+		sbb_child_fail(&sh->err, idx, err, "pthread_create: %s", strerror(-err));
+		goto out;
+	}
+	joined = false;
 	sb_store_release(&sh->served, 1); /* pairs with the flooders' acquire */
-	bool connected = false;
 	for (uint64_t now = start; now < end; now = sb__mono_ns()) {
 		struct sb_region_stat st;
 
@@ -93,23 +145,26 @@ static int flood_coordinator(void *arg, int idx)
 		}
 		if (st.heartbeat_known && st.heartbeat_age_ns > sh->worst_age_ns)
 			sh->worst_age_ns = st.heartbeat_age_ns;
-		if (!connected && now - start >= (end - start) / 2) {
-			uint64_t t = sb__mono_ns();
-			err = sb_consumer_connect(r->socket, 0, &honest);
-			sh->connect_ns = sb__mono_ns() - t;
-			if (err) {
-				sbb_child_fail(&sh->err, idx, err, "an honest consumer: %s",
-					       sb_last_error());
-				goto out;
-			}
-			connected = true;
-		}
 		sbb_sleep_ns(SAMPLE_EVERY_NS);
 	}
 	sh->elapsed_ns = sb__mono_ns() - start;
-	sh->lines_in_run = sb_load_relaxed(&sh->lines);
+	sh->in_run.lines = sb_load_relaxed(&sh->log.lines);
+	/*
+	 * Refusals left out of the log are counted by the line that closes
+	 * their one-second window, at a beat after it ends: wait for it (the
+	 * flooders stopped with sampling; at most a backlog's 64 come after).
+	 */
+	if (r->flood)
+		sbb_sleep_ns(1100000000ull);
+	sh->in_run.refusals = sb_load_relaxed(&sh->log.refusals);
+	pthread_join(ht, NULL);
+	joined = true;
+	sh->connect_ns = h.took_ns;
+	if (h.err)
+		err = sbb_child_fail(&sh->err, idx, h.err, "an honest consumer: %s", h.why);
 out:
-	sb_consumer_close(honest);
+	if (!joined)
+		pthread_join(ht, NULL);
 	sb_consumer_close(self);
 	if (fd >= 0)
 		close(fd);
@@ -139,7 +194,8 @@ static int flooder(void *arg, int idx)
 
 		if (s < 0)
 			return sbb_child_fail(&sh->err, idx, -errno, "socket: %s", strerror(errno));
-		(void)connect(s, (struct sockaddr *)&addr, len); /* refused or not: it costs */
+		/* Queued (then refused), or turned away by a full backlog: either costs. */
+		(void)connect(s, (struct sockaddr *)&addr, len);
 		close(s);
 		n++;
 	}
@@ -150,7 +206,7 @@ static int flooder(void *arg, int idx)
 int sbb_flood_run(bool flood, unsigned ms, unsigned rep, unsigned reps,
 		  struct sbb_flood_result *res)
 {
-	struct flood_run r = { .ms = ms };
+	struct flood_run r = { .ms = ms, .flood = flood };
 	struct sbb_group g;
 	char label[64];
 	int err;
@@ -177,14 +233,16 @@ int sbb_flood_run(bool flood, unsigned ms, unsigned rep, unsigned reps,
 			attempts += sh->attempts[i];
 		res->worst_age_ms[rep] = (double)sh->worst_age_ns / 1e6;
 		res->connect_ms[rep] = (double)sh->connect_ns / 1e6;
-		res->lines_per_s[rep] = secs > 0 ? sh->lines_in_run / secs : 0;
+		res->lines_per_s[rep] = secs > 0 ? (double)sh->in_run.lines / secs : 0;
+		res->refusals_per_s[rep] = secs > 0 ? (double)sh->in_run.refusals / secs : 0;
 		res->attempts_per_s[rep] = secs > 0 ? (double)attempts / secs : 0;
 		res->heartbeat_ms = sh->heartbeat_ms;
 		fprintf(stderr,
-			"  %-7s rep %u/%u: oldest beat %6.1f ms  %5.1f log lines/s  connect "
-			"%6.2f ms  %8.0f attempts/s\n",
+			"  %-7s rep %u/%u: oldest beat %6.1f ms  %5.1f log lines/s  %7.0f "
+			"refused/s  connect %6.2f ms  %8.0f attempts/s\n",
 			flood ? "flooded" : "quiet", rep + 1, reps, res->worst_age_ms[rep],
-			res->lines_per_s[rep], res->connect_ms[rep], res->attempts_per_s[rep]);
+			res->lines_per_s[rep], res->refusals_per_s[rep], res->connect_ms[rep],
+			res->attempts_per_s[rep]);
 	}
 	munmap(r.sh, sizeof(*r.sh));
 	return err ? err : rerr;

@@ -3,14 +3,16 @@
  * heartbeat never falls more than one period late").
  *
  * A coordinator process serves on a socket with the default heartbeat
- * (100 ms) and counts the lines its serving thread logs. For the run's
- * length it samples the age of its own heartbeat every millisecond,
- * through a reader of its region (sb_region_stat.heartbeat_age_ns), and
- * halfway through times one honest consumer's connect. In the flooded
- * case two processes of another uid (65534: refused by SO_PEERCRED, so
- * every attempt is logged as a refusal) connect and hang up as fast as
- * they can meanwhile; in the quiet case nobody does. Needs root (to run
- * the flooders as another uid); elsewhere the part is skipped, saying so.
+ * (100 ms) and counts what its serving thread logs. For the run's length
+ * it samples the age of its own heartbeat every millisecond, through a
+ * reader of its region (sb_region_stat.heartbeat_age_ns), while a thread
+ * of its own times one honest consumer's connect halfway through. In the
+ * flooded case two processes of another uid (65534) call connect() and
+ * hang up as fast as they can meanwhile: a connection that gets into the
+ * listen backlog is accepted and refused by SO_PEERCRED (logged: 5 lines
+ * a second, then one counting the rest), most are turned away at once by
+ * the full backlog. In the quiet case nobody does. Needs root (to run the
+ * flooders as another uid); elsewhere the part is skipped, saying so.
  */
 #ifndef SB_BENCH_FLOOD_H
 #define SB_BENCH_FLOOD_H
@@ -25,8 +27,9 @@
 struct sbb_flood_result {
 	double worst_age_ms[SBB_REPS];	 /* the oldest heartbeat seen while sampling */
 	double lines_per_s[SBB_REPS];	 /* lines the serving thread logged */
+	double refusals_per_s[SBB_REPS]; /* connections it accepted and refused */
 	double connect_ms[SBB_REPS];	 /* the honest consumer's sb_consumer_connect() */
-	double attempts_per_s[SBB_REPS]; /* connections the flooders made (0 when quiet) */
+	double attempts_per_s[SBB_REPS]; /* the flooders' connect() calls (0 when quiet) */
 	unsigned heartbeat_ms;
 	bool ok;
 };
