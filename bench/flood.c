@@ -103,7 +103,7 @@ static int flood_coordinator(void *arg, int idx)
 	struct sb_consumer *self = NULL;
 	struct honest h = { .socket = r->socket };
 	pthread_t ht;
-	bool joined = true;
+	bool started = false;
 	int fd = -1, err;
 
 	sb_config_default(&cfg);
@@ -133,7 +133,7 @@ static int flood_coordinator(void *arg, int idx)
 		sbb_child_fail(&sh->err, idx, err, "pthread_create: %s", strerror(-err));
 		goto out;
 	}
-	joined = false;
+	started = true;
 	sb_store_release(&sh->served, 1); /* pairs with the flooders' acquire */
 	for (uint64_t now = start; now < end; now = sb__mono_ns()) {
 		struct sb_region_stat st;
@@ -157,14 +157,13 @@ static int flood_coordinator(void *arg, int idx)
 	if (r->flood)
 		sbb_sleep_ns(1100000000ull);
 	sh->in_run.refusals = sb_load_relaxed(&sh->log.refusals);
-	pthread_join(ht, NULL);
-	joined = true;
-	sh->connect_ns = h.took_ns;
-	if (h.err)
-		err = sbb_child_fail(&sh->err, idx, h.err, "an honest consumer: %s", h.why);
 out:
-	if (!joined)
-		pthread_join(ht, NULL);
+	if (started) {
+		pthread_join(ht, NULL); /* h is the thread's until then */
+		sh->connect_ns = h.took_ns;
+		if (!err && h.err)
+			err = sbb_child_fail(&sh->err, idx, h.err, "an honest consumer: %s", h.why);
+	}
 	sb_consumer_close(self);
 	if (fd >= 0)
 		close(fd);
