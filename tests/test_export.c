@@ -1206,6 +1206,72 @@ static uint64_t stream_msgs(const char *url, const char *name)
 	return n;
 }
 
+/* Exporters of several hosts starting at once, each creating the missing stream. */
+struct opener {
+	const char *url;
+	char stream[16];
+	pthread_barrier_t *go;
+	int err;
+	char why[300];
+};
+
+static void *open_at_once(void *arg)
+{
+	struct opener *o = arg;
+	struct sbx_target t = { o->url, o->stream, NULL };
+	struct sbx_conn_config cc = {
+		.target = &t, .host = "*", .create = true, .connect_ms = 5000
+	};
+	struct sbx_conn conn;
+
+	pthread_barrier_wait(o->go);
+	o->err = sbx_conn_open(&cc, &conn);
+	if (o->err)
+		snprintf(o->why, sizeof(o->why), "%s", sbx_last_error());
+	else
+		sbx_conn_close(&conn);
+	return NULL;
+}
+
+/*
+ * The server answers the loser of two creations of one stream with either
+ * "name in use" or "subjects overlap": both mean someone made it, and the
+ * exporter takes the stream it finds (two_coordinators_... failed on the
+ * second answer once).
+ */
+Test(export, exporters_creating_the_stream_at_once_all_start, .init = make_dir, .fini = remove_dir,
+     .timeout = 120)
+{
+	enum { OPENERS = 4, ROUNDS = 10 };
+	struct sbx_natsd srv;
+	pthread_barrier_t go;
+	struct opener o[OPENERS];
+	pthread_t th[OPENERS];
+
+	server_start(&srv, "n1", 0);
+	for (int round = 0; round < ROUNDS; round++) {
+		pthread_barrier_init(&go, NULL, OPENERS);
+		for (int i = 0; i < OPENERS; i++) {
+			o[i] = (struct opener){ .url = srv.url, .go = &go };
+			snprintf(o[i].stream, sizeof(o[i].stream), "RACE%d", round);
+			cr_assert_eq(pthread_create(&th[i], NULL, open_at_once, &o[i]), 0);
+		}
+		for (int i = 0; i < OPENERS; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&go);
+		for (int i = 0; i < OPENERS; i++)
+			cr_assert_eq(o[i].err, 0, "round %d, opener %d: %s", round, i, o[i].why);
+		/* Each round's stream takes snapbridge.>: delete it for the next. */
+		struct sbx_target t = { srv.url, o[0].stream, NULL };
+		struct sbx_conn_config cc = { .target = &t, .host = "*", .connect_ms = 5000 };
+		struct sbx_conn conn;
+		cr_assert_eq(sbx_conn_open(&cc, &conn), 0, "%s", sbx_last_error());
+		cr_assert_eq(js_DeleteStream(conn.js, o[0].stream, NULL, NULL), NATS_OK);
+		sbx_conn_close(&conn);
+	}
+	sbx_natsd_stop(&srv, SIGTERM);
+}
+
 Test(export_bad_input, a_stream_with_other_subjects_is_refused_untouched, .init = make_dir,
      .fini = remove_dir, .timeout = 120)
 {

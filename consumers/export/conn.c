@@ -141,15 +141,26 @@ static int stream_ready(struct sbx_conn *c, const struct sbx_conn_config *cfg, c
 		jsStreamInfo_Destroy(si);
 		return 0;
 	}
-	/* Someone made it meanwhile: check theirs. */
-	if (ec == JSStreamNameExistErr && cfg->create) {
+	char why[256];
+	snprintf(why, sizeof(why), "%s",
+		 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
+	/*
+	 * Someone made it meanwhile: check theirs. The server answers the
+	 * loser of two creations racing with "name in use", or, when the other
+	 * stream registered between its two checks, with "subjects overlap";
+	 * only a stream of our name found now tells that case from another
+	 * stream holding the subjects.
+	 */
+	if ((ec == JSStreamNameExistErr || ec == JSStreamSubjectOverlapErr) && cfg->create) {
 		struct sbx_conn_config again = *cfg;
 
 		again.create = false;
-		return stream_ready(c, &again, url);
+		err = stream_ready(c, &again, url);
+		if (ec == JSStreamNameExistErr || err != -ENOENT)
+			return err;
 	}
 	return sbx__fail(-EIO, "cannot create stream %s with subjects %s: %s", c->stream, subject,
-			 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
+			 why);
 }
 
 /* Connect with the options made at open, and make the JetStream context. */
